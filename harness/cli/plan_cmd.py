@@ -1,0 +1,138 @@
+"""`harness plan show PLAN [--lab LAB] [--json]`: a plan's scenarios with the oracle's expectations.
+
+    harness plan show testplans/smoke.yaml
+    harness plan show testplans/nightly.yaml --lab lab_config/virtual.yaml --json
+
+The JSON shape is documented in docs/plan-json.md. A bad plan or lab prints
+`error: FILE:LINE: KEY: message` on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from harness.cli.common import config_errors_exit
+from harness.config.lab import Lab, load_lab
+from harness.config.plan import Plan, load_plan
+from harness.config.scenarios import Scenario, expand
+from harness.domain.conditions import Conditions, Evidence
+from harness.domain.policy import Expectation, expect
+
+DEFAULT_LAB = Path("lab_config/virtual.yaml")
+
+plan_app = typer.Typer(
+    name="plan",
+    help="Inspect test plans.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def expectations(scenarios: list[Scenario]) -> list[Expectation]:
+    """The oracle's expectation per scenario (computed once per distinct conditions)."""
+    cache: dict[Conditions, Expectation] = {}
+    out = []
+    for s in scenarios:
+        c = s.oracle_conditions()
+        e = cache.get(c)
+        if e is None:
+            e = cache[c] = expect(c)
+        out.append(e)
+    return out
+
+
+def plan_json(
+    plan: Plan, lab: Lab, scenarios: list[Scenario], expected: list[Expectation]
+) -> dict[str, Any]:
+    duts: dict[str, dict[str, int]] = {}
+    for s in scenarios:
+        entry = duts.setdefault(s.dut, {"build": s.build, "count": 0})
+        entry["count"] += 1
+    return {
+        "plan": plan.name,
+        "purpose": plan.purpose,
+        "plan_file": plan.path,
+        "lab_file": lab.path,
+        "count": len(scenarios),
+        "duts": duts,
+        "scenarios": [
+            {
+                "id": s.id,
+                "dut": s.dut,
+                "build": s.build,
+                "device": s.device,
+                "driver_package": s.driver_package,
+                "port": {"name": s.port_name, "kind": s.port.value},
+                "conditions": s.conditions_json(),
+                "expectation": e.to_json(),
+            }
+            for s, e in zip(scenarios, expected, strict=True)
+        ],
+    }
+
+
+def _devpkey(e: Expectation) -> str:
+    return f"{e.devpkey} (absent)" if e.devpkey_absent else str(e.devpkey)
+
+
+def _plug(e: Expectation) -> str:
+    if e.starts_at_plug:
+        return "starts"
+    return f"blocked (Code {e.problem_code})" if e.problem_code is not None else "blocked"
+
+
+def _unlock(e: Expectation) -> str:
+    if e.starts_after_unlock is None:
+        return "-"
+    return "starts" if e.starts_after_unlock else "blocked"
+
+
+#: The expectation fields the table shows; its evidence column is the weakest of these.
+_SHOWN = ("devpkey", "starts_at_plug", "problem_code", "starts_after_unlock")
+
+
+def _evidence(e: Expectation) -> str:
+    return Evidence.weakest(*(e.evidence[f] for f in _SHOWN)).value
+
+
+def table(plan: Plan, scenarios: list[Scenario], expected: list[Expectation]) -> list[str]:
+    header = ("SCENARIO", "DEVPKEY", "AT PLUG", "AFTER UNLOCK", "EVIDENCE")
+    rows = [
+        (s.id, _devpkey(e), _plug(e), _unlock(e), _evidence(e))
+        for s, e in zip(scenarios, expected, strict=True)
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"Plan {plan.name} ({plan.purpose}): {plan.path}", ""]
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    lines.append("")
+    lines.append(f"{len(scenarios)} scenarios")
+    return lines
+
+
+@plan_app.command("show")
+def show(
+    plan_file: Path = typer.Argument(..., metavar="PLAN", help="The test plan YAML file."),
+    lab_file: Path = typer.Option(DEFAULT_LAB, "--lab", help="The lab YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/plan-json.md)."),
+) -> None:
+    """Expand a plan against a lab and show each scenario's expected outcome."""
+    with config_errors_exit():
+        lab = load_lab(lab_file)
+        plan = load_plan(plan_file)
+        scenarios = expand(plan, lab)
+    expected = expectations(scenarios)
+    if as_json:
+        # One write: json.dump's chunked writes to the console/pipe cost seconds at 10k scenarios.
+        sys.stdout.write(json.dumps(plan_json(plan, lab, scenarios, expected), indent=2) + "\n")
+        return
+    typer.echo("\n".join(table(plan, scenarios, expected)))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plan_app, name="plan")

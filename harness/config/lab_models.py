@@ -1,0 +1,213 @@
+"""The lab inventory schema: DUTs, instruments, devices, driver packages, the virtual lab.
+
+Pure pydantic models (unknown keys rejected); loading and cross-checks are in `lab.py`.
+
+>>> t = WinRmTransport(kind="winrm", scheme="https")
+>>> t.port, t.auth
+(5986, 'ntlm')
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+
+from harness.config.model import ConfigModel, IntAsStr, Name
+from harness.config.secrets import SecretRef
+from harness.domain.builds import check_build, is_windows11
+from harness.domain.conditions import DmaGuardPolicy, OnOff, PortKind
+
+Build = Annotated[int, AfterValidator(check_build)]
+#: DMAGuard policy; YAML ints 0/1/2 are accepted as "0"/"1"/"2".
+DmaGuard = Annotated[
+    DmaGuardPolicy,
+    IntAsStr,
+    WithJsonSchema({"enum": ["absent", "0", "1", "2", 0, 1, 2]}),
+]
+FirmwareControl = Literal["lenovo-wmi", "dell-wmi", "none"]
+SWITCH_KINDS = ("scpi-switch", "mcci-usb4-switch")
+PER_DEVICE_KEY_BUILD = 26100
+
+_VISA_RE = re.compile(
+    r"^(?:(?:TCPIP|USB|GPIB|VXI|PXI|VICP)\d*::\S+|ASRL\S*::INSTR)$", re.IGNORECASE
+)
+
+
+def _check_resource(value: str) -> str:
+    if value != "virtual" and not _VISA_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a VISA resource string such as 'TCPIP0::10.0.0.5::5025::SOCKET' "
+            "or 'ASRL/dev/ttyACM0::INSTR' (or 'virtual' for the virtual lab)"
+        )
+    return value
+
+
+class WinRmTransport(ConfigModel):
+    kind: Literal["winrm"]
+    scheme: Literal["http", "https"] = "https"
+    port: int | None = Field(None, ge=1, le=65535, description="default 5985 (http) / 5986 (https)")
+    auth: Literal["ntlm", "kerberos", "credssp", "basic"] = "ntlm"
+    ca_file: Path | None = None
+    allow_unencrypted: bool = False
+    server_cert_validation: Literal["validate", "ignore"] = "validate"
+
+    @model_validator(mode="after")
+    def _defaults(self) -> WinRmTransport:
+        if self.port is None:
+            self.port = 5986 if self.scheme == "https" else 5985
+        if self.auth == "basic" and self.scheme == "http" and not self.allow_unencrypted:
+            raise ValueError(
+                "basic auth over http sends the password in clear: "
+                "use https, or set allow_unencrypted: true"
+            )
+        return self
+
+
+class SshTransport(ConfigModel):
+    kind: Literal["ssh"]
+    port: int = Field(22, ge=1, le=65535)
+    known_hosts: Path | None = Field(
+        None, description="required for real DUTs; the virtual lab writes its own"
+    )
+    key_file: Path | None = None
+    shell: Literal["powershell", "cmd"] = "powershell"
+
+
+Transport = Annotated[WinRmTransport | SshTransport, Field(discriminator="kind")]
+
+
+class Credentials(ConfigModel):
+    username: str = Field(min_length=1)
+    password: SecretRef
+
+
+class Kdp(ConfigModel):
+    declared: OnOff
+    firmware_control: FirmwareControl = "none"
+
+
+class Port(ConfigModel):
+    kind: PortKind
+    switch: Name
+    channel: int = Field(ge=0)
+    device: Name
+
+
+class SessionControl(ConfigModel):
+    lock: Literal["scheduled-task", "none"] = "scheduled-task"
+    unlock: Literal["hid-keyboard", "autologon-reboot", "none"]
+    keyboard: Name | None = None
+    autologon_user: str | None = None
+
+    @model_validator(mode="after")
+    def _keyboard(self) -> SessionControl:
+        if self.unlock == "hid-keyboard" and self.keyboard is None:
+            raise ValueError("unlock: hid-keyboard needs 'keyboard: <instrument name>'")
+        return self
+
+
+class Baseline(ConfigModel):
+    """The conditions teardown restores."""
+
+    kdp: OnOff = OnOff.ON
+    dmaguard: DmaGuard = DmaGuardPolicy.ABSENT
+    verifier_dma: OnOff = OnOff.OFF
+    test_signing: OnOff = OnOff.OFF
+
+
+class Dut(ConfigModel):
+    address: str = Field(min_length=1)
+    transport: Transport
+    credentials: Credentials | None = None
+    os_build: Build
+    edition: str
+    kdp: Kdp
+    ports: dict[Name, Port] = Field(min_length=1)
+    session_control: SessionControl
+    baseline: Baseline = Field(default_factory=Baseline)
+    capabilities: list[str] = Field(default_factory=list)
+
+    def capabilities_set(self) -> frozenset[str]:
+        """Derived capabilities plus the explicit list."""
+        caps = {f"{p.kind.value}-port" for p in self.ports.values()}
+        if self.kdp.declared is OnOff.ON:
+            caps.add("kdp")
+        if self.kdp.firmware_control != "none":
+            caps.add("kdp-control")
+        caps.add("windows11" if is_windows11(self.os_build) else "windows10")
+        if self.os_build >= PER_DEVICE_KEY_BUILD:
+            caps.add("per-device-key")
+        if self.session_control.unlock == "hid-keyboard":
+            caps.add("hid-unlock")
+        caps.update(self.capabilities)
+        return frozenset(caps)
+
+
+class Instrument(ConfigModel):
+    kind: Literal["scpi-switch", "mcci-usb4-switch", "hid-keyboard"]
+    resource: Annotated[str, AfterValidator(_check_resource)]
+    timeout_s: float = Field(5.0, gt=0)
+    channels: int | None = Field(None, ge=1)
+
+
+class StorageProbe(ConfigModel):
+    kind: Literal["storage"]
+    volume_label: str = Field(min_length=1)
+
+
+class NetworkProbe(ConfigModel):
+    kind: Literal["network"]
+    target: str = Field(min_length=1)
+
+
+class CommandProbe(ConfigModel):
+    kind: Literal["command"]
+    command: str = Field(min_length=1)
+
+
+DmaProbe = Annotated[StorageProbe | NetworkProbe | CommandProbe, Field(discriminator="kind")]
+
+
+class Device(ConfigModel):
+    hardware_id: str = Field(min_length=1, pattern=r"^\S+$", description="fnmatch-style pattern")
+    device_class: str = Field(alias="class")
+    description: str = ""
+    dma_probe: DmaProbe | None = None
+
+
+class DriverPackage(ConfigModel):
+    path: Path = Field(description="the .inf, relative to the lab file's directory")
+    expected_signer: str
+    description: str = ""
+
+
+class VirtualDut(ConfigModel):
+    build: Build
+    edition: str
+    kdp_capable: bool = True
+    firmware: FirmwareControl = "none"
+    secure_boot: bool = True
+    boot_time_s: float = Field(2.0, gt=0)
+    quirks: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class VirtualInstrument(ConfigModel):
+    kind: Literal["scpi-switch", "mcci-usb4-switch", "hid-keyboard"]
+
+
+class VirtualLab(ConfigModel):
+    duts: dict[Name, VirtualDut] = Field(min_length=1)
+    instruments: dict[Name, VirtualInstrument] = Field(default_factory=dict)
+
+
+class LabModel(ConfigModel):
+    """The lab file's top level."""
+
+    duts: dict[Name, Dut] = Field(min_length=1)
+    instruments: dict[Name, Instrument] = Field(default_factory=dict)
+    devices: dict[Name, Device] = Field(default_factory=dict)
+    driver_packages: dict[Name, DriverPackage] = Field(default_factory=dict)
+    virtual: VirtualLab | None = None
