@@ -18,10 +18,4 @@ _MODULES = [
 
 def register(app: typer.Typer) -> None:
     for name in _MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # not written yet
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)

@@ -40,5 +40,6 @@ def config_errors_exit() -> Iterator[None]:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    """Print `obj` as indented JSON in one write (json.dump's many small writes cost seconds
+    on a pipe at 10,000 scenarios)."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")

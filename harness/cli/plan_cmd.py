@@ -9,14 +9,12 @@ The JSON shape is documented in docs/plan-json.md. A bad plan or lab prints
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from harness.cli.common import config_errors_exit
+from harness.cli.common import config_errors_exit, print_json
 from harness.config.lab import Lab, load_lab
 from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand
@@ -128,8 +126,7 @@ def show(
         scenarios = expand(plan, lab)
     expected = expectations(scenarios)
     if as_json:
-        # One write: json.dump's chunked writes to the console/pipe cost seconds at 10k scenarios.
-        sys.stdout.write(json.dumps(plan_json(plan, lab, scenarios, expected), indent=2) + "\n")
+        print_json(plan_json(plan, lab, scenarios, expected))
         return
     typer.echo("\n".join(table(plan, scenarios, expected)))
 

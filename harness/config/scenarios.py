@@ -20,6 +20,7 @@ the plan's packages declare the same directives)::
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 from collections import Counter
 from dataclasses import dataclass
@@ -320,6 +321,19 @@ def expand(plan: Plan, lab: Lab) -> list[Scenario]:
     return out
 
 
+def select(
+    scenarios: list[Scenario], *, duts: list[str] | None = None, pattern: str | None = None
+) -> list[Scenario]:
+    """The scenarios on `duts` (all when None) whose id matches the glob `pattern`.
+
+    The glob is fnmatch-style and case-sensitive, e.g. `tb-01.*.locked`. Order is kept.
+    """
+    chosen = [s for s in scenarios if duts is None or s.dut in duts]
+    if pattern is not None:
+        chosen = [s for s in chosen if fnmatch.fnmatchcase(s.id, pattern)]
+    return chosen
+
+
 def _assert_unique(scenarios: list[Scenario]) -> None:
     counts = Counter(s.id for s in scenarios)
     dupes = [sid for sid, n in counts.items() if n > 1]
@@ -327,4 +341,4 @@ def _assert_unique(scenarios: list[Scenario]) -> None:
         raise HarnessBug(f"scenario ids collide: {', '.join(dupes[:5])}")
 
 
-__all__ = ["Scenario", "expand"]
+__all__ = ["Scenario", "expand", "select"]
