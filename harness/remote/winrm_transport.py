@@ -1,0 +1,399 @@
+"""WinRM transport: ONE authenticated connection and ONE cmd shell reused across calls (pywinrm).
+
+Per command: Command, Receive (until Done), Signal terminate = 3 SOAP requests on the same
+connection; the shell is created once (plus the NTLM handshake once) and deleted at `close()`.
+pywinrm's OperationTimeout is only a poll period: every request gets a read timeout derived from
+the call's `Deadline`, and a command still running at the deadline is terminated on the host
+(Signal terminate) before `InfrastructureError` is raised.
+
+PowerShell: a script whose `-EncodedCommand` line fits cmd.exe's 8191-character limit is sent
+that way (3 requests). A longer script is fed through stdin to
+`powershell.exe -NoProfile -NonInteractive -Command -` (Send requests of <= 48 KiB): unlike
+`WINRS_SKIP_CMD_SHELL`, which only raises the limit to CreateProcess's 32767 characters (about a
+12,000-character script once UTF-16LE + base64 encoded), stdin has no size limit. The shell uses
+codepage 65001, so scripts and output travel as UTF-8.
+
+>>> shell = WinRMShell(WinRMSettings("https://dut-01:5986/wsman", "lab\\\\tester", pw,
+...                                  auth=WinRMAuth.BASIC, ca_file=Path("ca.pem")))   # doctest: +SKIP
+>>> shell.run_powershell("Write-Output 'hi'", timeout_s=60).stdout                     # doctest: +SKIP
+'hi\\r\\n'
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import enum
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from winrm import transport as winrm_transport
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMError,
+    WinRMOperationTimeoutError,
+    WinRMTransportError,
+    WSManFaultError,
+)
+from winrm.protocol import Protocol
+
+from harness.errors import ConfigError, InfrastructureError
+from harness.remote.base import CommandResult, call_deadline
+from harness.remote.deadline import Deadline
+from harness.remote.transcript import Redactor, Transcript
+
+log = logging.getLogger(__name__)
+
+CMD_LINE_LIMIT = 8191
+PS_PREFIX = "powershell.exe -NoProfile -NonInteractive"
+STDIN_CHUNK = 48 * 1024
+MAX_POLL_S = 20  # WS-Man OperationTimeout per Receive, at most
+TERMINATE_GRACE_S = 5.0  # budget for Signal terminate / Delete after the deadline
+UPLOAD_CHUNK = 96 * 1024  # raw bytes per upload script (a long script goes through stdin)
+
+
+class WinRMAuth(str, enum.Enum):
+    NTLM = "ntlm"  # default; message encryption over HTTP
+    KERBEROS = "kerberos"  # needs pywinrm[kerberos]
+    CREDSSP = "credssp"  # needs pywinrm[credssp]
+    BASIC = "basic"  # HTTPS only, unless allow_unencrypted
+
+
+@dataclass(frozen=True)
+class WinRMSettings:
+    url: str
+    username: str
+    password: str = field(repr=False)
+    auth: WinRMAuth = WinRMAuth.NTLM
+    ca_file: Path | None = None  # the lab CA for HTTPS; None = system trust store
+    allow_unencrypted: bool = False
+
+    @property
+    def https(self) -> bool:
+        return self.url.lower().startswith("https://")
+
+
+def clean_clixml(stderr: str) -> str:
+    """PowerShell's `#< CLIXML` error stream reduced to its <S> texts (as pywinrm run_ps does)."""
+    if not stderr.startswith("#< CLIXML"):
+        return stderr
+    texts = re.findall(r"<S S=\"Error\">(.*?)</S>", stderr, re.S)
+    if not texts:
+        return stderr
+    text = "".join(texts).replace("_x000D__x000A_", "\n")
+    for a, b in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
+        text = text.replace(a, b)
+    return text.strip()
+
+
+class WinRMShell:
+    """`RemoteShell` over WinRM. Not for concurrent use from several threads (calls serialise)."""
+
+    def __init__(
+        self,
+        settings: WinRMSettings,
+        *,
+        transcript: Transcript | None = None,
+        secrets: Sequence[str] = (),
+        protocol_factory: Callable[..., Protocol] = Protocol,
+    ) -> None:
+        self.settings = settings
+        self.transcript = transcript or Transcript(Redactor())
+        for s in (settings.password, *secrets):
+            self.transcript.redactor.add(s)
+        self.warnings: list[str] = []
+        if settings.auth is WinRMAuth.BASIC and not settings.https:
+            if not settings.allow_unencrypted:
+                raise ConfigError(
+                    f"Basic authentication over plain HTTP ({settings.url}) would send the "
+                    "password and every command in clear text; use HTTPS, NTLM, or set "
+                    "allow_unencrypted"
+                )
+            self.warnings.append(
+                f"Basic authentication over unencrypted HTTP to {settings.url}: "
+                "credentials and commands travel in clear text"
+            )
+        extra = {WinRMAuth.KERBEROS: "kerberos", WinRMAuth.CREDSSP: "credssp"}.get(settings.auth)
+        if extra and not getattr(winrm_transport, f"HAVE_{extra.upper()}", False):
+            raise ConfigError(
+                f"WinRM auth {extra!r} needs the optional client libraries: "
+                f"pip install 'pywinrm[{extra}]'"
+            )
+        self._factory = protocol_factory
+        self._lock = threading.Lock()
+        self._proto: Protocol | None = None
+        self._shell_id: str | None = None
+
+    # -- RemoteShell -----------------------------------------------------------------------------
+    def run(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        timeout_s: float,
+        deadline: Deadline | None = None,
+    ) -> CommandResult:
+        shown = " ".join([command, *args])
+        dl = call_deadline(
+            timeout_s, deadline, f"remote command {self.transcript.redact_command(shown)!r}"
+        )
+        return self._execute(command, list(args), None, shown, dl)
+
+    def run_powershell(
+        self, script: str, *, timeout_s: float, deadline: Deadline | None = None
+    ) -> CommandResult:
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+        line = f"{PS_PREFIX} -EncodedCommand {encoded}"
+        what = f"PowerShell script ({len(script)} characters) on {self.settings.url}"
+        dl = call_deadline(timeout_s, deadline, what)
+        if len(line) <= CMD_LINE_LIMIT:
+            result = self._execute(line, [], None, line, dl)
+        else:
+            shown = f"{PS_PREFIX} -Command - <script on stdin>\n{script}"
+            stdin = (script.rstrip("\r\n") + "\r\n\r\n").encode("utf-8")
+            result = self._execute(f"{PS_PREFIX} -Command -", [], stdin, shown, dl)
+        return CommandResult(
+            result.command,
+            result.exit_code,
+            result.stdout,
+            clean_clixml(result.stderr),
+            result.duration_s,
+        )
+
+    def upload(
+        self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
+    ) -> None:
+        """Write `local` to `remote` on the host in chunks through PowerShell (base64 data)."""
+        dl = call_deadline(timeout_s, deadline, f"upload of {local.name} to {remote}")
+        data = local.read_bytes()
+        target = remote.replace("'", "''")
+        chunks = [data[i : i + UPLOAD_CHUNK] for i in range(0, len(data), UPLOAD_CHUNK)] or [b""]
+        for i, chunk in enumerate(chunks):
+            mode = "Create" if i == 0 else "Append"
+            script = (
+                f"$b=[Convert]::FromBase64String('{base64.b64encode(chunk).decode()}');"
+                f"$f=[IO.File]::Open('{target}',[IO.FileMode]::{mode});"
+                "try{$f.Write($b,0,$b.Length)}finally{$f.Close()}"
+            )
+            r = self.run_powershell(script, timeout_s=dl.remaining(), deadline=dl)
+            if r.exit_code != 0:
+                raise InfrastructureError(
+                    f"upload of {local} to {remote} failed at chunk {i + 1}/{len(chunks)}: "
+                    f"exit {r.exit_code}: {r.stderr.strip()[:300]}"
+                )
+
+    def reconnect(self, *, timeout_s: float = 30.0) -> None:
+        """Forget the old connection and shell (e.g. after a reboot) and open new ones."""
+        with self._lock:
+            self._drop()
+            dl = Deadline.after(timeout_s, f"a new WinRM shell on {self.settings.url}")
+            self._open(dl)
+
+    def close(self) -> None:
+        with self._lock:
+            proto, shell_id = self._proto, self._shell_id
+            if proto is not None and shell_id is not None:
+                try:
+                    self._set_timeouts(Deadline.after(TERMINATE_GRACE_S, "shell deletion"))
+                    proto.close_shell(shell_id)
+                except Exception as exc:  # closing is best effort; the host may be gone
+                    log.info(
+                        "closing WinRM shell on %s failed: %s",
+                        self.settings.url,
+                        type(exc).__name__,
+                    )
+            self._drop()
+
+    def __enter__(self) -> WinRMShell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _drop(self) -> None:
+        if self._proto is not None:
+            with contextlib.suppress(Exception):
+                self._proto.transport.close_session()
+        self._proto, self._shell_id = None, None
+
+    def _open(self, dl: Deadline) -> tuple[Protocol, str]:
+        s = self.settings
+        transport = s.auth.value
+        if s.auth is WinRMAuth.BASIC:
+            transport = "ssl" if s.https else "basic"
+        kwargs: dict[str, Any] = {
+            "endpoint": s.url,
+            "transport": transport,
+            "username": s.username,
+            "password": s.password,
+            "read_timeout_sec": MAX_POLL_S + 10,
+            "operation_timeout_sec": MAX_POLL_S,
+            "proxy": None,
+        }
+        # Always validate; trust exactly the lab CA when given (never the environment's bundle).
+        kwargs["server_cert_validation"] = "validate"
+        kwargs["ca_trust_path"] = str(s.ca_file) if s.https and s.ca_file else None
+        with self._translate(dl, "opening the WinRM shell"):
+            proto = self._factory(**kwargs)
+            self._proto = proto
+            self._set_timeouts(dl)
+            self._shell_id = proto.open_shell(codepage=65001)
+        return proto, self._shell_id
+
+    def _set_timeouts(self, dl: Deadline, *, receive: bool = False) -> None:
+        """OperationTimeout (whole seconds, >= 1) and the HTTP read timeout for the next request."""
+        assert self._proto is not None
+        dl.check()
+        remaining = dl.remaining()
+        poll = max(1, min(MAX_POLL_S, int(remaining)))
+        self._proto.operation_timeout_sec = poll
+        # A Receive may legitimately be held for `poll` seconds by the server.
+        self._proto.transport.read_timeout_sec = poll + 2 if receive else max(0.2, remaining)  # type: ignore[assignment]
+
+    @contextlib.contextmanager
+    def _translate(self, dl: Deadline, doing: str) -> Iterator[None]:
+        """Turn every transport failure into InfrastructureError naming the host and the step."""
+        where = f"{doing} on {self.settings.url}"
+        try:
+            yield
+        except InfrastructureError:
+            raise
+        except requests.exceptions.SSLError as exc:
+            self._drop()
+            raise InfrastructureError(f"TLS certificate validation failed {where}: {exc}") from exc
+        except requests.exceptions.Timeout as exc:
+            self._drop()
+            raise dl.error(f"no answer in time while {where}") from exc
+        except requests.exceptions.ConnectionError as exc:
+            self._drop()
+            raise InfrastructureError(f"cannot connect while {where}: {exc}") from exc
+        except InvalidCredentialsError as exc:
+            self._drop()
+            raise InfrastructureError(
+                f"authentication as {self.settings.username!r} ({self.settings.auth.value}) "
+                f"was rejected while {where}"
+            ) from exc
+        except WSManFaultError as exc:
+            self._drop()  # e.g. shell not found after a reboot: the next call re-opens
+            raise InfrastructureError(
+                f"WS-Management fault {exc.wsman_fault_code} while {where}: {exc.reason}"
+            ) from exc
+        except WinRMTransportError as exc:
+            self._drop()
+            raise InfrastructureError(f"HTTP {exc.code} while {where}") from exc
+        except (WinRMError, requests.exceptions.RequestException, AssertionError) as exc:
+            self._drop()
+            raise InfrastructureError(
+                f"WinRM error while {where}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _execute(
+        self, command: str, args: list[str], stdin: bytes | None, shown: str, dl: Deadline
+    ) -> CommandResult:
+        started = time.monotonic()
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            with self._lock:
+                rc = self._execute_locked(command, args, stdin, dl, out, err)
+        except InfrastructureError as exc:
+            self.transcript.record(
+                shown,
+                exit_code=None,
+                stdout=b"".join(out).decode("utf-8", "replace"),
+                stderr=b"".join(err).decode("utf-8", "replace"),
+                duration_s=time.monotonic() - started,
+                error=str(exc),
+            )
+            raise
+        entry = self.transcript.record(
+            shown,
+            exit_code=rc,
+            stdout=b"".join(out).decode("utf-8", "replace"),
+            stderr=b"".join(err).decode("utf-8", "replace"),
+            duration_s=time.monotonic() - started,
+        )
+        return CommandResult(
+            entry.command,
+            rc,
+            b"".join(out).decode("utf-8", "replace"),
+            b"".join(err).decode("utf-8", "replace"),
+            entry.duration_s,
+        )
+
+    def _execute_locked(
+        self,
+        command: str,
+        args: list[str],
+        stdin: bytes | None,
+        dl: Deadline,
+        out: list[bytes],
+        err: list[bytes],
+    ) -> int:
+        if self._proto is None or self._shell_id is None:
+            self._open(dl)
+        proto, shell_id = self._proto, self._shell_id
+        assert proto is not None and shell_id is not None
+        with self._translate(dl, "starting the command"):
+            self._set_timeouts(dl)
+            command_id = proto.run_command(shell_id, command, args)
+        try:
+            if stdin is not None:
+                with self._translate(dl, "sending stdin"):
+                    pieces = [stdin[i : i + STDIN_CHUNK] for i in range(0, len(stdin), STDIN_CHUNK)]
+                    for i, piece in enumerate(pieces):
+                        self._set_timeouts(dl)
+                        proto.send_command_input(
+                            shell_id, command_id, piece, end=i == len(pieces) - 1
+                        )
+            rc = self._collect(proto, shell_id, command_id, dl, out, err)
+        except InfrastructureError:
+            if dl.expired and self._proto is not None:
+                self._terminate(proto, shell_id, command_id)
+            raise
+        with self._translate(dl, "releasing the finished command"):
+            self._set_timeouts(Deadline.after(TERMINATE_GRACE_S, "Signal terminate"))
+            proto.cleanup_command(shell_id, command_id)
+        return rc
+
+    def _collect(
+        self,
+        proto: Protocol,
+        shell_id: str,
+        command_id: str,
+        dl: Deadline,
+        out: list[bytes],
+        err: list[bytes],
+    ) -> int:
+        while True:
+            if dl.expired:
+                raise dl.error(
+                    "the command was still running; it is terminated on the host (Signal terminate)"
+                )
+            with self._translate(dl, "receiving output"):
+                self._set_timeouts(dl, receive=True)
+                try:
+                    o, e, rc, done = proto.get_command_output_raw(shell_id, command_id)
+                except WinRMOperationTimeoutError:
+                    continue  # no output within one poll period
+            out.append(o)
+            err.append(e)
+            if done:
+                return rc
+
+    def _terminate(self, proto: Protocol, shell_id: str, command_id: str) -> None:
+        try:
+            self._set_timeouts(Deadline.after(TERMINATE_GRACE_S, "Signal terminate"))
+            proto.cleanup_command(shell_id, command_id)
+        except Exception as exc:  # the deadline error is what the caller needs to see
+            log.warning(
+                "could not terminate command on %s: %s", self.settings.url, type(exc).__name__
+            )

@@ -1,0 +1,254 @@
+"""The Windows Remote Shell resource: shells, their commands, and the six actions on them.
+
+`ShellService.handle(request, user=..., client_ip=...)` answers Create (honours a client-chosen
+`ShellId`), Command, Receive (holds until output, exit or the request's OperationTimeout, then
+fault 2150858793), Send (stdin), Signal (terminate / ctrl_c) and Delete. Command lines run through
+cmd.exe are limited to 8191 characters like cmd.exe, unless `WINRS_SKIP_CMD_SHELL` is TRUE on the
+Create or the Command; a process started directly is limited by CreateProcess (32767).
+
+>>> svc = ShellService(BuiltinExecutor(), address="http://127.0.0.1:5985/wsman")  # doctest: +SKIP
+>>> svc.handle(parse_request(body), user="tester", client_ip="127.0.0.1")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
+from harness.virtual_lab.winrm.wsman import (
+    NS,
+    Action,
+    WsmanFaultCode,
+    WsmanReply,
+    WsmanRequest,
+    create_body,
+    fault,
+    receive_body,
+    reply,
+)
+
+CMD_LINE_LIMIT = 8191  # cmd.exe
+CREATE_PROCESS_LIMIT = 32767  # CreateProcess lpCommandLine
+TOO_LONG_MESSAGE = "The command line is too long.\r\n"
+DEFAULT_OPERATION_TIMEOUT_S = 60.0
+_WAIT_SLICE_S = 0.25  # a Receive re-checks for shutdown at least this often
+
+
+@dataclass
+class Shell:
+    shell_id: str
+    owner: str
+    encoding: str
+    skip_cmd_shell: bool
+    commands: dict[str, RunningCommand] = field(default_factory=dict)
+
+
+def _encoding_for(codepage: str) -> str:
+    if codepage.strip() == "65001":
+        return "utf-8"
+    try:
+        return codecs.lookup(f"cp{int(codepage)}").name
+    except (ValueError, LookupError):
+        return "cp437"
+
+
+class ShellService:
+    """All shells of one endpoint (a reboot of the endpoint forgets them)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        address: str,
+        stopping: threading.Event | None = None,
+        machine: str = "127.0.0.1",
+    ) -> None:
+        self._executor = executor
+        self._address = address
+        self._stopping = stopping or threading.Event()
+        self._machine = machine
+        self._lock = threading.Lock()
+        self._shells: dict[str, Shell] = {}
+        self._handlers: dict[str, Callable[[WsmanRequest, str, str], WsmanReply]] = {
+            Action.CREATE.value: self._create,
+            Action.COMMAND.value: self._command,
+            Action.RECEIVE.value: self._receive,
+            Action.SEND.value: self._send,
+            Action.SIGNAL.value: self._signal,
+            Action.DELETE.value: self._delete,
+        }
+
+    @property
+    def shell_count(self) -> int:
+        with self._lock:
+            return len(self._shells)
+
+    def handle(self, req: WsmanRequest, *, user: str, client_ip: str) -> WsmanReply:
+        handler = self._handlers.get(req.action)
+        if handler is None:
+            return self._fault(
+                req, WsmanFaultCode.ACTION_NOT_SUPPORTED, f"Unsupported action {req.action}"
+            )
+        return handler(req, user, client_ip)
+
+    def close_all(self) -> None:
+        with self._lock:
+            shells = list(self._shells.values())
+            self._shells.clear()
+        for shell in shells:
+            for cmd in shell.commands.values():
+                cmd.terminate()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _fault(self, req: WsmanRequest, code: WsmanFaultCode, message: str) -> WsmanReply:
+        return fault(req, code, message, self._machine)
+
+    def _shell(self, req: WsmanRequest) -> Shell | WsmanReply:
+        shell_id = req.selectors.get("ShellId", "")
+        with self._lock:
+            shell = self._shells.get(shell_id.upper())
+        if shell is None:
+            return self._fault(
+                req,
+                WsmanFaultCode.SHELL_NOT_FOUND,
+                f"The request for the Windows Remote Shell with ShellId {shell_id} failed because "
+                "the shell was not found on the server.",
+            )
+        return shell
+
+    def _command_of(
+        self, req: WsmanRequest, shell: Shell, command_id: str
+    ) -> RunningCommand | WsmanReply:
+        cmd = shell.commands.get(command_id.upper())
+        if cmd is None:
+            return self._fault(
+                req, WsmanFaultCode.INVALID_PARAMETER, f"Unknown CommandId {command_id}"
+            )
+        return cmd
+
+    # -- actions -------------------------------------------------------------------------------
+    def _create(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
+        wanted = req.body.get("ShellId") if req.body is not None else None
+        shell_id = (wanted or str(uuid.uuid4())).upper()
+        shell = Shell(
+            shell_id=shell_id,
+            owner=user,
+            encoding=_encoding_for(req.options.get("WINRS_CODEPAGE", "437")),
+            skip_cmd_shell=req.option_true("WINRS_SKIP_CMD_SHELL"),
+        )
+        with self._lock:
+            self._shells[shell_id] = shell
+        return reply(
+            req,
+            Action.CREATE.response_action,
+            create_body(wanted or shell_id, self._address, user, client_ip),
+        )
+
+    def _command(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
+        shell = self._shell(req)
+        if isinstance(shell, WsmanReply):
+            return shell
+        line_el = req.body
+        if line_el is None or line_el.tag != f"{{{NS['rsp']}}}CommandLine":
+            return self._fault(
+                req, WsmanFaultCode.INVALID_PARAMETER, "Command without rsp:CommandLine"
+            )
+        command = (line_el.findtext("rsp:Command", "", NS) or "").strip()
+        args = [a.text or "" for a in line_el.findall("rsp:Arguments", NS)]
+        skip = shell.skip_cmd_shell or req.option_true("WINRS_SKIP_CMD_SHELL")
+        command_line = " ".join([command, *args])
+        running: RunningCommand
+        if not skip and len(command_line) > CMD_LINE_LIMIT:
+            running = FinishedCommand("", TOO_LONG_MESSAGE, 1)
+        elif skip and len(command_line) > CREATE_PROCESS_LIMIT:
+            return self._fault(
+                req, WsmanFaultCode.FILENAME_TOO_LONG, "The filename or extension is too long."
+            )
+        else:
+            running = self._executor.start(command, args, skip_cmd_shell=skip)
+        command_id = (line_el.get("CommandId") or str(uuid.uuid4())).upper()
+        shell.commands[command_id] = running
+        return reply(
+            req,
+            Action.COMMAND.response_action,
+            f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>",
+        )
+
+    def _receive(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
+        shell = self._shell(req)
+        if isinstance(shell, WsmanReply):
+            return shell
+        stream = req.body.find("rsp:DesiredStream", NS) if req.body is not None else None
+        command_id = stream.get("CommandId", "") if stream is not None else ""
+        cmd = self._command_of(req, shell, command_id)
+        if isinstance(cmd, WsmanReply):
+            return cmd
+        timeout = req.operation_timeout_s or DEFAULT_OPERATION_TIMEOUT_S
+        deadline = time.monotonic() + timeout
+        while True:
+            out = cmd.poll()
+            if out.stdout or out.stderr or out.exit_code is not None:
+                body = receive_body(
+                    command_id.upper(),
+                    out.stdout.encode(shell.encoding, errors="replace"),
+                    out.stderr.encode(shell.encoding, errors="replace"),
+                    out.exit_code,
+                )
+                return reply(req, Action.RECEIVE.response_action, body)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stopping.is_set():
+                return self._fault(
+                    req,
+                    WsmanFaultCode.OPERATION_TIMEOUT,
+                    "The WS-Management service cannot complete the operation within the time "
+                    "specified in OperationTimeout.",
+                )
+            cmd.wait(min(remaining, _WAIT_SLICE_S))
+
+    def _send(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
+        shell = self._shell(req)
+        if isinstance(shell, WsmanReply):
+            return shell
+        streams = req.body.findall("rsp:Stream", NS) if req.body is not None else []
+        for st in streams:
+            cmd = self._command_of(req, shell, st.get("CommandId", ""))
+            if isinstance(cmd, WsmanReply):
+                return cmd
+            try:
+                data = base64.b64decode((st.text or "").strip(), validate=True)
+            except binascii.Error:
+                return self._fault(req, WsmanFaultCode.INVALID_PARAMETER, "stdin is not base64")
+            end = st.get("End", "").lower() == "true"
+            cmd.write_stdin(data.decode(shell.encoding, errors="replace"), end=end)
+        return reply(req, Action.SEND.response_action, "<rsp:SendResponse/>")
+
+    def _signal(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
+        shell = self._shell(req)
+        if isinstance(shell, WsmanReply):
+            return shell
+        command_id = req.body.get("CommandId", "") if req.body is not None else ""
+        code = (req.body.findtext("rsp:Code", "", NS) if req.body is not None else "") or ""
+        cmd = self._command_of(req, shell, command_id)
+        if isinstance(cmd, WsmanReply):
+            return cmd
+        cmd.terminate()
+        if code.strip().endswith("/terminate"):
+            shell.commands.pop(command_id.upper(), None)
+        return reply(req, Action.SIGNAL.response_action, "<rsp:SignalResponse/>")
+
+    def _delete(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
+        shell = self._shell(req)
+        if isinstance(shell, WsmanReply):
+            return shell
+        with self._lock:
+            self._shells.pop(shell.shell_id, None)
+        for cmd in shell.commands.values():
+            cmd.terminate()
+        return reply(req, Action.DELETE.response_action)

@@ -1,0 +1,265 @@
+"""The harness's WinRM transport (`WinRMShell`) against the virtual lab's WinRM endpoint."""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import winrm
+
+from harness.errors import ConfigError, InfrastructureError
+from harness.remote.deadline import Deadline
+from harness.remote.winrm_transport import WinRMAuth, WinRMSettings, WinRMShell
+from harness.virtual_lab.winrm import BuiltinExecutor, WinRMEndpoint
+from harness.virtual_lab.winrm.executor import RunningCommand, SteppedCommand
+
+pytestmark = pytest.mark.integration
+
+USER, PASSWORD = "tester", "Lab-Passw0rd!"
+
+
+@pytest.fixture(scope="module")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("winrm-pki")
+
+
+@pytest.fixture
+def executor() -> BuiltinExecutor:
+    return BuiltinExecutor(hostname="DUT-01", user="lab\\tester")
+
+
+def _endpoint(executor: BuiltinExecutor, cert_dir: Path, **kw: object) -> WinRMEndpoint:
+    opts: dict[str, object] = {"https": False, "allow_unencrypted": False, "cert_dir": cert_dir}
+    opts.update(kw)
+    return WinRMEndpoint(executor, USER, PASSWORD, **opts)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ep(executor: BuiltinExecutor, cert_dir: Path) -> Iterator[WinRMEndpoint]:
+    with _endpoint(executor, cert_dir) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def shell(ep: WinRMEndpoint) -> Iterator[WinRMShell]:
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh:
+        yield sh
+
+
+def test_one_connection_one_shell_reused(ep: WinRMEndpoint, shell: WinRMShell) -> None:
+    n = 5
+    for i in range(n):
+        r = shell.run("echo", [f"call{i}"], timeout_s=10)
+        assert (r.exit_code, r.stdout) == (0, f"call{i}\r\n")
+    r = shell.run_powershell("Write-Output 'ps'; exit 4", timeout_s=10)
+    assert (r.exit_code, r.stdout) == (4, "ps\r\n")
+    shell.close()
+    calls = n + 1
+    assert ep.action_counts == {
+        "Create": 1,
+        "Command": calls,
+        "Receive": calls,
+        "Signal": calls,
+        "Delete": 1,
+    }
+    assert ep.soap_requests_total == 2 + 3 * calls
+    assert ep.requests_total == ep.soap_requests_total + 3  # one NTLM handshake
+    assert ep.connections_total == 1
+
+
+def test_deadline_terminates_the_remote_command(
+    ep: WinRMEndpoint, shell: WinRMShell, executor: BuiltinExecutor
+) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(InfrastructureError, match="expired while waiting for PowerShell script"):
+        shell.run_powershell("Start-Sleep -Seconds 30", timeout_s=1.5)
+    elapsed = time.monotonic() - t0
+    assert 1.5 <= elapsed < 1.5 + 1.2
+    running = executor.started[-1][1]
+    assert isinstance(running, SteppedCommand) and running.terminated
+    assert shell.run("hostname", timeout_s=5).stdout == "DUT-01\r\n"  # shell still usable
+
+
+def test_enclosing_deadline_bounds_the_call(shell: WinRMShell) -> None:
+    outer = Deadline.after(1.0, "scenario step")
+    t0 = time.monotonic()
+    with pytest.raises(InfrastructureError):
+        shell.run_powershell("Start-Sleep -Seconds 30", timeout_s=60, deadline=outer)
+    assert time.monotonic() - t0 < 1.0 + 1.2
+
+
+def test_twenty_thousand_character_script(ep: WinRMEndpoint, shell: WinRMShell) -> None:
+    lines = [f"Write-Output 'line {i:05d} {'x' * 24}'" for i in range(500)]
+    script = "\n".join(["# a long operation script", *lines, "exit 7"])
+    assert len(script) > 20_000
+    r = shell.run_powershell(script, timeout_s=10)
+    assert r.exit_code == 7
+    out = r.stdout.splitlines()
+    assert len(out) == 500 and out[0].startswith("line 00000") and out[-1].startswith("line 00499")
+    assert ep.action_counts["Send"] >= 1  # went through stdin, not the command line
+    assert len(shell.transcript.entries[-1].command) > 20_000  # the script itself, decoded
+
+
+def test_reconnect_after_the_host_restarts_on_the_same_port(
+    executor: BuiltinExecutor, cert_dir: Path
+) -> None:
+    first = _endpoint(executor, cert_dir).start()
+    port = first.port
+    try:
+        sh = WinRMShell(WinRMSettings(first.url, USER, PASSWORD))
+        assert sh.run("hostname", timeout_s=5).exit_code == 0
+    finally:
+        first.stop()
+    with _endpoint(executor, cert_dir, port=port) as second:
+        with pytest.raises(InfrastructureError):
+            sh.run("hostname", timeout_s=5)  # old connection and shell are gone
+        sh.reconnect()
+        assert sh.run("hostname", timeout_s=5).stdout == "DUT-01\r\n"
+        sh.close()
+        assert second.action_counts["Create"] == 1
+
+
+def test_transcript_redacts_secrets_and_decodes_scripts(shell: WinRMShell) -> None:
+    r = shell.run_powershell(f"Write-Output 'token {PASSWORD} here'", timeout_s=5)
+    assert PASSWORD in r.stdout  # the caller gets real data
+    entry = shell.transcript.entries[-1]
+    assert PASSWORD not in entry.command and PASSWORD not in entry.stdout
+    assert "Write-Output 'token *** here'" in entry.command
+    assert "EncodedCommand <decoded script>" in entry.command
+    assert r.command == entry.command
+    assert "token *** here" in shell.transcript.render()
+
+
+def test_basic_over_https_with_the_lab_ca(executor: BuiltinExecutor, cert_dir: Path) -> None:
+    with _endpoint(executor, cert_dir, https=True) as ep:
+        settings = WinRMSettings(ep.url, USER, PASSWORD, auth=WinRMAuth.BASIC, ca_file=ep.ca_file)
+        with WinRMShell(settings) as sh:
+            assert sh.run("whoami", timeout_s=5).stdout == "lab\\tester\r\n"
+            assert sh.warnings == []
+        with pytest.raises(InfrastructureError, match="TLS certificate validation failed"):
+            WinRMShell(WinRMSettings(ep.url, USER, PASSWORD, auth=WinRMAuth.BASIC)).run(
+                "hostname", timeout_s=5
+            )
+
+
+def test_basic_over_http_refused_by_the_client_unless_allowed(
+    executor: BuiltinExecutor, cert_dir: Path
+) -> None:
+    with pytest.raises(ConfigError, match="clear text"):
+        WinRMShell(WinRMSettings("http://127.0.0.1:1/wsman", USER, PASSWORD, auth=WinRMAuth.BASIC))
+    with _endpoint(executor, cert_dir, allow_unencrypted=True) as ep:
+        settings = WinRMSettings(
+            ep.url, USER, PASSWORD, auth=WinRMAuth.BASIC, allow_unencrypted=True
+        )
+        with WinRMShell(settings) as sh:
+            assert sh.run("hostname", timeout_s=5).exit_code == 0
+            assert any("clear text" in w for w in sh.warnings)
+
+
+def test_missing_kerberos_libraries_are_a_config_error() -> None:
+    import winrm.transport
+
+    if winrm.transport.HAVE_KERBEROS:
+        pytest.skip("pywinrm[kerberos] is installed here")
+    with pytest.raises(ConfigError, match="kerberos"):
+        WinRMShell(
+            WinRMSettings("http://127.0.0.1:1/wsman", USER, PASSWORD, auth=WinRMAuth.KERBEROS)
+        )
+
+
+def test_transport_errors_are_infrastructure_errors(ep: WinRMEndpoint) -> None:
+    with pytest.raises(InfrastructureError, match="rejected"):
+        WinRMShell(WinRMSettings(ep.url, USER, "wrong")).run("hostname", timeout_s=5)
+    with socket.socket() as s:  # a port nobody listens on any more
+        s.bind(("127.0.0.1", 0))
+        free_port = s.getsockname()[1]
+    with pytest.raises(InfrastructureError, match="cannot connect"):
+        WinRMShell(WinRMSettings(f"http://127.0.0.1:{free_port}/wsman", USER, PASSWORD)).run(
+            "hostname", timeout_s=5
+        )
+
+
+def test_measure_run_ps_vs_reused_shell(
+    ep: WinRMEndpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 10
+    session = winrm.Session(ep.url, (USER, PASSWORD), transport="ntlm", ca_trust_path=None)
+    r0, t0 = ep.requests_total, time.perf_counter()
+    for _ in range(n):
+        session.run_ps("Write-Output 'x'")
+    per_session = ((ep.requests_total - r0) / n, (time.perf_counter() - t0) / n * 1000)
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh:
+        sh.run("hostname", timeout_s=5)  # connect + shell
+        r1, t1 = ep.requests_total, time.perf_counter()
+        for _ in range(n):
+            sh.run_powershell("Write-Output 'x'", timeout_s=5)
+        per_reuse = ((ep.requests_total - r1) / n, (time.perf_counter() - t1) / n * 1000)
+    with capsys.disabled():
+        print(
+            f"\nNTLM/HTTP per command: Session.run_ps {per_session[0]:.1f} requests "
+            f"{per_session[1]:.1f} ms; WinRMShell {per_reuse[0]:.1f} requests {per_reuse[1]:.1f} ms"
+        )
+    assert per_session[0] == 8 and per_reuse[0] == 3
+
+
+class _UploadSink(SteppedCommand):
+    """Understands the transport's upload script (either from -EncodedCommand or from stdin)."""
+
+    PATTERN = re.compile(
+        r"FromBase64String\('([^']*)'\).*Open\('((?:[^']|'')*)',\[IO\.FileMode\]::(\w+)\)"
+    )
+
+    def __init__(self, files: dict[str, bytes], script: str | None) -> None:
+        super().__init__()
+        self._files, self._script = files, script
+        if script is None:
+            self._next_step_at = None  # wait for stdin
+
+    def step(self, now: float) -> float | None:
+        script = self._script if self._script is not None else self.stdin_text()
+        if self._script is None and not self.stdin_closed:
+            return None
+        m = self.PATTERN.search(script)
+        if m is None:
+            self.emit(stderr="not an upload script\r\n")
+            self.finish(1)
+            return None
+        data, path, mode = base64.b64decode(m.group(1)), m.group(2).replace("''", "'"), m.group(3)
+        self._files[path] = (b"" if mode == "Create" else self._files.get(path, b"")) + data
+        self.finish(0)
+        return None
+
+
+class _UploadExecutor:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def start(self, command: str, args: list[str], *, skip_cmd_shell: bool) -> RunningCommand:
+        line = " ".join([command, *args])
+        if line.endswith("-Command -"):
+            return _UploadSink(self.files, None)
+        encoded = line.rsplit(" ", 1)[-1]
+        return _UploadSink(self.files, base64.b64decode(encoded).decode("utf-16-le"))
+
+
+def test_upload_in_chunks(cert_dir: Path, tmp_path: Path) -> None:
+    sink = _UploadExecutor()
+    local = tmp_path / "payload.bin"
+    local.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes: 3 chunks
+    with (
+        WinRMEndpoint(
+            sink, USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
+        ) as ep,
+        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh,
+    ):
+        sh.upload(local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
+        small = tmp_path / "small.json"
+        small.write_text('{"a": 1}')
+        sh.upload(small, r"C:\Windows\Temp\it's.json", timeout_s=10)
+    assert sink.files[r"C:\Windows\Temp\payload.bin"] == local.read_bytes()
+    assert sink.files[r"C:\Windows\Temp\it's.json"] == b'{"a": 1}'  # quoted for PowerShell
