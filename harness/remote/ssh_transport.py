@@ -97,7 +97,9 @@ class _RejectAndRecord(paramiko.MissingHostKeyPolicy):
     def __init__(self) -> None:
         self.offered: paramiko.PKey | None = None
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         self.offered = key
         raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
 
@@ -176,14 +178,21 @@ class SshShell:
                     sftp.close()
         except InfrastructureError as exc:
             self.transcript.record(
-                shown, exit_code=None, stdout="", stderr="", duration_s=time.monotonic() - started,
+                shown,
+                exit_code=None,
+                stdout="",
+                stderr="",
+                duration_s=time.monotonic() - started,
                 error=str(exc),
-            )  # fmt: skip
+            )
             raise
         self.transcript.record(
-            shown, exit_code=0, stdout=f"sha256 {want} verified\n", stderr="",
+            shown,
+            exit_code=0,
+            stdout=f"sha256 {want} verified\n",
+            stderr="",
             duration_s=time.monotonic() - started,
-        )  # fmt: skip
+        )
 
     def reconnect(self, *, port: int | None = None, timeout_s: float = 30.0) -> None:
         """Drop the connection and open a new one (after a reboot; `port` if it moved)."""
@@ -296,11 +305,15 @@ class SshShell:
             raise
         except paramiko.AuthenticationException as exc:
             self._drop()
-            how = "key " + str(self.settings.key_filename) if self.settings.key_filename else "password"
+            how = (
+                "key " + str(self.settings.key_filename)
+                if self.settings.key_filename
+                else "password"
+            )
             raise InfrastructureError(
                 f"SSH authentication as {self.settings.username!r} ({how}) was rejected while {where}"
             ) from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             self._drop()
             raise dl.error(f"no answer in time while {where}") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -356,32 +369,34 @@ class SshShell:
         self, chan: paramiko.Channel, dl: Deadline, out: list[bytes], err: list[bytes]
     ) -> int:
         while True:
-            while chan.recv_ready():
-                out.append(chan.recv(_BUF))
-            while chan.recv_stderr_ready():
-                err.append(chan.recv_stderr(_BUF))
-            if chan.exit_status_ready() and chan.eof_received:
-                while chan.recv_ready():
-                    out.append(chan.recv(_BUF))
-                while chan.recv_stderr_ready():
-                    err.append(chan.recv_stderr(_BUF))
-                rc = chan.recv_exit_status()
+            self._drain(chan, out, err)
+            finished = chan.closed or chan.eof_received  # asyncssh may close without an EOF
+            if finished and chan.exit_status_ready():
+                self._drain(chan, out, err)
+                rc = chan.exit_status  # paramiko: -1 = none came (a uint32 otherwise)
                 chan.close()
+                if rc == -1:
+                    self._drop()
+                    raise InfrastructureError(
+                        f"the SSH connection to {self.settings.host_key_name} was lost before "
+                        "the command ended (no exit status)"
+                    )
                 return _signed32(rc)
-            if chan.closed or (chan.eof_received and not chan.get_transport().is_active()):  # type: ignore[union-attr]
-                self._drop()
-                raise InfrastructureError(
-                    f"the SSH connection to {self.settings.host_key_name} was lost before the "
-                    "command ended (no exit status)"
-                )
             if dl.expired:
                 chan.close()
                 raise dl.error("the command was still running; its channel was closed")
             wait = min(dl.remaining(), _POLL_SLICE_S)
-            if chan.eof_received:
+            if finished:
                 chan.status_event.wait(wait)  # output is complete; only the exit status is due
             else:
                 select.select([chan], [], [], wait)
+
+    @staticmethod
+    def _drain(chan: paramiko.Channel, out: list[bytes], err: list[bytes]) -> None:
+        while chan.recv_ready():
+            out.append(chan.recv(_BUF))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(_BUF))
 
     # -- SFTP helpers ----------------------------------------------------------------------------
     @staticmethod

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from harness.cli.main import app
 from harness.config.yaml_loader import load_yaml
+from harness.domain.policy import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 VIRTUAL = ROOT / "lab_config" / "virtual.yaml"
@@ -43,17 +44,7 @@ CONDITION_KEYS = {
     "device_remapping_flags",
     "graphics",
 }
-EXPECTATION_KEYS = {
-    "devpkey",
-    "devpkey_absent",
-    "devpkey_key",
-    "starts_at_plug",
-    "problem_code",
-    "dma_while_locked",
-    "starts_after_unlock",
-    "evidence",
-    "reasons",
-}
+EXPECTATION_KEYS = {*FIELDS, "evidence", "reasons"}
 
 
 def test_lab_validate_virtual() -> None:

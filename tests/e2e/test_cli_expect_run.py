@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli.main import app
+from harness.domain.policy import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -25,17 +26,7 @@ def expect_json(*args: str) -> dict:  # type: ignore[type-arg]
 
 def test_expect_json_shape_and_values() -> None:
     j = expect_json("--build", "22631", "--inf", "0", "--port", "external", "--session", "locked")
-    assert list(j) == [
-        "devpkey",
-        "devpkey_absent",
-        "devpkey_key",
-        "starts_at_plug",
-        "problem_code",
-        "dma_while_locked",
-        "starts_after_unlock",
-        "evidence",
-        "reasons",
-    ]
+    assert list(j) == [*FIELDS, "evidence", "reasons"]  # the literal is pinned in test_policy
     assert j["devpkey"] == 1 and j["problem_code"] == 55 and j["starts_after_unlock"] is True
     assert j["devpkey_key"] == "DEVPKEY_Device_DmaRemappingPolicy"
 
