@@ -102,10 +102,6 @@ class Expectation:
             "reasons": list(self.reasons),
         }
 
-    @property
-    def weakest_evidence(self) -> Evidence:
-        return Evidence.weakest(*self.evidence.values())
-
 
 # --------------------------------------------------------------------------- property value
 
