@@ -1,0 +1,425 @@
+"""SSH transport (paramiko): ONE connection reused across calls, over a socket WE create.
+
+paramiko never sets TCP_NODELAY; Nagle plus delayed ACK then stalls every exchange by ~40 ms.
+So the connection runs over `socket.create_connection(...)` with TCP_NODELAY, passed as
+`sock=`. Host keys are checked against the lab's known_hosts file with a *rejecting* policy
+(never AutoAdd): an unknown or changed key raises `InfrastructureError` that prints the
+fingerprint and how to trust it. Every call has a deadline: the channel is polled against it
+and, on expiry, closed (Windows OpenSSH then ends the process) before `InfrastructureError`.
+
+The host is a Windows OpenSSH server with cmd.exe as its default shell, so a command line is
+limited to 8191 characters. `run_powershell` sends `-EncodedCommand` when that fits, else the
+script through stdin to `powershell.exe -NoProfile -NonInteractive -Command -`: no temp file to
+create and clean up, no execution policy to bypass, the same route as the WinRM transport (so a
+Windows operation behaves alike on both). Caveat on a real host: with `-Command -`, PowerShell
+reads stdin statement by statement, so a blank line *inside* a multi-line block ends it; the
+operation scripts must not rely on blank lines within blocks (the script gets a trailing blank
+line so its last block completes). Exit codes are reported as Windows' signed 32-bit values.
+
+Uploads go over SFTP (`C:\\x\\y` is sent as `/C:/x/y`, which Windows OpenSSH understands); the
+SHA-256 of the local file is compared with a hash of the remote file read back over SFTP (the
+virtual lab's built-in executor has no `Get-FileHash`; read-back works on every SFTP server).
+
+>>> shell = SshShell(SshSettings("dut-01", 22, "lab\\\\tester", known_hosts=Path("kh"),
+...                              password=pw))                                  # doctest: +SKIP
+>>> shell.run("hostname", timeout_s=30).stdout                                 # doctest: +SKIP
+'DUT-01\\r\\n'
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import posixpath
+import select
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from harness.errors import InfrastructureError
+from harness.remote.base import CommandResult, call_deadline
+from harness.remote.deadline import Deadline
+from harness.remote.transcript import Redactor, Transcript
+
+log = logging.getLogger(__name__)
+
+CMD_LINE_LIMIT = 8191
+PS_PREFIX = "powershell.exe -NoProfile -NonInteractive"
+_POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
+_BUF = 65536
+CLOSE_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    host: str
+    port: int
+    username: str
+    known_hosts: Path
+    password: str | None = field(default=None, repr=False)  # resolved by the caller
+    key_filename: Path | None = None
+    connect_timeout_s: float = 15.0
+
+    @property
+    def host_key_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+def windows_sftp_path(remote: str) -> str:
+    """`C:\\harness\\x.inf` -> `/C:/harness/x.inf` (the form Windows OpenSSH's SFTP expects)."""
+    path = remote.replace("\\", "/")
+    if len(path) >= 2 and path[1] == ":":
+        path = "/" + path
+    return path
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def _signed32(code: int) -> int:
+    return code - (1 << 32) if code >= 1 << 31 else code
+
+
+class _RejectAndRecord(paramiko.MissingHostKeyPolicy):
+    """Reject like RejectPolicy, but remember the offered key for the error message."""
+
+    def __init__(self) -> None:
+        self.offered: paramiko.PKey | None = None
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        self.offered = key
+        raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
+
+
+class SshShell:
+    """`RemoteShell` over SSH. Not for concurrent use from several threads (calls serialise)."""
+
+    def __init__(
+        self,
+        settings: SshSettings,
+        *,
+        transcript: Transcript | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.transcript = transcript or Transcript(Redactor())
+        for s in (settings.password or "", *secrets):
+            self.transcript.redactor.add(s)
+        self._lock = threading.Lock()
+        self._client: paramiko.SSHClient | None = None
+        self._sock: socket.socket | None = None
+
+    # -- RemoteShell -----------------------------------------------------------------------------
+    def run(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        timeout_s: float,
+        deadline: Deadline | None = None,
+    ) -> CommandResult:
+        line = " ".join([command, *args])
+        dl = call_deadline(
+            timeout_s, deadline, f"remote command {self.transcript.redact_command(line)!r}"
+        )
+        return self._execute(line, None, line, dl)
+
+    def run_powershell(
+        self, script: str, *, timeout_s: float, deadline: Deadline | None = None
+    ) -> CommandResult:
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+        line = f"{PS_PREFIX} -EncodedCommand {encoded}"
+        what = f"PowerShell script ({len(script)} characters) on {self.settings.host_key_name}"
+        dl = call_deadline(timeout_s, deadline, what)
+        if len(line) <= CMD_LINE_LIMIT:
+            return self._execute(line, None, line, dl)
+        shown = f"{PS_PREFIX} -Command - <script on stdin>\n{script}"
+        stdin = (script.rstrip("\r\n") + "\r\n\r\n").encode("utf-8")
+        return self._execute(f"{PS_PREFIX} -Command -", stdin, shown, dl)
+
+    def upload(
+        self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
+    ) -> None:
+        """SFTP put (parent folders created), then a SHA-256 check of the file read back."""
+        dl = call_deadline(timeout_s, deadline, f"upload of {local.name} to {remote}")
+        target = windows_sftp_path(remote)
+        started = time.monotonic()
+        want = hashlib.sha256(Path(local).read_bytes()).hexdigest()
+        shown = f"sftp put {local} -> {remote}"
+        try:
+            with self._lock, self._translate(dl, f"uploading {local.name}"):
+                sftp = self._connected(dl).open_sftp()
+                try:
+                    sftp.get_channel().settimeout(max(0.1, dl.remaining()))
+                    self._makedirs(sftp, posixpath.dirname(target))
+                    sftp.put(str(local), target, callback=lambda _done, _total: dl.check())
+                    got = self._remote_sha256(sftp, target, dl)
+                    if got != want:
+                        with contextlib.suppress(OSError):
+                            sftp.remove(target)
+                        raise InfrastructureError(
+                            f"upload of {local} to {remote} on {self.settings.host_key_name} "
+                            f"is corrupt: SHA-256 {got} on the host, {want} locally"
+                        )
+                finally:
+                    sftp.close()
+        except InfrastructureError as exc:
+            self.transcript.record(
+                shown,
+                exit_code=None,
+                stdout="",
+                stderr="",
+                duration_s=time.monotonic() - started,
+                error=str(exc),
+            )
+            raise
+        self.transcript.record(
+            shown,
+            exit_code=0,
+            stdout=f"sha256 {want} verified\n",
+            stderr="",
+            duration_s=time.monotonic() - started,
+        )
+
+    def reconnect(self, *, port: int | None = None, timeout_s: float = 30.0) -> None:
+        """Drop the connection and open a new one (after a reboot; `port` if it moved)."""
+        with self._lock:
+            self._drop()
+            if port is not None:
+                self.settings = dataclasses.replace(self.settings, port=port)
+            dl = Deadline.after(timeout_s, f"an SSH connection to {self.settings.host_key_name}")
+            with self._translate(dl, "connecting"):
+                self._connect(dl)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> SshShell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def socket(self) -> socket.socket | None:
+        """The TCP socket of the current connection (to check its options)."""
+        return self._sock
+
+    # -- connection ------------------------------------------------------------------------------
+    def _connected(self, dl: Deadline) -> paramiko.SSHClient:
+        client = self._client
+        transport = client.get_transport() if client is not None else None
+        if client is None or transport is None or not transport.is_active():
+            self._drop()
+            client = self._connect(dl)
+        return client
+
+    def _connect(self, dl: Deadline) -> paramiko.SSHClient:
+        s = self.settings
+        dl.check()
+        budget = max(0.1, min(dl.remaining(), s.connect_timeout_s))
+        sock = socket.create_connection((s.host, s.port), timeout=budget)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = paramiko.SSHClient()
+        policy = _RejectAndRecord()
+        try:
+            if s.known_hosts.exists():
+                client.load_host_keys(str(s.known_hosts))
+            client.set_missing_host_key_policy(policy)
+            client.connect(
+                s.host,
+                s.port,
+                username=s.username,
+                password=s.password,
+                key_filename=str(s.key_filename) if s.key_filename else None,
+                sock=sock,
+                timeout=budget,
+                banner_timeout=budget,
+                auth_timeout=budget,
+                channel_timeout=budget,
+                look_for_keys=False,
+                allow_agent=False,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            sock.close()
+            raise InfrastructureError(
+                f"the SSH host key of {s.host_key_name} CHANGED: {s.known_hosts} expects "
+                f"{exc.expected_key.get_name()} {_fingerprint(exc.expected_key)}, the host offers "
+                f"{exc.key.get_name()} {_fingerprint(exc.key)}. If the DUT was reinstalled, check "
+                "the new fingerprint on the DUT (ssh-keygen -lf "
+                "C:\\ProgramData\\ssh\\ssh_host_ed25519_key.pub), remove the old entry "
+                f"(ssh-keygen -R '{s.host_key_name}' -f {s.known_hosts}) and trust the new one "
+                f"({self._keyscan_hint()}); otherwise suspect a man in the middle"
+            ) from exc
+        except paramiko.SSHException as exc:
+            client.close()
+            sock.close()
+            if policy.offered is not None:
+                k = policy.offered
+                raise InfrastructureError(
+                    f"the SSH host key of {s.host_key_name} is not in {s.known_hosts}: the host "
+                    f"offers {k.get_name()} {_fingerprint(k)}. After checking that fingerprint on "
+                    "the DUT (ssh-keygen -lf C:\\ProgramData\\ssh\\ssh_host_ed25519_key.pub), "
+                    f"trust it with: {self._keyscan_hint()}"
+                ) from exc
+            raise
+        except BaseException:
+            client.close()
+            sock.close()
+            raise
+        self._client, self._sock = client, sock
+        return client
+
+    def _keyscan_hint(self) -> str:
+        s = self.settings
+        return f"ssh-keyscan -t ed25519 -p {s.port} {s.host} >> {s.known_hosts}"
+
+    def _drop(self) -> None:
+        client, self._client, self._sock = self._client, None, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    @contextlib.contextmanager
+    def _translate(self, dl: Deadline, doing: str) -> Iterator[None]:
+        """Every transport failure becomes InfrastructureError naming the host and the step."""
+        where = f"{doing} on {self.settings.host_key_name}"
+        try:
+            yield
+        except InfrastructureError:
+            raise
+        except paramiko.AuthenticationException as exc:
+            self._drop()
+            how = (
+                "key " + str(self.settings.key_filename)
+                if self.settings.key_filename
+                else "password"
+            )
+            raise InfrastructureError(
+                f"SSH authentication as {self.settings.username!r} ({how}) was rejected while {where}"
+            ) from exc
+        except TimeoutError as exc:
+            self._drop()
+            raise dl.error(f"no answer in time while {where}") from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._drop()
+            raise InfrastructureError(
+                f"SSH error while {where}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    # -- commands --------------------------------------------------------------------------------
+    def _execute(self, line: str, stdin: bytes | None, shown: str, dl: Deadline) -> CommandResult:
+        started = time.monotonic()
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            with self._lock, self._translate(dl, "running a command"):
+                rc = self._execute_locked(line, stdin, dl, out, err)
+        except InfrastructureError as exc:
+            self.transcript.record(
+                shown,
+                exit_code=None,
+                stdout=b"".join(out).decode("utf-8", "replace"),
+                stderr=b"".join(err).decode("utf-8", "replace"),
+                duration_s=time.monotonic() - started,
+                error=str(exc),
+            )
+            raise
+        stdout = b"".join(out).decode("utf-8", "replace")
+        stderr = b"".join(err).decode("utf-8", "replace")
+        entry = self.transcript.record(
+            shown, exit_code=rc, stdout=stdout, stderr=stderr, duration_s=time.monotonic() - started
+        )
+        return CommandResult(entry.command, rc, stdout, stderr, entry.duration_s)
+
+    def _execute_locked(
+        self, line: str, stdin: bytes | None, dl: Deadline, out: list[bytes], err: list[bytes]
+    ) -> int:
+        client = self._connected(dl)
+        transport = client.get_transport()
+        assert transport is not None
+        chan = transport.open_session(timeout=max(0.1, dl.remaining()))
+        try:
+            chan.settimeout(max(0.1, dl.remaining()))
+            chan.exec_command(line)
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()  # Windows OpenSSH: stdin ends, as under a non-interactive ssh
+            return self._collect(chan, dl, out, err)
+        except BaseException:
+            chan.close()
+            raise
+
+    def _collect(
+        self, chan: paramiko.Channel, dl: Deadline, out: list[bytes], err: list[bytes]
+    ) -> int:
+        while True:
+            self._drain(chan, out, err)
+            finished = chan.closed or chan.eof_received  # asyncssh may close without an EOF
+            if finished and chan.exit_status_ready():
+                self._drain(chan, out, err)
+                rc = chan.exit_status  # paramiko: -1 = none came (a uint32 otherwise)
+                chan.close()
+                if rc == -1:
+                    self._drop()
+                    raise InfrastructureError(
+                        f"the SSH connection to {self.settings.host_key_name} was lost before "
+                        "the command ended (no exit status)"
+                    )
+                return _signed32(rc)
+            if dl.expired:
+                chan.close()
+                raise dl.error("the command was still running; its channel was closed")
+            wait = min(dl.remaining(), _POLL_SLICE_S)
+            if finished:
+                chan.status_event.wait(wait)  # output is complete; only the exit status is due
+            else:
+                select.select([chan], [], [], wait)
+
+    @staticmethod
+    def _drain(chan: paramiko.Channel, out: list[bytes], err: list[bytes]) -> None:
+        while chan.recv_ready():
+            out.append(chan.recv(_BUF))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(_BUF))
+
+    # -- SFTP helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
+        missing: list[str] = []
+        while folder and folder not in ("/", "."):
+            try:
+                if stat.S_ISDIR(sftp.stat(folder).st_mode or 0):
+                    break
+            except FileNotFoundError:
+                missing.append(folder)
+                folder = posixpath.dirname(folder)
+                continue
+            raise InfrastructureError(f"{folder} exists on the host and is not a folder")
+        for f in reversed(missing):
+            sftp.mkdir(f)
+
+    @staticmethod
+    def _remote_sha256(sftp: paramiko.SFTPClient, path: str, dl: Deadline) -> str:
+        h = hashlib.sha256()
+        with sftp.open(path, "rb") as f:
+            f.prefetch()
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                dl.check()
+        return h.hexdigest()

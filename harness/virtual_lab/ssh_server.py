@@ -1,0 +1,362 @@
+"""The virtual lab's SSH listener: a Windows OpenSSH server (cmd.exe default shell), via asyncssh.
+
+One asyncssh server per DUT on its own event loop in a background thread, on 127.0.0.1 with
+TCP_NODELAY on every accepted connection. Password and public-key authentication. An exec
+request is what Windows OpenSSH does with cmd.exe as the default shell: `cmd.exe /c <line>`, so
+the command line goes to the same `Executor` the WinRM endpoint uses
+(`start(line, [], skip_cmd_shell=False)`), is limited to cmd.exe's 8191 characters, and its
+stdout/stderr are streamed as UTF-8 and its exit code returned (as the uint32 Windows reports).
+stdin is forwarded until EOF. The SFTP subsystem is rooted in a per-DUT directory (`sftp_root`):
+
+    C:\\harness\\pkg\\x.inf, C:/harness/pkg/x.inf, /C:/harness/pkg/x.inf -> <root>/C/harness/pkg/x.inf
+    /harness/x (no drive)                                        -> <root>/C/harness/x
+    x.inf (relative: the user's home, C:\\Users\\<user>)         -> <root>/C/Users/<user>/x.inf
+
+Drive letters are upper-cased, `..` never leaves the drive, and paths are reported back to the
+client the way Windows OpenSSH does (`/C:/harness/x`). Faults: `refuse()` stops accepting (new
+connections are refused, open ones live on; `accept()` listens again on the same port) and
+`drop_next()` aborts the connection of the next exec once the command has started. asyncssh's
+own INFO log would print command lines, so its logger is raised to WARNING unless configured.
+
+>>> with SshEndpoint(BuiltinExecutor(), "tester", "s3cret", host_key_dir=tmp) as ep:  # doctest: +SKIP
+...     ep.port, ep.known_hosts_path.read_text()
+(40123, '[127.0.0.1]:40123 ssh-ed25519 AAAA...\\n')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import contextlib
+import hmac
+import logging
+import posixpath
+import re
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import asyncssh
+
+from harness.virtual_lab.ssh_keys import HostKey
+from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
+from harness.virtual_lab.winrm.shells import CMD_LINE_LIMIT, TOO_LONG_MESSAGE
+
+log = logging.getLogger(__name__)
+LOOPBACK = "127.0.0.1"
+_WAIT_SLICE_S = 0.25  # a running command re-checks for a closed channel at least this often
+_DRIVE = re.compile(r"^/?([A-Za-z]):(/.*)?$")
+
+
+def _account(username: str) -> str:
+    """`lab\\tester` and `tester@lab` both log on as `tester` (as Windows OpenSSH accepts)."""
+    return username.rsplit("\\", 1)[-1].split("@", 1)[0].lower()
+
+
+def windows_to_local(root: Path, path: str, username: str = "user") -> Path:
+    """Map a Windows-style or SFTP path to the file under the DUT's `root` (see module doc)."""
+    text = path.replace("\\", "/")
+    m = _DRIVE.match(text)
+    if m:
+        drive, rest = m.group(1).upper(), m.group(2) or "/"
+    elif text.startswith("/"):
+        drive, rest = "C", text
+    else:
+        drive, rest = "C", f"/Users/{_account(username)}/{text}"
+    norm = posixpath.normpath("/" + rest.lstrip("/")).lstrip("/")
+    return Path(root) / drive / norm if norm and norm != "." else Path(root) / drive
+
+
+class _LabSftp(asyncssh.SFTPServer):
+    """asyncssh's SFTP server with Windows path mapping into the DUT's root."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], root: Path) -> None:
+        self._root = Path(root).resolve()
+        self._user = str(chan.get_extra_info("username") or "user")
+        super().__init__(chan)
+
+    def map_path(self, path: bytes) -> bytes:
+        text = path.decode("utf-8", "surrogateescape") or "."
+        return bytes(windows_to_local(self._root, text, self._user))
+
+    def reverse_map_path(self, path: bytes) -> bytes:
+        local = Path(path.decode("utf-8", "surrogateescape"))
+        try:
+            rel = local.relative_to(self._root)
+        except ValueError as exc:
+            raise asyncssh.SFTPNoSuchFile("File not found") from exc
+        if not rel.parts:
+            return b"/"
+        drive, *rest = rel.parts
+        return ("/" + drive + ":/" + "/".join(rest)).encode("utf-8", "surrogateescape")
+
+
+class _LabSshServer(asyncssh.SSHServer):
+    def __init__(self, endpoint: SshEndpoint) -> None:
+        self._ep = endpoint
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        sock = conn.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._ep._connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._ep._connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        ok_user = _account(username) == _account(self._ep.username)
+        ok_pw = hmac.compare_digest(password.encode(), self._ep._password.encode())
+        return ok_user and ok_pw
+
+    def public_key_auth_supported(self) -> bool:
+        return bool(self._ep._authorized)
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return _account(username) == _account(self._ep.username) and (
+            key.public_data in self._ep._authorized
+        )
+
+
+class SshEndpoint:
+    """An SSH service on 127.0.0.1 for one account, backed by `executor`.
+
+    `host_key_dir` keeps the DUT's host key (and `known_hosts`); `sftp_root` (default
+    `<host_key_dir>/fs`) is the DUT's file system as SFTP sees it. `port=0` picks a free port;
+    pass the old port to "reboot" in place.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        username: str,
+        password: str,
+        *,
+        authorized_keys: Sequence[str] = (),
+        host_key_dir: Path,
+        sftp_root: Path | None = None,
+        port: int = 0,
+    ) -> None:
+        self.executor = executor
+        self.username = username
+        self._password = password
+        self._authorized = {asyncssh.import_public_key(k).public_data for k in authorized_keys}
+        self.host_key_dir = Path(host_key_dir)
+        self.sftp_root = Path(sftp_root) if sftp_root is not None else self.host_key_dir / "fs"
+        self._requested_port = port
+        self.port = 0
+        self._host_key: HostKey | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._connections: set[asyncssh.SSHServerConnection] = set()
+        self._running: set[RunningCommand] = set()
+        self._drop_next = False
+        self._fault_lock = threading.Lock()
+        self.execs_total = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> SshEndpoint:
+        if self._loop is not None:
+            return self
+        self._host_key = HostKey.ensure(self.host_key_dir)
+        (self.sftp_root / "C" / "Users" / _account(self.username)).mkdir(
+            parents=True, exist_ok=True
+        )
+        asyncssh_log = logging.getLogger("asyncssh")
+        if asyncssh_log.level == logging.NOTSET:
+            asyncssh_log.setLevel(logging.WARNING)  # its INFO log prints command lines
+        self._pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="ssh-cmd")
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="ssh-dut", daemon=True)
+        self._thread.start()
+        try:
+            self._call(self._listen(self._requested_port), timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        self.port = self._acceptor.get_port() if self._acceptor else 0
+        self._requested_port = self.port  # accept() after refuse() reuses it
+        self.known_hosts_path.write_text(
+            self._host_key.known_hosts_line(LOOPBACK, self.port) + "\n", encoding="ascii"
+        )
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the listener, abort every connection, end every command; idempotent."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout_s)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._thread = None
+        if not loop.is_running():
+            loop.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> SshEndpoint:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- faults ---------------------------------------------------------------------------------
+    def refuse(self, timeout_s: float = 5.0) -> None:
+        """Stop accepting: new connections are refused; open connections go on."""
+        self._call(self._unlisten(), timeout_s)
+
+    def accept(self, timeout_s: float = 5.0) -> None:
+        """Listen again (same port) after `refuse()`."""
+        self._call(self._listen(self.port), timeout_s)
+
+    def drop_next(self) -> None:
+        """Abort the connection of the next exec, once its command has started (one-shot)."""
+        with self._fault_lock:
+            self._drop_next = True
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.host_key_dir / "known_hosts"
+
+    @property
+    def host_key(self) -> HostKey:
+        if self._host_key is None:
+            self._host_key = HostKey.ensure(self.host_key_dir)
+        return self._host_key
+
+    @property
+    def connections_open(self) -> int:
+        return len(self._connections)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _call(self, coro: Any, timeout_s: float) -> Any:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the SSH endpoint is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    async def _listen(self, port: int) -> None:
+        if self._acceptor is not None:
+            return
+        assert self._host_key is not None
+        root = self.sftp_root
+        self._acceptor = await asyncssh.create_server(
+            lambda: _LabSshServer(self),
+            LOOPBACK,
+            port,
+            server_host_keys=[self._host_key.key],
+            process_factory=self._serve_exec,
+            sftp_factory=lambda chan: _LabSftp(chan, root),
+            allow_scp=False,
+            encoding=None,
+            reuse_address=True,
+            keepalive_interval=0,
+        )
+
+    async def _unlisten(self) -> None:
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.close()
+            await acceptor.wait_closed()
+
+    async def _shutdown(self) -> None:
+        await self._unlisten()
+        for cmd in list(self._running):
+            cmd.terminate()
+        for conn in list(self._connections):
+            conn.abort()
+        self._connections.clear()
+        await asyncio.get_running_loop().shutdown_default_executor()  # asyncssh's DNS lookups
+
+    def _take_drop(self) -> bool:
+        with self._fault_lock:
+            drop, self._drop_next = self._drop_next, False
+            return drop
+
+    async def _serve_exec(self, proc: asyncssh.SSHServerProcess[bytes]) -> None:
+        line = proc.command
+        if line is None:
+            proc.stderr.write(b"Interactive shells are not simulated; send a command.\r\n")
+            proc.exit(1)
+            return
+        self.execs_total += 1
+        running: RunningCommand
+        if len(line) > CMD_LINE_LIMIT:
+            running = FinishedCommand("", TOO_LONG_MESSAGE, 1)
+        else:
+            running = self.executor.start(line, [], skip_cmd_shell=False)
+        self._running.add(running)
+        pump = asyncio.ensure_future(self._pump_stdin(proc, running))
+        try:
+            if self._take_drop():
+                proc.channel.get_connection().abort()
+                running.terminate()
+                return
+            rc = await self._relay(proc, running)
+            if rc is not None:
+                proc.exit(rc & 0xFFFFFFFF)  # Windows exit codes travel as uint32
+        finally:
+            pump.cancel()
+            self._running.discard(running)
+
+    async def _relay(
+        self, proc: asyncssh.SSHServerProcess[bytes], running: RunningCommand
+    ) -> int | None:
+        """Stream output until the command exits (its code) or the channel goes away (None)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            out = running.poll()
+            try:
+                if out.stdout:
+                    proc.stdout.write(out.stdout.encode("utf-8"))
+                if out.stderr:
+                    proc.stderr.write(out.stderr.encode("utf-8"))
+            except (BrokenPipeError, ConnectionError, asyncssh.Error):
+                running.terminate()
+                return None
+            if out.exit_code is not None:
+                return out.exit_code
+            if proc.is_closing() or self._loop is None:
+                running.terminate()
+                return None
+            await loop.run_in_executor(self._pool, running.wait, _WAIT_SLICE_S)
+
+    @staticmethod
+    async def _pump_stdin(proc: asyncssh.SSHServerProcess[bytes], running: RunningCommand) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            while True:
+                data = await proc.stdin.read(65536)
+                if not data:
+                    break
+                running.write_stdin(decoder.decode(data), end=False)
+        except Exception:  # break/signal/closed channel: stdin simply ends
+            pass
+        finally:
+            running.write_stdin(decoder.decode(b"", final=True), end=True)
