@@ -48,12 +48,11 @@ import paramiko
 from harness.errors import InfrastructureError
 from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
+from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.transcript import Redactor, Transcript
 
 log = logging.getLogger(__name__)
 
-CMD_LINE_LIMIT = 8191
-PS_PREFIX = "powershell.exe -NoProfile -NonInteractive"
 _POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
 _BUF = 65536
 CLOSE_GRACE_S = 2.0
@@ -140,15 +139,11 @@ class SshShell:
     def run_powershell(
         self, script: str, *, timeout_s: float, deadline: Deadline | None = None
     ) -> CommandResult:
-        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
-        line = f"{PS_PREFIX} -EncodedCommand {encoded}"
         what = f"PowerShell script ({len(script)} characters) on {self.settings.host_key_name}"
         dl = call_deadline(timeout_s, deadline, what)
-        if len(line) <= CMD_LINE_LIMIT:
-            return self._execute(line, None, line, dl)
-        shown = f"{PS_PREFIX} -Command - <script on stdin>\n{script}"
-        stdin = (script.rstrip("\r\n") + "\r\n\r\n").encode("utf-8")
-        return self._execute(f"{PS_PREFIX} -Command -", stdin, shown, dl)
+        inv = invocation(script)
+        result = self._execute(inv.command_line, inv.stdin, inv.shown, dl)
+        return dataclasses.replace(result, stderr=clean_clixml(result.stderr))
 
     def upload(
         self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None

@@ -25,7 +25,6 @@ import base64
 import contextlib
 import enum
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,12 +46,11 @@ from winrm.protocol import Protocol
 from harness.errors import ConfigError, InfrastructureError
 from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
+from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.transcript import Redactor, Transcript
 
 log = logging.getLogger(__name__)
 
-CMD_LINE_LIMIT = 8191
-PS_PREFIX = "powershell.exe -NoProfile -NonInteractive"
 STDIN_CHUNK = 48 * 1024
 MAX_POLL_S = 20  # WS-Man OperationTimeout per Receive, at most
 TERMINATE_GRACE_S = 5.0  # budget for Signal terminate / Delete after the deadline
@@ -78,19 +76,6 @@ class WinRMSettings:
     @property
     def https(self) -> bool:
         return self.url.lower().startswith("https://")
-
-
-def clean_clixml(stderr: str) -> str:
-    """PowerShell's `#< CLIXML` error stream reduced to its <S> texts (as pywinrm run_ps does)."""
-    if not stderr.startswith("#< CLIXML"):
-        return stderr
-    texts = re.findall(r"<S S=\"Error\">(.*?)</S>", stderr, re.S)
-    if not texts:
-        return stderr
-    text = "".join(texts).replace("_x000D__x000A_", "\n")
-    for a, b in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
-        text = text.replace(a, b)
-    return text.strip()
 
 
 class WinRMShell:
@@ -149,16 +134,10 @@ class WinRMShell:
     def run_powershell(
         self, script: str, *, timeout_s: float, deadline: Deadline | None = None
     ) -> CommandResult:
-        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
-        line = f"{PS_PREFIX} -EncodedCommand {encoded}"
         what = f"PowerShell script ({len(script)} characters) on {self.settings.url}"
         dl = call_deadline(timeout_s, deadline, what)
-        if len(line) <= CMD_LINE_LIMIT:
-            result = self._execute(line, [], None, line, dl)
-        else:
-            shown = f"{PS_PREFIX} -Command - <script on stdin>\n{script}"
-            stdin = (script.rstrip("\r\n") + "\r\n\r\n").encode("utf-8")
-            result = self._execute(f"{PS_PREFIX} -Command -", [], stdin, shown, dl)
+        inv = invocation(script)
+        result = self._execute(inv.command_line, [], inv.stdin, inv.shown, dl)
         return CommandResult(
             result.command,
             result.exit_code,
