@@ -37,11 +37,11 @@ import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import asyncssh
 
+from harness.virtual_lab.service import Service
 from harness.virtual_lab.ssh_keys import HostKey
 from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
 from harness.virtual_lab.winrm.shells import CMD_LINE_LIMIT, TOO_LONG_MESSAGE
@@ -131,7 +131,7 @@ class _LabSshServer(asyncssh.SSHServer):
         )
 
 
-class SshEndpoint:
+class SshEndpoint(Service):
     """An SSH service on 127.0.0.1 for one account, backed by `executor`.
 
     `host_key_dir` keeps the DUT's host key (and `known_hosts`); `sftp_root` (default
@@ -213,17 +213,6 @@ class SshEndpoint:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-    def __enter__(self) -> SshEndpoint:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- faults ---------------------------------------------------------------------------------
     def refuse(self, timeout_s: float = 5.0) -> None:

@@ -33,8 +33,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar
+
+from harness.virtual_lab.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class FaultKind(enum.Enum):
     DROP = "drop"  # the connection is closed on the next command (one-shot)
 
 
-class LineServer:
+class LineServer(Service):
     """Threaded TCP server that feeds complete lines to `handle_line` and sends the replies."""
 
     def __init__(self, name: str, *, reply_terminator: str = "\n") -> None:
@@ -120,17 +121,6 @@ class LineServer:
             self._listener.close()
         for s in (self._wake_r, self._wake_w):
             s.close()
-
-    def __enter__(self: _S) -> _S:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- faults -----------------------------------------------------------------------------
 

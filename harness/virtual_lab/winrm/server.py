@@ -21,11 +21,11 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from spnego.channel_bindings import GssChannelBindings
 
+from harness.virtual_lab.service import Service
 from harness.virtual_lab.winrm import crypto
 from harness.virtual_lab.winrm.auth import ConnectionAuth, Credentials, Verdict, register_ntlm_user
 from harness.virtual_lab.winrm.certs import LabPki
@@ -180,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(answer.status, out, out_type, auth=result.www_authenticate)
 
 
-class WinRMEndpoint:
+class WinRMEndpoint(Service):
     """A WinRM service on 127.0.0.1 for one account, backed by `executor`.
 
     `https=True` serves TLS with a certificate from the lab CA in `cert_dir` (`ca_file`);
@@ -262,17 +262,6 @@ class WinRMEndpoint:
             if t is not None:
                 t.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
-
-    def __enter__(self) -> WinRMEndpoint:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- facts ----------------------------------------------------------------------------------
     @property
