@@ -185,12 +185,18 @@ class DriverPackage(ConfigModel):
 
 
 class VirtualDut(ConfigModel):
+    """A simulated Windows machine; durations are real-world seconds (scaled by time_scale)."""
+
     build: Build
     edition: str
     kdp_capable: bool = True
     firmware: FirmwareControl = "none"
     secure_boot: bool = True
-    boot_time_s: float = Field(2.0, gt=0)
+    boot_time_s: float = Field(45.0, gt=0, description="real-world reboot duration")
+    hostname: str | None = Field(None, description="default: the DUT name in upper case")
+    faulty_driver: str | None = Field(
+        None, description="service whose DMA under Verifier 0x80 bugchecks 0xE6"
+    )
     quirks: dict[str, str | int | bool] = Field(default_factory=dict)
 
 
@@ -198,9 +204,38 @@ class VirtualInstrument(ConfigModel):
     kind: Literal["scpi-switch", "mcci-usb4-switch", "hid-keyboard"]
 
 
+FaultName = Literal[
+    "drop-connection",
+    "refuse-connections",
+    "reboot-hang",
+    "slow-reboot",
+    "bugcheck",
+    "enumeration-failure",
+    "switch-silent",
+    "switch-error",
+    "auth-failure",
+]
+
+
+class VirtualFault(ConfigModel):
+    """A fault active for the whole run (the control endpoint injects the same kinds)."""
+
+    kind: FaultName
+    dut: Name | None = None
+    instrument: Name | None = None
+    operation: str | None = Field(None, description="operation name the fault is tied to")
+    port: Name | None = None
+    factor: float = Field(4.0, gt=0, description="slow-reboot: boot time multiplier")
+    count: int | None = Field(None, ge=1, description="how many times; default: every time")
+
+
 class VirtualLab(ConfigModel):
+    time_scale: float = Field(
+        1.0, gt=0, le=10, description="every simulated duration is its real-world figure x this"
+    )
     duts: dict[Name, VirtualDut] = Field(min_length=1)
     instruments: dict[Name, VirtualInstrument] = Field(default_factory=dict)
+    faults: list[VirtualFault] = Field(default_factory=list)
 
 
 class LabModel(ConfigModel):
