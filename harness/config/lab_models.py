@@ -233,6 +233,11 @@ class VirtualLab(ConfigModel):
     time_scale: float = Field(
         1.0, gt=0, le=10, description="every simulated duration is its real-world figure x this"
     )
+    trusted_roots: list[Path] = Field(
+        default_factory=list,
+        description="DER certificates the virtual DUTs trust as release (production) roots, "
+        "relative to the lab file",
+    )
     duts: dict[Name, VirtualDut] = Field(min_length=1)
     instruments: dict[Name, VirtualInstrument] = Field(default_factory=dict)
     faults: list[VirtualFault] = Field(default_factory=list)

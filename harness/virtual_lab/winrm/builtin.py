@@ -65,8 +65,13 @@ class PowerShellScript(SteppedCommand):
         self._statements = split_statements(script) if script is not None else None
         self._pc = 0
         self._had_error = False
+        self.last_exit_code = 0
         if script is None:
             self._next_step_at = None  # wait for stdin
+
+    def native(self, statement: str) -> tuple[int, str] | None:
+        """A native program a subclass simulates: (exit code, stdout), or None if unknown."""
+        return None
 
     def _error(self, message: str) -> None:
         self._had_error = True
@@ -99,6 +104,9 @@ class PowerShellScript(SteppedCommand):
                 self.emit(self._user.lower() + "\r\n")
             elif verb_l == "start-sleep":
                 return now + _sleep_seconds(rest)
+            elif (native := self.native(stmt)) is not None:
+                self.emit(native[1])
+                self.last_exit_code = native[0]
             else:
                 self._error(
                     f"{verb} : The term '{verb}' is not recognized as the name of a cmdlet, "

@@ -1,0 +1,169 @@
+"""How a simulated DUT runs what its WinRM and SSH endpoints receive.
+
+- A harness operation (docs/windows-operations.md): a PowerShell script, as `-EncodedCommand`
+  or on stdin to `-Command -`, whose text contains `# Operation: NAME` and ends with
+  `-ParamsBase64 '...'`. The parameters are decoded as data and recorded exactly as received
+  (`machine.operations_log()`); the handler runs under the machine lock; the result line is
+  written after the operation's real-world duration times `time_scale`.
+- A native tool line (`hostname`, `whoami`, `pnputil ...`, `verifier ...`, `shutdown /r /t 0`,
+  `bcdedit ...`), directly or inside a PowerShell script.
+- Anything else: the built-in cmd.exe / PowerShell subset of the WinRM test executor.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness.virtual_lab.windows import operations
+from harness.virtual_lab.windows.commands import run_command_line
+from harness.virtual_lab.winrm.builtin import BuiltinExecutor, PowerShellScript, _clixml_error
+from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand
+
+if TYPE_CHECKING:
+    from harness.virtual_lab.windows.machine import WindowsMachine
+
+_OPERATION = re.compile(r"^# Operation: ([a-z0-9_]+)\s*$", re.MULTILINE)
+_PARAMS = re.compile(r"-ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
+_PS_NAMES = ("powershell", "powershell.exe", "pwsh", "pwsh.exe")
+
+
+def parse_operation(script: str) -> tuple[str, str] | None:
+    """(operation name, parameters base64) if `script` is a harness operation invocation."""
+    op, params = _OPERATION.search(script), _PARAMS.search(script.rstrip())
+    if op is None or params is None:
+        return None
+    return op.group(1), params.group(1)
+
+
+class WindowsScript(PowerShellScript):
+    """A PowerShell script on the simulated DUT: an operation, or the PowerShell subset."""
+
+    def __init__(self, machine: WindowsMachine, script: str | None, *, clixml: bool) -> None:
+        super().__init__(
+            script,
+            hostname=machine.hostname,
+            user=f"{machine.hostname}\\{machine.username}",
+            clixml=clixml,
+        )
+        self._machine = machine
+        self._raw = script
+        self._clixml_errors = clixml
+        self._op_result: str | None = None
+        self._op_decided = False
+        self._hung = False
+
+    def native(self, statement: str) -> tuple[int, str] | None:
+        with self._machine.lock:
+            return run_command_line(self._machine, statement)
+
+    def step(self, now: float) -> float | None:
+        if self._hung:
+            return None
+        if self._op_result is not None:
+            self.emit(self._op_result)
+            self.finish(0)
+            return None
+        if not self._op_decided:
+            if self._raw is None:
+                if not self.stdin_closed:
+                    return None
+                self._raw = self.stdin_text()
+            self._op_decided = True
+            found = parse_operation(self._raw)
+            if found is not None:
+                return self._run_operation(now, *found)
+            if self._statements is None:
+                self._statements = __import__(
+                    "harness.virtual_lab.winrm.builtin", fromlist=["split_statements"]
+                ).split_statements(self._raw)
+        return super().step(now)
+
+    def _fail(self, message: str) -> None:
+        self.emit(stderr=_clixml_error(message) if self._clixml_errors else message + "\r\n")
+        self.finish(1)
+
+    def _run_operation(self, now: float, name: str, params_b64: str) -> float | None:
+        m = self._machine
+        try:
+            params: Any = json.loads(base64.b64decode(params_b64, validate=True).decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._fail(f"{name}: the parameters are not base64 JSON: {exc}")
+            return None
+        from harness.virtual_lab.windows.machine import MachineCrashed
+
+        with m.lock:
+            m.record_operation(name, params_b64, params)
+            handler = operations.HANDLERS.get(name)
+            if handler is None:
+                self._fail(f"{name}: no such operation on this host")
+                return None
+            if not isinstance(params, dict):
+                self._fail(f"{name}: the parameters must be a JSON object")
+                return None
+            try:
+                fault = m.take_operation_fault(name)
+                if fault is not None:
+                    m.bugcheck(0xE6, (0x26, 0xFFFF_A000_0000_1000, 0x1_0000_0000, 0x2))
+                result = handler(m, params)
+            except MachineCrashed:
+                self._hung = True  # the connection drops with the machine; nothing comes back
+                return None
+            except operations.OperationError as exc:
+                self._fail(f"{name}: {exc}")
+                return None
+            delay = m.scaled(operations.duration_s(name, params))
+        self._op_result = json.dumps(result, separators=(",", ":")) + "\r\n"
+        return now + delay
+
+
+class WindowsExecutor:
+    """The `Executor` of one simulated DUT (WinRM and SSH)."""
+
+    def __init__(self, machine: WindowsMachine) -> None:
+        self._machine = machine
+        self._builtin = BuiltinExecutor(
+            hostname=machine.hostname, user=f"{machine.hostname}\\{machine.username}"
+        )
+        self.started_total = 0
+
+    def start(self, command: str, args: list[str], *, skip_cmd_shell: bool) -> RunningCommand:
+        self.started_total += 1
+        line = " ".join([command, *args]).strip()
+        name, _, rest = line.partition(" ")
+        if name.lower() in _PS_NAMES:
+            return self._powershell(line, rest)
+        with self._machine.lock:
+            native = run_command_line(self._machine, line)
+        if native is not None:
+            return FinishedCommand(native[1], "", native[0])
+        return self._builtin.start(command, args, skip_cmd_shell=skip_cmd_shell)
+
+    def _powershell(self, line: str, rest: str) -> RunningCommand:
+        tokens = rest.split()
+        for i, tok in enumerate(tokens):
+            low = tok.lower()
+            if low.startswith("-e") and "-encodedcommand".startswith(low) and i + 1 < len(tokens):
+                try:
+                    script = base64.b64decode(tokens[i + 1], validate=True).decode("utf-16-le")
+                except (binascii.Error, UnicodeDecodeError):
+                    return FinishedCommand(
+                        "",
+                        "Cannot process the command because the value specified with "
+                        "-EncodedCommand is not properly encoded.\r\n",
+                        1,
+                    )
+                return WindowsScript(self._machine, script, clixml=True)
+            if low.startswith("-c") and "-command".startswith(low) and i + 1 < len(tokens):
+                arg = rest.split(tok, 1)[1].strip()
+                if arg == "-":
+                    return WindowsScript(self._machine, None, clixml=False)
+                return WindowsScript(self._machine, arg.strip('"'), clixml=False)
+        return self._builtin.start(line, [], skip_cmd_shell=True)
+
+
+__all__ = ["WindowsExecutor", "WindowsScript", "parse_operation", "time"]

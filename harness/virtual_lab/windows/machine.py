@@ -1,0 +1,540 @@
+"""One simulated Windows DUT: power, boot-applied settings, sessions, PnP, faults, truth.
+
+The machine holds the state a real Windows host keeps (registry, driver store, event logs, the
+file system under `fs_root`) and changes it the way Windows does: Driver Verifier's persistent
+settings, the DMAGuard policy, test signing and the firmware's Kernel DMA Protection apply at the
+next boot; devices are (re-)added at plug, boot and driver install, when the kernel computes
+`DEVPKEY_Device_DmaRemappingPolicy` and DMAGuard decides started vs Code 55
+(`kernel_rules.py`); a blocked device starts at unlock or sign-in and keeps running after a later
+lock. Durations are real-world seconds times the lab's `time_scale`.
+
+The WinRM and SSH endpoints run commands through `executor`; the runtime listens for power
+events to refuse connections while the machine is down.
+
+>>> m = WindowsMachine("tb-01", lab=lab, fs_root=tmp, username="lab", password="pw")  # doctest: +SKIP
+>>> m.start(); m.plug("tb4"); m.truth()["devices"]["tb4"]["present"]            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.config.lab import Lab
+from harness.config.lab_models import VirtualFault
+from harness.virtual_lab.windows import kernel_rules as rules
+from harness.virtual_lab.windows.devices import Device, hardware_ids, instance_id
+from harness.virtual_lab.windows.driver_store import DriverStore
+from harness.virtual_lab.windows.firmware import Firmware
+from harness.virtual_lab.windows.registry import (
+    CURRENT_VERSION,
+    DMAGUARD,
+    MEMORY_MANAGEMENT,
+    SERVICES,
+    WINLOGON,
+    Registry,
+)
+from harness.virtual_lab.windows.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+#: Real-world durations (seconds) before scaling.
+SHUTDOWN_S = 3.0
+ENUMERATION_S = 2.0
+LOGON_S = 6.0
+LOCK_S = 0.5
+PROBE_MB_S = 900.0
+
+
+class PowerEvent(enum.Enum):
+    DOWN = "down"
+    UP = "up"
+
+
+class Power(enum.Enum):
+    ON = "on"
+    SHUTTING_DOWN = "shutting-down"
+    DOWN = "down"
+    HUNG = "hung"
+
+
+class Session(enum.Enum):
+    NO_USER = "no-user"
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+
+
+class MachineCrashed(Exception):
+    """Raised inside an operation that bugchecked the machine: the command never completes."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class WindowsMachine:
+    def __init__(self, name: str, *, lab: Lab, fs_root: Path, username: str, password: str) -> None:
+        if lab.virtual is None or name not in lab.virtual.duts:
+            raise ValueError(f"{name} is not a virtual DUT of {lab.path}")
+        self.name = name
+        self.lab = lab
+        self.spec = lab.virtual.duts[name]
+        self.dut = lab.duts[name]
+        self.time_scale = lab.virtual.time_scale
+        self.fs_root = Path(fs_root)
+        self.username = username
+        self.password = password
+        self.hostname = (self.spec.hostname or name).upper()
+        self.build = self.spec.build
+        self.quirks = dict(self.spec.quirks)
+        self.lock = threading.RLock()
+        self.registry = Registry()
+        self.store = DriverStore()
+        self.firmware = Firmware(self.spec.firmware, enabled=self.spec.kdp_capable)
+        self.release_roots = [lab.resolve_path(p).read_bytes() for p in lab.virtual.trusted_roots]
+        self.test_roots: list[bytes] = []
+        self.events: list[dict[str, Any]] = []
+        self._pending_events: list[dict[str, Any]] = []
+        self.power = Power.DOWN
+        self.session = Session.NO_USER
+        self.booted_at = _now()
+        self.boots = 0
+        self.kdp_active = False
+        self.dmaguard_at_boot: int | None = None
+        self.verifier_active: tuple[int, frozenset[str]] = (0, frozenset())
+        self.volatile_only: frozenset[str] = frozenset()  # excluded at add (quirk)
+        self.test_signing_pending = False
+        self.test_signing_active = False
+        self.console_buffer = ""
+        self.failed_logons = 0
+        self.faults: list[VirtualFault] = []
+        self._ops_log: list[dict[str, Any]] = []
+        self._listeners: list[Callable[[PowerEvent], None]] = []
+        self._scheduler = Scheduler(name)
+        self.devices: dict[str, Device] = {}
+        for port_name, port in self.dut.ports.items():
+            device = lab.devices[port.device]
+            probe = device.dma_probe
+            self.devices[port_name] = Device(
+                name=port.device,
+                port=port_name,
+                port_kind=port.kind.value,
+                instance_id=instance_id(device.hardware_id, name, port_name),
+                hardware_ids=hardware_ids(device.hardware_id),
+                description=device.description or port.device,
+                device_class=device.device_class,
+                volume_label=getattr(probe, "volume_label", None),
+                drive_letter=chr(ord("E") + len(self.devices)),
+            )
+        self._initial_registry()
+        from harness.virtual_lab.windows.executor import WindowsExecutor
+
+        self.executor = WindowsExecutor(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Power on (instantly: the lab starts with its machines already booted)."""
+        with self.lock:
+            if self.power is Power.DOWN:
+                self._boot(initial=True)
+
+    def close(self) -> None:
+        self._scheduler.close()
+
+    def add_power_listener(self, cb: Callable[[PowerEvent], None]) -> None:
+        self._listeners.append(cb)
+
+    def scaled(self, real_seconds: float) -> float:
+        return real_seconds * self.time_scale
+
+    def after(self, real_seconds: float, fn: Callable[[], None]) -> None:
+        """Run `fn` under the machine lock after a scaled delay."""
+
+        def run() -> None:
+            with self.lock:
+                fn()
+
+        self._scheduler.after(self.scaled(real_seconds), run)
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait for pending timed events (tests)."""
+        return self._scheduler.drain(timeout_s)
+
+    # -- power ----------------------------------------------------------------------------------
+    def request_reboot(self) -> None:
+        with self.lock:
+            if self.power is not Power.ON:
+                return
+            self.power = Power.SHUTTING_DOWN
+            self.after(SHUTDOWN_S, self._go_down_and_boot)
+
+    def _go_down_and_boot(self) -> None:
+        self._go_down()
+        boot_s = self.spec.boot_time_s
+        slow = self._take_fault("slow-reboot")
+        if slow is not None:
+            boot_s *= slow.factor
+        if self._take_fault("reboot-hang") is not None:
+            self.power = Power.HUNG
+            self._history("reboot hangs: the machine does not come back")
+            return
+        self.after(boot_s, self._boot)
+
+    def _go_down(self) -> None:
+        self._scheduler.cancel_all()
+        self.power = Power.DOWN
+        self.session = Session.NO_USER
+        for device in self.devices.values():
+            device.started = False
+            device.problem_code = 0
+        self._notify(PowerEvent.DOWN)
+
+    def _boot(self, initial: bool = False) -> None:
+        mm = MEMORY_MANAGEMENT
+        level = self.registry.get(mm, "VerifyDriverLevel") or 0
+        drivers = str(self.registry.get(mm, "VerifyDrivers") or "")
+        self.verifier_active = (level, _driver_set(drivers))
+        self.volatile_only = frozenset()
+        self.dmaguard_at_boot = self.registry.get(DMAGUARD, "DeviceEnumerationPolicy")
+        self.test_signing_active = self.test_signing_pending
+        self.kdp_active = self.spec.kdp_capable and self.firmware.apply_at_boot()
+        self.booted_at = _now()
+        self.boots += 1
+        self.power = Power.ON
+        self.session = Session.NO_USER
+        self.events.extend(self._pending_events)
+        self._pending_events.clear()
+        if not initial:
+            self._notify(PowerEvent.UP)
+        for device in self.devices.values():
+            if device.present:
+                self._add_device(device)  # devices attached at boot are added before sign-in
+        if self._autologon_ok():
+            if initial:
+                self._sign_in()
+            else:
+                self.after(LOGON_S, self._sign_in)
+
+    def _notify(self, event: PowerEvent) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(event)
+            except Exception:
+                log.exception("power listener failed")
+
+    def bugcheck(self, code: int, params: tuple[int, int, int, int]) -> None:
+        """Crash now: MEMORY.DMP, events 41 and 1001 at the next boot, automatic restart."""
+        when = _now()
+        dump = self.fs_root / "C" / "Windows" / "MEMORY.DMP"
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        dump.write_bytes(b"PAGEDU64" + code.to_bytes(4, "little") + bytes(4088))
+        text = f"0x{code:08x} (" + ", ".join(f"0x{p:016x}" for p in params) + ")"
+        self._pending_events += [
+            _event(
+                41,
+                "Microsoft-Windows-Kernel-Power",
+                when,
+                "The system has rebooted without cleanly shutting down first.",
+                {"BugcheckCode": code},
+            ),
+            _event(
+                1001,
+                "BugCheck",
+                when + timedelta(seconds=self.spec.boot_time_s),
+                f"The computer has rebooted from a bugcheck.  The bugcheck was: {text}. "
+                r"A dump was saved in: C:\Windows\MEMORY.DMP.",
+                {"param1": f"0x{code:08x}", "param2": list(params)},
+            ),
+        ]
+        self._history(f"bugcheck {text}")
+        self.power = Power.SHUTTING_DOWN
+        self._go_down_and_boot()
+        raise MachineCrashed(text)
+
+    # -- sessions -------------------------------------------------------------------------------
+    def _autologon_ok(self) -> bool:
+        reg = self.registry
+        return (
+            str(reg.get(WINLOGON, "AutoAdminLogon") or "0") == "1"
+            and str(reg.get(WINLOGON, "DefaultUserName") or "").lower() == self.username.lower()
+            and reg.get(WINLOGON, "DefaultPassword") == self.password
+        )
+
+    def _sign_in(self) -> None:
+        if self.power is not Power.ON:
+            return
+        self.session = Session.UNLOCKED
+        self._history("user signed in / unlocked")
+        for device in self.devices.values():
+            if (
+                device.present
+                and device.problem_code == rules.CM_PROB_CONSOLE_LOCKED
+                and device.decision == rules.StartDecision.BLOCK_UNTIL_LOGON.value
+            ):
+                self._start_device(device)
+
+    def console_keys(self, keys: str) -> None:
+        """Keystrokes from the HID keyboard: a password and Enter unlocks / signs in."""
+        with self.lock:
+            if self.power is not Power.ON:
+                return
+            for ch in keys:
+                if ch == "\n":
+                    typed, self.console_buffer = self.console_buffer, ""
+                    if self.session is Session.UNLOCKED:
+                        continue
+                    if typed == self.password:
+                        self._sign_in()
+                    else:
+                        self.failed_logons += 1
+                elif ch == "\b":
+                    self.console_buffer = self.console_buffer[:-1]
+                elif ch == "\x1b":
+                    self.console_buffer = ""
+                elif ch.isprintable():
+                    self.console_buffer += ch
+
+    def lock_session(self) -> bool:
+        if self.session is not Session.UNLOCKED:
+            return False
+
+        def apply() -> None:
+            if self.session is Session.UNLOCKED:
+                self.session = Session.LOCKED
+                self._history("session locked")
+
+        self.after(LOCK_S, apply)
+        return True
+
+    def sign_out(self) -> bool:
+        if self.session is Session.NO_USER:
+            return False
+
+        def apply() -> None:
+            self.session = Session.NO_USER
+            self._history("user signed out")
+
+        self.after(LOCK_S, apply)
+        return True
+
+    # -- PnP ------------------------------------------------------------------------------------
+    def port_device(self, port: str) -> Device:
+        if port not in self.devices:
+            raise KeyError(f"{self.name} has no port {port!r}")
+        return self.devices[port]
+
+    def plug(self, port: str) -> None:
+        with self.lock:
+            device = self.port_device(port)
+            if device.present:
+                return
+            device.present = True  # the link is up; the OS sees it after enumeration
+            device.history.append("plugged")
+            if self.power is Power.ON:
+                self.after(ENUMERATION_S, lambda: self._add_device(device))
+
+    def unplug(self, port: str) -> None:
+        with self.lock:
+            device = self.port_device(port)
+            if not device.present:
+                return
+            device.present = device.started = False
+            device.problem_code = 0
+            device.last_removal = _now()
+            device.history.append("unplugged")
+
+    def _add_device(self, device: Device) -> None:
+        if not device.present or self.power is not Power.ON:
+            return
+        fault = self._take_fault("enumeration-failure", port=device.port)
+        if fault is not None:
+            device.history.append("enumeration failed (fault)")
+            device.present = False
+            return
+        device.last_arrival = _now()
+        device.started = False
+        package = self.store.get(device.package) if device.package else None
+        package = package or self.store.best_for(device.hardware_ids)
+        self.events.append(
+            _event(
+                400,
+                "Microsoft-Windows-Kernel-PnP",
+                device.last_arrival,
+                f"Device {device.instance_id} was configured.",
+                {},
+            )
+        )
+        if package is None:
+            device.package, device.stack = None, ()
+            device.problem_code, device.dma_policy = rules.CM_PROB_FAILED_INSTALL, 0
+            device.decision, device.policy_trace = None, ("no driver installed",)
+            device.history.append("added without a driver (Code 28)")
+            return
+        from harness.virtual_lab.windows.pnp_install import bind_package, verified_services
+
+        bind_package(self, device, package)
+        ctx = rules.AddContext(
+            build=self.build,
+            instance_id=device.instance_id,
+            stack=device.stack,
+            port_kind=device.port_kind,
+            verified_drivers=verified_services(self, device.stack),
+            quirks=self.quirks,
+        )
+        result = rules.remapping_policy(self.registry, ctx)
+        device.dma_policy, device.policy_trace = result.value, result.trace
+        decision = rules.start_decision(
+            build=self.build,
+            kdp_active=self.kdp_active,
+            port_kind=device.port_kind,
+            policy_at_boot=self.dmaguard_at_boot,
+            remapping_policy=result.value,
+        )
+        device.decision = decision.value
+        if decision is rules.StartDecision.START or (
+            decision is rules.StartDecision.BLOCK_UNTIL_LOGON and self.session is Session.UNLOCKED
+        ):
+            self._start_device(device)
+        elif decision is rules.StartDecision.BLOCK:
+            device.problem_code = int(rules.quirk(self.quirks, "dmaguard_policy0_problem"))
+            device.history.append(f"blocked by DMAGuard policy 0 (Code {device.problem_code})")
+        else:
+            device.problem_code = rules.CM_PROB_CONSOLE_LOCKED
+            device.history.append(f"blocked while {self.session.value} (Code 55)")
+
+    def _start_device(self, device: Device) -> None:
+        device.started, device.problem_code = True, 0
+        device.history.append(f"started (policy {device.dma_policy or 'absent'})")
+        self.events.append(
+            _event(
+                410,
+                "Microsoft-Windows-Kernel-PnP",
+                _now(),
+                f"Device {device.instance_id} was started.",
+                {"Problem": 0},
+            )
+        )
+
+    def readd(self, device: Device) -> None:
+        """Remove and add again (driver install, restart-device, rescan)."""
+        if device.present and self.power is Power.ON:
+            self._add_device(device)
+
+    # -- faults, log, truth ---------------------------------------------------------------------
+    def apply_fault(self, fault: VirtualFault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            if self.power is Power.HUNG:  # a lab technician power-cycles it
+                self._boot()
+
+    def _take_fault(self, kind: str, **match: Any) -> VirtualFault | None:
+        for fault in self.faults:
+            if fault.kind != kind:
+                continue
+            if any(getattr(fault, k) not in (None, v) for k, v in match.items()):
+                continue
+            if fault.count is not None:
+                remaining = fault.count - 1
+                self.faults.remove(fault)
+                if remaining > 0:
+                    self.faults.append(fault.model_copy(update={"count": remaining}))
+            return fault
+        return None
+
+    def take_operation_fault(self, operation: str) -> VirtualFault | None:
+        return self._take_fault("bugcheck", operation=operation)
+
+    def record_operation(self, name: str, params_base64: str, params: Any) -> None:
+        self._ops_log.append(
+            {
+                "seq": len(self._ops_log) + 1,
+                "time_utc": iso(_now()),
+                "operation": name,
+                "params_base64": params_base64,
+                "params": params,
+            }
+        )
+
+    def operations_log(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self._ops_log)
+
+    def _history(self, text: str) -> None:
+        log.info("%s: %s", self.name, text)
+
+    def truth(self) -> dict[str, Any]:
+        with self.lock:
+            level, drivers = self.verifier_active
+            return {
+                "name": self.name,
+                "hostname": self.hostname,
+                "build": self.build,
+                "power": self.power.value,
+                "boots": self.boots,
+                "last_boot_utc": iso(self.booted_at),
+                "session": self.session.value,
+                "kdp_active": self.kdp_active,
+                "firmware": self.firmware.truth(),
+                "dmaguard": {
+                    "pending": self.registry.get(DMAGUARD, "DeviceEnumerationPolicy"),
+                    "at_boot": self.dmaguard_at_boot,
+                },
+                "verifier": {
+                    "active": {"flags": level, "drivers": sorted(drivers)},
+                    "pending": {
+                        "flags": self.registry.get(MEMORY_MANAGEMENT, "VerifyDriverLevel"),
+                        "drivers": self.registry.get(MEMORY_MANAGEMENT, "VerifyDrivers"),
+                    },
+                },
+                "test_signing": {
+                    "pending": self.test_signing_pending,
+                    "active": self.test_signing_active,
+                },
+                "devices": {port: d.truth() for port, d in self.devices.items()},
+                "driver_store": [
+                    {"published_name": p.published_name, "original_name": p.original_name}
+                    for p in self.store.packages()
+                ],
+                "faults": [f.model_dump(exclude_none=True) for f in self.faults],
+                "failed_logons": self.failed_logons,
+                "events": len(self.events),
+                "registry": self.registry.dump(),
+            }
+
+    def _initial_registry(self) -> None:
+        reg = self.registry
+        reg.set(CURRENT_VERSION, "CurrentBuildNumber", str(self.build))
+        reg.set(CURRENT_VERSION, "UBR", 4460)
+        reg.set(CURRENT_VERSION, "EditionID", self.spec.edition)
+        reg.set(WINLOGON, "AutoAdminLogon", "1")
+        reg.set(WINLOGON, "DefaultUserName", self.username)
+        reg.set(WINLOGON, "DefaultDomainName", self.hostname)
+        reg.set(WINLOGON, "DefaultPassword", self.password)
+        baseline = self.dut.baseline
+        if baseline.dmaguard.value != "absent":
+            reg.set(DMAGUARD, "DeviceEnumerationPolicy", int(baseline.dmaguard.value))
+        reg.set(SERVICES + r"\stornvme\Parameters", "DmaRemappingCompatible", 1)
+
+
+def _driver_set(text: str) -> frozenset[str]:
+    names = (n.strip().lower() for n in text.replace(",", " ").split())
+    return frozenset(n[:-4] if n.endswith(".sys") else n for n in names if n)
+
+
+def _event(
+    event_id: int, provider: str, when: datetime, message: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {"id": event_id, "provider": provider, "time": when, "message": message, "data": data}
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,501 @@
+"""The Windows operations of docs/windows-operations.md, implemented on a simulated DUT.
+
+Each handler takes the machine (its lock held) and the decoded parameters and returns the same
+JSON object the PowerShell script of the same name returns on a real host. `OperationError` is an
+unexpected failure (the script would `throw`): the command exits 1 with the message on stderr.
+`DURATIONS_S` are real-world seconds, scaled by the lab's `time_scale`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from harness.virtual_lab.signing import SignatureStatus, verify_file
+from harness.virtual_lab.ssh_server import windows_to_local
+from harness.virtual_lab.windows import commands, verifier
+from harness.virtual_lab.windows import kernel_rules as rules
+from harness.virtual_lab.windows.ps_syntax import check_syntax
+from harness.virtual_lab.windows.registry import DMAGUARD, FVE, SERVICES, WINLOGON
+
+if TYPE_CHECKING:
+    from harness.virtual_lab.windows.machine import WindowsMachine
+
+
+class OperationError(Exception):
+    """The operation failed on the host (the real script would throw)."""
+
+
+Handler = Callable[["WindowsMachine", dict[str, Any]], dict[str, Any]]
+HANDLERS: dict[str, Handler] = {}
+DURATIONS_S: dict[str, float] = {
+    "host_facts": 1.5,
+    "driver_install": 8.0,
+    "driver_uninstall": 4.0,
+    "driver_signature": 1.0,
+    "verifier_set": 1.0,
+    "kdp_firmware_set": 2.0,
+    "session_lock": 1.0,
+    "pnp_devices": 0.8,
+    "crash_evidence": 1.5,
+    "reboot_request": 0.5,
+}
+DEFAULT_DURATION_S = 0.3
+INSTALL_OUTCOMES = {
+    0: "installed",
+    259: "no_device",
+    3010: "reboot_required",
+    1641: "reboot_initiated",
+}
+DMA_POLICY_FRIENDLY = "DEVPKEY_Device_DmaRemappingPolicy"
+DMA_POLICY_GUID = "{83DA6326-97A6-4088-9453-A1923F573B29} 18"
+
+
+def operation(fn: Handler) -> Handler:
+    HANDLERS[fn.__name__.removeprefix("op_")] = fn
+    return fn
+
+
+def _iso(when: datetime | None) -> str | None:
+    from harness.virtual_lab.windows.machine import iso
+
+    return None if when is None else iso(when)
+
+
+def _need(p: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = p.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise OperationError(f"parameter '{key}' is missing or not {kind}")
+    return value
+
+
+# -- host -----------------------------------------------------------------------------------------
+@operation
+def op_host_facts(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    product = f"Windows {'11' if m.build >= rules.WINDOWS11_BUILD else '10'} {m.spec.edition}"
+    return {
+        "computer_name": m.hostname,
+        "build": m.build,
+        "ubr": 4460,
+        "edition": m.spec.edition,
+        "product_name": product,
+        "last_boot_utc": _iso(m.booted_at),
+        "kdp": {"enabled": m.kdp_active, "source": "ntquery"},
+        "virtualization_firmware": m.firmware.applied_vt(),
+        "iommu_dma_protection_available": m.spec.kdp_capable,
+        "secure_boot": m.spec.secure_boot,
+        "test_signing": m.test_signing_active,
+        "bitlocker_disable_external_dma_under_lock": m.registry.get(
+            FVE, "DisableExternalDMAUnderLock"
+        ),
+        "dmaguard_policy": m.registry.get(DMAGUARD, "DeviceEnumerationPolicy"),
+    }
+
+
+def _local(m: WindowsMachine, path: str) -> Any:
+    return windows_to_local(m.fs_root, path, m.username)
+
+
+@operation
+def op_file_write(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    path, mode = _need(p, "path", str), p.get("mode", "create")
+    data = base64.b64decode(_need(p, "data_base64", str), validate=True)
+    target = _local(m, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb" if mode == "create" else "ab") as fh:
+        fh.write(data)
+    return {"path": path, "size": target.stat().st_size}
+
+
+@operation
+def op_file_hash(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    path = _need(p, "path", str)
+    target = _local(m, path)
+    if not target.is_file():
+        return {"path": path, "exists": False, "size": None, "sha256": None}
+    data = target.read_bytes()
+    return {
+        "path": path,
+        "exists": True,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+@operation
+def op_ps_parse(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    scripts = _need(p, "scripts", dict)
+    return {"results": {name: check_syntax(str(text)) for name, text in scripts.items()}}
+
+
+@operation
+def op_command_run(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    out = commands.run_command_line(m, _need(p, "command", str))
+    if out is None:
+        return {
+            "exit_code": 1,
+            "output": "'{}' is not recognized as an internal or external "
+            "command,\r\noperable program or batch file.\r\n".format(p["command"].split()[0]),
+        }
+    return {"exit_code": out[0], "output": out[1]}
+
+
+# -- driver packages ------------------------------------------------------------------------------
+@operation
+def op_driver_signature(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    expected = _need(p, "expected_signer", str)
+    roots = list(m.release_roots) + (m.test_roots if m.test_signing_active else [])
+    files = []
+    for path in _need(p, "paths", list):
+        local = _local(m, str(path))
+        if not local.is_file():
+            raise OperationError(f"Cannot find path '{path}' because it does not exist.")
+        check = verify_file(local, roots)
+        status = check.status
+        if status is SignatureStatus.NotTrusted:
+            # Get-AuthenticodeSignature reports an untrusted root (CERT_E_UNTRUSTEDROOT) as
+            # UnknownError; NotTrusted is for an explicitly distrusted certificate.
+            status = SignatureStatus.UnknownError
+        files.append(
+            {
+                "path": path,
+                "status": status.name,
+                "status_code": int(status),
+                "signature_type": check.signature_type.name_ps,
+                "signer_subject": check.signer_subject,
+                "signer_matches": check.signer_cn == expected,
+            }
+        )
+    return {"files": files}
+
+
+@operation
+def op_driver_install(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    code, text, published = commands.add_driver(m, _need(p, "inf_path", str), install=True)
+    return {
+        "exit_code": code,
+        "outcome": INSTALL_OUTCOMES.get(code, "failed"),
+        "published_name": published,
+        "output": text,
+    }
+
+
+@operation
+def op_driver_uninstall(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    code, text = commands.delete_driver(
+        m, _need(p, "published_name", str), uninstall=True, force=True
+    )
+    return {"exit_code": code, "outcome": INSTALL_OUTCOMES.get(code, "failed"), "output": text}
+
+
+@operation
+def op_driver_list(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "drivers": [
+            {
+                "published_name": pk.published_name,
+                "original_name": pk.original_name,
+                "provider": pk.provider,
+                "class_name": pk.info.class_name,
+                "version": (pk.info.driver_ver or "").replace(",", " "),
+                "signer": pk.signer,
+            }
+            for pk in m.store.packages()
+        ]
+    }
+
+
+@operation
+def op_service_dma_compat(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    service = _need(p, "service", str)
+    key = f"{SERVICES}\\{service}"
+    exists = m.registry.get(key, "ImagePath") is not None or bool(m.registry.values(key))
+    params = key + "\\Parameters"
+    return {
+        "service": service,
+        "exists": exists or bool(m.registry.values(params)),
+        "dma_remapping_compatible": m.registry.get(params, "DmaRemappingCompatible"),
+        "dma_remapping_on_hiber_path": m.registry.get(params, "DmaRemappingOnHiberPath"),
+    }
+
+
+# -- Driver Verifier ------------------------------------------------------------------------------
+@operation
+def op_verifier_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    pf, pd = verifier.pending_settings(m)
+    af, ad = verifier.active_settings(m)
+    same = (pf or 0) == (af or 0) and sorted(d.lower() for d in pd) == sorted(ad)
+    return {
+        "pending": {"flags": pf, "drivers": pd},
+        "active": {"flags": af, "drivers": ad},
+        "reboot_pending": not same,
+    }
+
+
+@operation
+def op_verifier_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    mode = _need(p, "mode", str)
+    drivers = [str(d) for d in p.get("drivers") or []]
+    flags = f"0x{int(p.get('flags') or 0):x}"
+    if mode == "persistent":
+        args = ["/flags", flags, "/driver", *drivers]
+    elif mode == "volatile":
+        args = ["/volatile", "/flags", flags, "/adddriver", *drivers]
+    elif mode == "reset":
+        args = ["/reset"]
+    else:
+        raise OperationError(f"unknown verifier mode {mode!r}")
+    code, text = verifier.run(m, args)
+    return {
+        "exit_code": code,
+        "reboot_required": code == verifier.EXIT_REBOOT_NEEDED,
+        "output": text,
+    }
+
+
+# -- DMAGuard, firmware, test signing -------------------------------------------------------------
+@operation
+def op_dmaguard_get(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    return {"policy": m.registry.get(DMAGUARD, "DeviceEnumerationPolicy")}
+
+
+@operation
+def op_dmaguard_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    previous = m.registry.get(DMAGUARD, "DeviceEnumerationPolicy")
+    policy = p.get("policy")
+    if policy is None:
+        m.registry.delete(DMAGUARD, "DeviceEnumerationPolicy")
+    elif isinstance(policy, int) and not isinstance(policy, bool) and 0 <= policy <= 2:
+        m.registry.set(DMAGUARD, "DeviceEnumerationPolicy", policy)
+    else:
+        raise OperationError(f"DeviceEnumerationPolicy must be 0, 1, 2 or null, not {policy!r}")
+    return {"previous": previous, "policy": policy, "reboot_required": True}
+
+
+def _firmware(m: WindowsMachine, p: dict[str, Any]) -> str:
+    vendor = _need(p, "vendor", str)
+    if not m.firmware.scriptable or vendor != m.firmware.vendor:
+        raise OperationError(f"Invalid namespace: no {vendor} BIOS WMI interface on this machine")
+    return vendor
+
+
+@operation
+def op_kdp_firmware_get(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    vendor = _firmware(m, p)
+    return {
+        "vendor": vendor,
+        "settings": dict(m.firmware.settings),
+        "enabled": m.firmware.kdp_setting(),
+    }
+
+
+@operation
+def op_kdp_firmware_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    vendor = _firmware(m, p)
+    enabled = _need(p, "enabled", bool)
+    before = m.firmware.kdp_setting()
+    name = "KernelDMAProtection" if vendor == "lenovo-wmi" else "KernelDmaProtection"
+    values = m.firmware.table[name]
+    answer = m.firmware.set(name, values[1 if enabled else 0])
+    changed = m.firmware.kdp_setting() != before
+    return {
+        "vendor": vendor,
+        "changed": changed,
+        "reboot_required": changed,
+        "return_value": answer,
+    }
+
+
+@operation
+def op_test_signing_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    enabled = _need(p, "enabled", bool)
+    code, text = commands.bcdedit(m, ["/set", "testsigning", "on" if enabled else "off"])
+    return {"exit_code": code, "reboot_required": code == 0, "output": text}
+
+
+# -- sessions -------------------------------------------------------------------------------------
+@operation
+def op_session_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    user = None if m.session.value == "no-user" else f"{m.hostname}\\{m.username}"
+    return {"state": m.session.value, "user": user, "session_id": None if user is None else 1}
+
+
+@operation
+def op_session_lock(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    return {"requested": m.lock_session(), "task": "HarnessLock"}
+
+
+@operation
+def op_session_signout(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    return {"requested": m.sign_out()}
+
+
+@operation
+def op_autologon_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    enabled = _need(p, "enabled", bool)
+    m.registry.set(WINLOGON, "AutoAdminLogon", "1" if enabled else "0")
+    if enabled:
+        for key, name in (
+            ("user", "DefaultUserName"),
+            ("domain", "DefaultDomainName"),
+            ("password", "DefaultPassword"),
+        ):
+            if p.get(key) is not None:
+                m.registry.set(WINLOGON, name, str(p[key]))
+    else:
+        m.registry.delete(WINLOGON, "DefaultPassword")
+    return {"enabled": enabled}
+
+
+# -- PnP ------------------------------------------------------------------------------------------
+@operation
+def op_pnp_devices(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    import fnmatch
+
+    pattern = _need(p, "hardware_id", str).lower()
+    present_only = bool(p.get("present_only", True))
+    key = DMA_POLICY_FRIENDLY if m.build >= 18362 else DMA_POLICY_GUID
+    found = []
+    for d in m.devices.values():
+        if d.last_arrival is None or (present_only and not d.present):
+            continue
+        ids = [h.lower() for h in (*d.hardware_ids, d.instance_id)]
+        if not any(fnmatch.fnmatchcase(h, pattern) for h in ids):
+            continue
+        filters = list(d.stack[1:])
+        found.append(
+            {
+                "instance_id": d.instance_id,
+                "friendly_name": d.description,
+                "class": d.device_class,
+                "present": d.present,
+                "status": d.status,
+                "problem_code": d.problem_code if d.present else 0,
+                "dma_policy": d.dma_policy or None,
+                "dma_policy_key": key,
+                "service": d.stack[0] if d.stack else None,
+                "lower_filters": filters,
+                "upper_filters": [],
+                "driver_stack": list(d.stack),
+                "inf_name": d.package,
+                "last_arrival_utc": _iso(d.last_arrival),
+                "last_removal_utc": _iso(d.last_removal),
+            }
+        )
+    return {"devices": found}
+
+
+@operation
+def op_pnp_rescan(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    commands.rescan(m)
+    return {"exit_code": 0}
+
+
+# -- reboot, crash evidence, probes ---------------------------------------------------------------
+@operation
+def op_reboot_request(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    last = _iso(m.booted_at)
+    m.request_reboot()
+    return {"requested": True, "last_boot_utc": last}
+
+
+@operation
+def op_crash_evidence(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    since = datetime.fromisoformat(_need(p, "since_utc", str).replace("Z", "+00:00"))
+    bugchecks, shutdowns = [], []
+    for e in m.events:
+        if e["time"] < since:
+            continue
+        if e["id"] == 1001:
+            params = [int(x) for x in e["data"]["param2"]]
+            bugchecks.append(
+                {
+                    "time_utc": _iso(e["time"]),
+                    "stop_code": int(e["data"]["param1"], 16),
+                    "parameters": params,
+                    "dump_path": r"C:\Windows\MEMORY.DMP",
+                }
+            )
+        elif e["id"] == 41:
+            shutdowns.append({"time_utc": _iso(e["time"])})
+    dumps = []
+    windows = m.fs_root / "C" / "Windows"
+    candidates = [windows / "MEMORY.DMP", *sorted((windows / "Minidump").glob("*.dmp"))]
+    for f in candidates:
+        if f.is_file():
+            stat = f.stat()
+            modified = datetime.fromtimestamp(stat.st_mtime).astimezone()
+            if modified >= since:
+                rel = "\\".join(f.relative_to(m.fs_root / "C").parts)
+                dumps.append(
+                    {"path": f"C:\\{rel}", "size": stat.st_size, "modified_utc": _iso(modified)}
+                )
+    return {
+        "bugchecks": bugchecks,
+        "unexpected_shutdowns": shutdowns,
+        "dumps": dumps,
+        "setupapi_tail": "",
+    }
+
+
+@operation
+def op_storage_probe(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    iid, label = _need(p, "instance_id", str), _need(p, "volume_label", str)
+    size = _need(p, "size_mib", int)
+    device = next((d for d in m.devices.values() if d.instance_id.lower() == iid.lower()), None)
+    empty = {
+        "ok": False,
+        "drive_letter": None,
+        "disk_number": None,
+        "bytes": 0,
+        "write_mb_s": None,
+        "read_mb_s": None,
+        "verified": False,
+    }
+    if device is None or not device.present:
+        return {**empty, "reason": f"device {iid} is not present"}
+    if not device.started:
+        return {**empty, "reason": f"device {iid} is not started (problem {device.problem_code})"}
+    if device.volume_label is None or device.volume_label.lower() != label.lower():
+        return {**empty, "reason": f"no volume labelled {label} on {iid}"}
+    faulty = m.spec.faulty_driver
+    verified = __import__(
+        "harness.virtual_lab.windows.pnp_install", fromlist=["verified_services"]
+    ).verified_services(m, device.stack)
+    if faulty and faulty.lower() in verified:
+        p1 = 0x26 if device.dma_policy == 2 and m.kdp_active else 0x0F
+        m.bugcheck(0xE6, (p1, 0xFFFF_A000_1234_5000, 0x1_0000_0000, 0x2))
+    disk = 1 + list(m.devices).index(device.port)
+    return {
+        "ok": True,
+        "reason": None,
+        "drive_letter": device.drive_letter,
+        "disk_number": disk,
+        "bytes": size * 1024 * 1024,
+        "write_mb_s": commands_rate(m),
+        "read_mb_s": 1450.0,
+        "verified": True,
+    }
+
+
+def commands_rate(m: WindowsMachine) -> float:
+    from harness.virtual_lab.windows.machine import PROBE_MB_S
+
+    return PROBE_MB_S
+
+
+def duration_s(name: str, params: dict[str, Any]) -> float:
+    """Real-world duration of one operation (before time_scale)."""
+    if name == "storage_probe":
+        size = params.get("size_mib") if isinstance(params.get("size_mib"), int) else 0
+        return 0.5 + 2 * size / commands_rate_static()
+    return DURATIONS_S.get(name, DEFAULT_DURATION_S)
+
+
+def commands_rate_static() -> float:
+    from harness.virtual_lab.windows.machine import PROBE_MB_S
+
+    return PROBE_MB_S
