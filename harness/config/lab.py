@@ -29,6 +29,7 @@ from harness.config.lab_models import (
 from harness.config.model import validate_document
 from harness.config.secrets import check_no_literal_secrets
 from harness.config.yaml_loader import KeyPath, LoadedYaml, load_yaml
+from harness.domain.conditions import OnOff
 from harness.domain.inf import InfError, InfInfo, read_inf
 from harness.errors import ConfigError
 
@@ -143,13 +144,14 @@ def _check_virtual(lab: Lab) -> list[ConfigError]:
                     ("duts", name, "kdp", "firmware_control"),
                 )
             )
-        if dut.kdp.declared and not vdut.kdp_capable:
+        if dut.kdp.declared is OnOff.ON and not vdut.kdp_capable:
             errors.append(
                 lab.error(
                     f"kdp declared on, but virtual.duts.{name}.kdp_capable is false",
                     ("duts", name, "kdp", "declared"),
                 )
             )
+    errors.extend(_check_faults(lab))
     for name in lab.duts:
         if name not in lab.virtual.duts:
             errors.append(
@@ -159,6 +161,23 @@ def _check_virtual(lab: Lab) -> list[ConfigError]:
                     ("duts", name),
                 )
             )
+    return errors
+
+
+def _check_faults(lab: Lab) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    assert lab.virtual is not None
+    for i, fault in enumerate(lab.virtual.faults):
+        key: KeyPath = ("virtual", "faults", i)
+        on_switch = fault.kind in ("switch-silent", "switch-error")
+        if on_switch and fault.instrument not in lab.virtual.instruments:
+            errors.append(
+                lab.error(f"{fault.kind} needs 'instrument:' naming a virtual instrument", key)
+            )
+        if not on_switch and fault.dut not in lab.virtual.duts:
+            errors.append(lab.error(f"{fault.kind} needs 'dut:' naming a virtual DUT", key))
+        elif fault.port is not None and fault.dut and fault.port not in lab.duts[fault.dut].ports:
+            errors.append(lab.error(f"DUT '{fault.dut}' has no port '{fault.port}'", key))
     return errors
 
 
@@ -252,6 +271,13 @@ def _check_files(lab: Lab) -> list[ConfigError]:
                         ("duts", name, "transport", field),
                     )
                 )
+    for i, root in enumerate(lab.virtual.trusted_roots if lab.virtual else []):
+        if not lab.resolve_path(root).is_file():
+            errors.append(
+                lab.error(
+                    f"file not found: {lab.resolve_path(root)}", ("virtual", "trusted_roots", i)
+                )
+            )
     for name, pkg in lab.driver_packages.items():
         if not lab.resolve_path(pkg.path).is_file():
             errors.append(

@@ -324,6 +324,7 @@ def test_bad_visa_resource(tmp_path: Path) -> None:
 def test_virtual_section_consistency(tmp_path: Path) -> None:
     text = (ROOT / "lab_config" / "virtual.yaml").read_text()
     text = text.replace("path: packages/", f"path: {PACKAGES.as_posix()}/")
+    text = text.replace("[packages/", f"[{PACKAGES.as_posix()}/")
     load_lab(write(tmp_path, text))
     msg = lab_error(tmp_path, text.replace("      build: 19045", "      build: 19044"))
     assert "duts.m2-01.os_build: os_build 19045 differs from virtual.duts.m2-01.build 19044" in msg
@@ -372,3 +373,33 @@ def test_fuzz_lab_only_config_errors(tmp_path: Path, data: str) -> None:
 
 def test_load_yaml_reads_shipped_files() -> None:
     assert "duts" in load_yaml(ROOT / "lab_config" / "virtual.yaml").data
+
+
+def _virtual_with(tmp_path: Path, extra: str) -> Path:
+    """The shipped virtual lab with `extra` appended under `virtual:` (paths kept absolute)."""
+    text = (ROOT / "lab_config" / "virtual.yaml").read_text(encoding="utf-8")
+    base = (ROOT / "lab_config").as_posix()
+    text = text.replace("path: packages/", f"path: {base}/packages/")
+    text = text.replace("[packages/", f"[{base}/packages/")
+    return write(tmp_path, text + extra)
+
+
+def test_virtual_fault_must_name_a_known_dut_or_instrument(tmp_path: Path) -> None:
+    path = _virtual_with(
+        tmp_path,
+        "  faults:\n    - {kind: reboot-hang, dut: nope}\n    - {kind: switch-error}\n"
+        "    - {kind: enumeration-failure, dut: tb-01, port: m2-slot}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_lab(path)
+    text = str(info.value)
+    assert "reboot-hang needs 'dut:'" in text and "switch-error needs 'instrument:'" in text
+    assert "DUT 'tb-01' has no port 'm2-slot'" in text
+    assert f"{path}:" in text
+
+
+def test_virtual_trusted_root_must_exist(tmp_path: Path) -> None:
+    text = _virtual_with(tmp_path, "").read_text(encoding="utf-8")
+    write(tmp_path, text.replace("dmalab-virtual-release-root.cer", "missing.cer"))
+    with pytest.raises(ConfigError, match=r"virtual\.trusted_roots\[0\]: file not found"):
+        load_lab(tmp_path / "lab.yaml")
