@@ -76,6 +76,7 @@ __all__ = [
     "InfService",
     "parse_inf",
     "read_inf",
+    "source_disks_files",
 ]
 
 GRAPHICS_CLASS_GUID = "{4d36e968-e325-11ce-bfc1-08002be10318}"
@@ -411,3 +412,26 @@ def read_inf(path: str | os.PathLike[str], arch: str = "amd64") -> InfInfo:
     with open(path, "rb") as handle:
         data = handle.read()
     return parse_inf(data, os.fspath(path), arch)
+
+
+def source_disks_files(data: bytes, name: str = "<inf>", arch: str = "amd64") -> tuple[str, ...]:
+    """The package's files listed in ``[SourceDisksFiles]`` and ``[SourceDisksFiles.<arch>]``,
+    relative to the INF's folder with ``/`` separators (the disk's path from
+    ``[SourceDisksNames]``, then the file's subdir), in file order without duplicates."""
+    inf = _Inf(data, name, arch)
+    disks: dict[str, str] = {}
+    for section in ("SourceDisksNames", f"SourceDisksNames.{arch}"):
+        for ln in inf.section(section):
+            if ln.key is not None:
+                disks[ln.key.strip()] = ln.fields[3].strip() if len(ln.fields) > 3 else ""
+    found: dict[str, None] = {}
+    for section in ("SourceDisksFiles", f"SourceDisksFiles.{arch}"):
+        for ln in inf.section(section):
+            file = (ln.key if ln.key is not None else ln.first()).strip()
+            fields = list(ln.fields) if ln.key is not None else []
+            disk = disks.get(fields[0].strip(), "") if fields else ""
+            subdir = fields[1].strip() if len(fields) > 1 else ""
+            parts = [p.replace("\\", "/").strip("/") for p in (disk, subdir, file)]
+            if file:
+                found.setdefault("/".join(p for p in parts if p), None)
+    return tuple(found)

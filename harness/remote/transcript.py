@@ -2,7 +2,10 @@
 
 A `Redactor` replaces each known secret with `***` (longest first, so a secret that contains
 another is masked whole). Command lines carrying `-EncodedCommand <base64>` are recorded as the
-decoded script (then redacted), never as the raw base64 in which a secret would hide.
+decoded script (then redacted), never as the raw base64 in which a secret would hide. A Windows
+operation (the `& {...} -ParamsBase64 '...'` wrapper of docs/windows-operations.md) is recorded
+as `op NAME {params}`: readable, and its parameters are redacted like any other text (values of
+keys that name a secret, such as `password`, are masked whatever they are).
 
 >>> t = Transcript(Redactor({"s3cret"}))
 >>> e = t.record("net use x: /user:lab\\\\tester s3cret", exit_code=0, stdout="", stderr="", duration_s=0.1)
@@ -14,11 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 MASK = "***"
 _ENCODED = re.compile(
@@ -27,6 +32,11 @@ _ENCODED = re.compile(
     re.IGNORECASE,
 )
 _POWERSHELL = re.compile(r"\b(?:powershell|pwsh)(?:\.exe)?\b", re.IGNORECASE)
+_OPERATION = re.compile(
+    r"^(?P<prefix>.*?)& \{\r?\n(?P<body>.*)\r?\n\} -ParamsBase64 '(?P<b64>[^']*)'\s*$", re.S
+)
+_OPERATION_NAME = re.compile(r"^# Operation:\s*(?P<name>\S+)", re.M)
+_SECRET_KEY = re.compile(r"pass(?:word|wd)?|secret|token|credential|pin", re.IGNORECASE)
 
 
 class Redactor:
@@ -40,8 +50,11 @@ class Redactor:
 
     def add(self, secret: str) -> None:
         if secret:
+            # also as it appears inside a JSON string (quotes, backslashes, control characters)
+            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
             with self._lock:
                 self._secrets.add(secret)
+                self._secrets.add(escaped)
 
     def redact(self, text: str) -> str:
         with self._lock:
@@ -64,6 +77,33 @@ def decode_encoded_commands(command_line: str) -> str:
         return f"{m.group('flag')} <decoded script>\n{script}"
 
     return _ENCODED.sub(_decode, command_line)
+
+
+def _mask_secret_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: MASK if _SECRET_KEY.fullmatch(str(k)) and v else _mask_secret_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_secret_keys(v) for v in value]
+    return value
+
+
+def describe_operation(command: str) -> str:
+    """A Windows operation wrapper (possibly behind a decoded powershell.exe line) shown as
+    `op NAME {params json}`; any other text unchanged. Undecodable params are withheld."""
+    m = _OPERATION.match(command)
+    if m is None:
+        return command
+    found = _OPERATION_NAME.search(m.group("body"))
+    name = found.group("name") if found else "<unnamed>"
+    try:
+        params = json.loads(base64.b64decode(m.group("b64"), validate=True).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return f"op {name} <undecodable parameters withheld>"
+    shown = json.dumps(_mask_secret_keys(params), ensure_ascii=False, sort_keys=True)
+    return f"op {name} {shown}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +133,7 @@ class Transcript:
         self._lock = threading.Lock()
 
     def redact_command(self, command: str) -> str:
-        return self.redactor.redact(decode_encoded_commands(command))
+        return self.redactor.redact(describe_operation(decode_encoded_commands(command)))
 
     def record(
         self,

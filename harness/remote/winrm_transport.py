@@ -11,7 +11,8 @@ that way (3 requests). A longer script is fed through stdin to
 `powershell.exe -NoProfile -NonInteractive -Command -` (Send requests of <= 48 KiB): unlike
 `WINRS_SKIP_CMD_SHELL`, which only raises the limit to CreateProcess's 32767 characters (about a
 12,000-character script once UTF-16LE + base64 encoded), stdin has no size limit. The shell uses
-codepage 65001, so scripts and output travel as UTF-8.
+codepage 65001, so scripts and output travel as UTF-8. `upload` sends the file in chunks through
+the `file_write` Windows operation (harness/windows/ops): path and data are parameters, never code.
 
 >>> shell = WinRMShell(WinRMSettings("https://dut-01:5986/wsman", "lab\\\\tester", pw,
 ...                                  auth=WinRMAuth.BASIC, ca_file=Path("ca.pem")))   # doctest: +SKIP
@@ -48,13 +49,14 @@ from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
 from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.transcript import Redactor, Transcript
+from harness.windows.ops import OperationCatalog, parse_result
 
 log = logging.getLogger(__name__)
 
 STDIN_CHUNK = 48 * 1024
 MAX_POLL_S = 20  # WS-Man OperationTimeout per Receive, at most
 TERMINATE_GRACE_S = 5.0  # budget for Signal terminate / Delete after the deadline
-UPLOAD_CHUNK = 96 * 1024  # raw bytes per upload script (a long script goes through stdin)
+UPLOAD_CHUNK = 96 * 1024  # raw bytes per file_write call (a long script goes through stdin)
 
 
 class WinRMAuth(str, enum.Enum):
@@ -88,8 +90,10 @@ class WinRMShell:
         transcript: Transcript | None = None,
         secrets: Sequence[str] = (),
         protocol_factory: Callable[..., Protocol] = Protocol,
+        catalog: OperationCatalog | None = None,
     ) -> None:
         self.settings = settings
+        self.catalog = catalog if catalog is not None else OperationCatalog()
         self.transcript = transcript or Transcript(Redactor())
         for s in (settings.password, *secrets):
             self.transcript.redactor.add(s)
@@ -149,24 +153,32 @@ class WinRMShell:
     def upload(
         self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
     ) -> None:
-        """Write `local` to `remote` on the host in chunks through PowerShell (base64 data)."""
+        """Write `local` to `remote` in chunks through the `file_write` operation: the path and
+        the data travel as the operation's parameters (data, never code)."""
         dl = call_deadline(timeout_s, deadline, f"upload of {local.name} to {remote}")
         data = local.read_bytes()
-        target = remote.replace("'", "''")
         chunks = [data[i : i + UPLOAD_CHUNK] for i in range(0, len(data), UPLOAD_CHUNK)] or [b""]
+        written: dict[str, Any] = {}
         for i, chunk in enumerate(chunks):
-            mode = "Create" if i == 0 else "Append"
-            script = (
-                f"$b=[Convert]::FromBase64String('{base64.b64encode(chunk).decode()}');"
-                f"$f=[IO.File]::Open('{target}',[IO.FileMode]::{mode});"
-                "try{$f.Write($b,0,$b.Length)}finally{$f.Close()}"
-            )
+            params = {
+                "path": remote,
+                "mode": "create" if i == 0 else "append",
+                "data_base64": base64.b64encode(chunk).decode("ascii"),
+            }
+            script = self.catalog.build_invocation("file_write", params)
             r = self.run_powershell(script, timeout_s=dl.remaining(), deadline=dl)
-            if r.exit_code != 0:
+            try:
+                written = parse_result("file_write", r)
+            except InfrastructureError as exc:
                 raise InfrastructureError(
-                    f"upload of {local} to {remote} failed at chunk {i + 1}/{len(chunks)}: "
-                    f"exit {r.exit_code}: {r.stderr.strip()[:300]}"
-                )
+                    f"upload of {local} to {remote} on {self.settings.url} failed at chunk "
+                    f"{i + 1}/{len(chunks)}: {exc}"
+                ) from exc
+        if written.get("size") != len(data):
+            raise InfrastructureError(
+                f"upload of {local} to {remote} on {self.settings.url}: the host reports "
+                f"{written.get('size')!r} bytes written, {len(data)} sent"
+            )
 
     def reconnect(self, *, timeout_s: float = 30.0) -> None:
         """Forget the old connection and shell (e.g. after a reboot) and open new ones."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import socket
 import time
@@ -202,11 +203,9 @@ def test_reused_shell_needs_fewer_requests_than_run_ps(ep: WinRMEndpoint) -> Non
 
 
 class _UploadSink(SteppedCommand):
-    """Understands the transport's upload script (either from -EncodedCommand or from stdin)."""
+    """Understands the `file_write` operation wrapper (from -EncodedCommand or from stdin)."""
 
-    PATTERN = re.compile(
-        r"FromBase64String\('([^']*)'\).*Open\('((?:[^']|'')*)',\[IO\.FileMode\]::(\w+)\)"
-    )
+    PARAMS = re.compile(r"\n\} -ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
 
     def __init__(self, files: dict[str, bytes], script: str | None) -> None:
         super().__init__()
@@ -218,13 +217,16 @@ class _UploadSink(SteppedCommand):
         script = self._script if self._script is not None else self.stdin_text()
         if self._script is None and not self.stdin_closed:
             return None
-        m = self.PATTERN.search(script)
-        if m is None:
-            self.emit(stderr="not an upload script\r\n")
+        m = self.PARAMS.search(script)
+        if m is None or "# Operation: file_write" not in script:
+            self.emit(stderr="not a file_write operation\r\n")
             self.finish(1)
             return None
-        data, path, mode = base64.b64decode(m.group(1)), m.group(2).replace("''", "'"), m.group(3)
-        self._files[path] = (b"" if mode == "Create" else self._files.get(path, b"")) + data
+        params = json.loads(base64.b64decode(m.group(1)).decode("utf-8"))
+        path, mode = params["path"], params["mode"]
+        data = base64.b64decode(params["data_base64"])
+        self._files[path] = (b"" if mode == "create" else self._files.get(path, b"")) + data
+        self.emit(stdout=json.dumps({"path": path, "size": len(self._files[path])}) + "\r\n")
         self.finish(0)
         return None
 
@@ -232,6 +234,7 @@ class _UploadSink(SteppedCommand):
 class _UploadExecutor:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.scripts: list[str] = []
 
     def start(self, command: str, args: list[str], *, skip_cmd_shell: bool) -> RunningCommand:
         line = " ".join([command, *args])
@@ -241,10 +244,11 @@ class _UploadExecutor:
         return _UploadSink(self.files, base64.b64decode(encoded).decode("utf-16-le"))
 
 
-def test_upload_in_chunks(cert_dir: Path, tmp_path: Path) -> None:
+def test_upload_in_chunks_through_file_write(cert_dir: Path, tmp_path: Path) -> None:
     sink = _UploadExecutor()
     local = tmp_path / "payload.bin"
     local.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes: 3 chunks
+    hostile = "C:\\Windows\\Temp\\it's \u2018smart\u2019 $(calc) `n; & | \u00e9.json"
     with (
         WinRMEndpoint(
             sink, USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
@@ -254,6 +258,27 @@ def test_upload_in_chunks(cert_dir: Path, tmp_path: Path) -> None:
         sh.upload(local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
         small = tmp_path / "small.json"
         small.write_text('{"a": 1}')
-        sh.upload(small, r"C:\Windows\Temp\it's.json", timeout_s=10)
+        sh.upload(small, hostile, timeout_s=10)
+        entries = sh.transcript.entries
     assert sink.files[r"C:\Windows\Temp\payload.bin"] == local.read_bytes()
-    assert sink.files[r"C:\Windows\Temp\it's.json"] == b'{"a": 1}'  # quoted for PowerShell
+    assert sink.files[hostile] == b'{"a": 1}'  # the path travelled as data
+    # The transcript shows the operation and its parameters, not a base64 blob.
+    assert entries[-1].command.startswith('op file_write {"data_base64": ')
+    assert sum(e.command.startswith("op file_write") for e in entries) == 4
+
+
+def test_upload_failure_names_the_chunk(cert_dir: Path, tmp_path: Path) -> None:
+    class _Refuse(_UploadExecutor):
+        def start(self, command: str, args: list[str], *, skip_cmd_shell: bool) -> RunningCommand:
+            return _UploadSink(self.files, "Write-Error 'denied'")
+
+    local = tmp_path / "x.bin"
+    local.write_bytes(b"x")
+    with (
+        WinRMEndpoint(
+            _Refuse(), USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
+        ) as ep,
+        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh,
+        pytest.raises(InfrastructureError, match=r"chunk 1/1: operation file_write failed: exit 1"),
+    ):
+        sh.upload(local, r"C:\x.bin", timeout_s=10)
