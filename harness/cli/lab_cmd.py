@@ -1,11 +1,16 @@
-"""`harness lab validate LAB [--no-file-checks]`: check a lab file and summarise it.
+"""`harness lab validate LAB [--no-file-checks]`: check a lab file and summarise it;
+`harness lab up LAB [--endpoints-file PATH]`: run its virtual lab in the foreground;
+`harness lab doctor LAB`: check every DUT and instrument (see `harness.cli.doctor_cmd`).
 
     harness lab validate lab_config/virtual.yaml
     harness lab validate lab_config/example_lab.yaml --no-file-checks
+    harness lab up lab_config/virtual.yaml --endpoints-file /tmp/lab.json
 
-Prints the DUTs (build, transport, ports), instruments, devices and driver packages with their
-INF's DmaRemappingCompatible per service. A bad lab prints `error: FILE:LINE: KEY: message`
-on stderr and exits 2.
+`validate` prints the DUTs (build, transport, ports), instruments, devices and driver packages
+with their INF's DmaRemappingCompatible per service. `up` prints every endpoint (no password),
+writes the endpoints JSON (0600) and runs until Ctrl-C or SIGTERM (exit 0); every DUT's password
+is HARNESS_VIRTUAL_PASSWORD if set, else generated. A bad lab, or `up` on a lab without a
+`virtual:` section, prints `error: FILE:LINE: KEY: message` on stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.common import config_errors_exit
+from harness.cli.common import config_errors_exit, usage_error
+from harness.cli.doctor_cmd import doctor
 from harness.config.lab import Lab, load_lab
 from harness.config.lab_models import WinRmTransport
 from harness.domain.builds import release_name
 
 lab_app = typer.Typer(
     name="lab",
-    help="Check lab inventory files.",
+    help="Check lab inventory files; run the virtual lab.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -90,6 +96,38 @@ def validate(
         lines = summary(lab, read_packages=not no_file_checks)
     for line in lines:
         typer.echo(line)
+
+
+@lab_app.command("up")
+def up(
+    lab_file: Path = typer.Argument(..., metavar="LAB", help="A lab YAML file with 'virtual:'."),
+    endpoints_file: Path | None = typer.Option(
+        None, "--endpoints-file", help="Write the endpoints JSON (with credentials, 0600) here."
+    ),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="Keep the lab's keys and certificates here (default: a temp dir)."
+    ),
+) -> None:
+    """Run the lab's virtual DUTs and instruments in the foreground until Ctrl-C."""
+    import os
+
+    from harness.virtual_lab.foreground import PASSWORD_ENV, serve
+
+    with config_errors_exit():
+        lab = load_lab(lab_file)
+    if lab.virtual is None:
+        raise usage_error(f"{lab.path}: the lab has no 'virtual:' section")
+    code = serve(
+        lab,
+        endpoints_file=endpoints_file,
+        workdir=workdir,
+        password=os.environ.get(PASSWORD_ENV) or None,
+        echo=lambda line: typer.echo(line),
+    )
+    raise typer.Exit(code)
+
+
+lab_app.command("doctor")(doctor)
 
 
 def register(app: typer.Typer) -> None:

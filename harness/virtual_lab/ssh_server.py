@@ -15,7 +15,8 @@ stdin is forwarded until EOF. The SFTP subsystem is rooted in a per-DUT director
 Drive letters are upper-cased, `..` never leaves the drive, and paths are reported back to the
 client the way Windows OpenSSH does (`/C:/harness/x`). Faults: `refuse()` stops accepting (new
 connections are refused, open ones live on; `accept()` listens again on the same port) and
-`drop_next()` aborts the connection of the next exec once the command has started. asyncssh's
+`drop_next()` aborts the connection of the next exec once the command has started;
+`reject_auth = True` fails every authentication until cleared. asyncssh's
 own INFO log would print command lines, so its logger is raised to WARNING unless configured.
 
 >>> with SshEndpoint(BuiltinExecutor(), "tester", "s3cret", host_key_dir=tmp) as ep:  # doctest: +SKIP
@@ -118,6 +119,8 @@ class _LabSshServer(asyncssh.SSHServer):
         return True
 
     def validate_password(self, username: str, password: str) -> bool:
+        if self._ep.reject_auth:
+            return False
         ok_user = _account(username) == _account(self._ep.username)
         ok_pw = hmac.compare_digest(password.encode(), self._ep._password.encode())
         return ok_user and ok_pw
@@ -126,6 +129,8 @@ class _LabSshServer(asyncssh.SSHServer):
         return bool(self._ep._authorized)
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        if self._ep.reject_auth:
+            return False
         return _account(username) == _account(self._ep.username) and (
             key.public_data in self._ep._authorized
         )
@@ -167,6 +172,7 @@ class SshEndpoint(Service):
         self._running: set[RunningCommand] = set()
         self._drop_next = False
         self._fault_lock = threading.Lock()
+        self.reject_auth = False  # fault: every authentication fails until set back to False
         self.execs_total = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -223,10 +229,11 @@ class SshEndpoint(Service):
         """Listen again (same port) after `refuse()`."""
         self._call(self._listen(self.port), timeout_s)
 
-    def drop_next(self) -> None:
-        """Abort the connection of the next exec, once its command has started (one-shot)."""
+    def drop_next(self, armed: bool = True) -> None:
+        """Abort the connection of the next exec, once its command has started (one-shot);
+        `armed=False` cancels it."""
         with self._fault_lock:
-            self._drop_next = True
+            self._drop_next = armed
 
     # -- facts ----------------------------------------------------------------------------------
     @property

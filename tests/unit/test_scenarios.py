@@ -37,6 +37,7 @@ def lab_file(
     tmp_path: Path, edit: str = "", extra_ports: str = "", extra_devices: str = ""
 ) -> Path:
     text = VIRTUAL.read_text().replace("path: packages/", f"path: {PACKAGES.as_posix()}/")
+    text = text.replace("[packages/", f"[{PACKAGES.as_posix()}/")
     text = text.replace("    session_control:\n", extra_ports + "    session_control:\n", 1)
     text = text.replace("driver_packages:\n", extra_devices + "\ndriver_packages:\n", 1)
     if edit:

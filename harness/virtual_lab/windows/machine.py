@@ -507,7 +507,7 @@ class WindowsMachine:
                 "faults": [f.model_dump(exclude_none=True) for f in self.faults],
                 "failed_logons": self.failed_logons,
                 "events": len(self.events),
-                "registry": self.registry.dump(),
+                "registry": _masked(self.registry.dump()),
             }
 
     def _initial_registry(self) -> None:
@@ -523,6 +523,15 @@ class WindowsMachine:
         if baseline.dmaguard.value != "absent":
             reg.set(DMAGUARD, "DeviceEnumerationPolicy", int(baseline.dmaguard.value))
         reg.set(SERVICES + r"\stornvme\Parameters", "DmaRemappingCompatible", 1)
+
+
+def _masked(dump: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The registry for the control endpoint, with Winlogon's DefaultPassword masked."""
+    for values in dump.values():
+        for name in values:
+            if name.lower() == "defaultpassword":
+                values[name] = "********"
+    return dump
 
 
 def _driver_set(text: str) -> frozenset[str]:

@@ -97,6 +97,28 @@ def register_ntlm_user(creds: Credentials) -> Path:
     return path
 
 
+def registered_ntlm_password(username: str, domain: str = "") -> str | None:
+    """The password `domain\\username` is registered with in this process, or None.
+
+    Lets a second lab in the same process (tests) reuse an account instead of clashing.
+    """
+    current = os.environ.get(NTLM_USER_FILE_ENV)
+    if not current:
+        return None
+    try:
+        lines = Path(current).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and (parts[0].lower(), parts[1].lower()) == (
+            domain.lower(),
+            username.lower(),
+        ):
+            return parts[2]
+    return None
+
+
 class Verdict(enum.Enum):
     """What the HTTP layer must do with a request after authentication."""
 

@@ -27,7 +27,13 @@ from spnego.channel_bindings import GssChannelBindings
 
 from harness.virtual_lab.service import Service
 from harness.virtual_lab.winrm import crypto
-from harness.virtual_lab.winrm.auth import ConnectionAuth, Credentials, Verdict, register_ntlm_user
+from harness.virtual_lab.winrm.auth import (
+    AuthResult,
+    ConnectionAuth,
+    Credentials,
+    Verdict,
+    register_ntlm_user,
+)
 from harness.virtual_lab.winrm.certs import LabPki
 from harness.virtual_lab.winrm.executor import Executor
 from harness.virtual_lab.winrm.shells import ShellService
@@ -139,6 +145,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404)
             return
         result = self.auth.check(self.headers.get("Authorization"))
+        if ep.reject_auth and result.verdict is Verdict.ALLOW:
+            # fault: the credentials are refused (at the end of the handshake, like a wrong
+            # password) until the fault is cleared
+            self.auth.ntlm_complete = False
+            result = AuthResult(Verdict.DENY, self.auth.offers())
         if result.verdict is Verdict.BAD_REQUEST:
             self._send(400)
             return
@@ -170,6 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400)
             return
         answer = ep._service.handle(req, user=result.user, client_ip=self.client_address[0])
+        if req.action.endswith("/Command") and ep._take_drop():
+            # fault: the command has started, then the connection goes away without an answer
+            log.info("dropping the connection during a command (fault)")
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_RDWR)
+            return
         with ep._stats.lock:
             ep._stats.soap_requests += 1
             ep._stats.actions[req.action.rsplit("/", 1)[-1]] += 1
@@ -186,7 +204,9 @@ class WinRMEndpoint(Service):
     `https=True` serves TLS with a certificate from the lab CA in `cert_dir` (`ca_file`);
     `allow_unencrypted=True` accepts Basic and plaintext SOAP over HTTP (WinRM's
     AllowUnencrypted). `cbt_strict` enforces NTLM channel binding over HTTPS
-    (CbtHardeningLevel=Strict). `port=0` picks a free port; pass the old port to "reboot".
+    (CbtHardeningLevel=Strict). `port=0` picks a free port; `start()` after `stop()` listens on
+    the same port again ("reboot"). Faults: `drop_next()`, and `reject_auth = True` answers 401
+    to every request until set back to False.
     """
 
     def __init__(
@@ -216,6 +236,9 @@ class WinRMEndpoint(Service):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._service: ShellService
+        self._fault_lock = threading.Lock()
+        self._drop_next = False
+        self.reject_auth = False
         self.port = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -232,6 +255,7 @@ class WinRMEndpoint(Service):
         self._stopping.clear()
         server = _Server(self, self._requested_port)
         self.port = server.server_address[1]
+        self._requested_port = self.port  # a restart after stop() ("reboot") reuses the port
         self._service = ShellService(self.executor, address=self.url, stopping=self._stopping)
         self._server = server
         self._thread = threading.Thread(
@@ -262,6 +286,18 @@ class WinRMEndpoint(Service):
             if t is not None:
                 t.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
+
+    # -- faults ---------------------------------------------------------------------------------
+    def drop_next(self, armed: bool = True) -> None:
+        """Drop the connection of the next Command once it has started (one-shot);
+        `armed=False` cancels it."""
+        with self._fault_lock:
+            self._drop_next = armed
+
+    def _take_drop(self) -> bool:
+        with self._fault_lock:
+            drop, self._drop_next = self._drop_next, False
+            return drop
 
     # -- facts ----------------------------------------------------------------------------------
     @property

@@ -1,0 +1,64 @@
+"""`harness lab doctor LAB [--timeout S] [--json]`: is every DUT and instrument ready?
+
+For a lab with a `virtual:` section the virtual lab is started first, in a child process as
+`harness run` does, and stopped at the end (also on errors and Ctrl-C). Prints one table (or a
+JSON list with `--json`); exit 0 when nothing FAILs, 1 when something is broken, 2 for a bad lab
+file, 3 when the virtual lab itself cannot start.
+
+    harness lab doctor lab_config/virtual.yaml
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+from harness.cli.common import ExitCode, config_errors_exit, print_json, usage_error
+from harness.config.lab import Lab, load_lab
+from harness.doctor import broken, render, run_doctor
+from harness.errors import InfrastructureError
+from harness.remote.connect import LabConnector
+from harness.virtual_lab.endpoints import LabEndpoints
+from harness.virtual_lab.launcher import start_virtual_lab
+
+
+@contextlib.contextmanager
+def lab_endpoints(lab: Lab, lab_path: Path) -> Iterator[LabEndpoints | None]:
+    """The running virtual lab's endpoints for a virtual lab (started and stopped here)."""
+    if lab.virtual is None:
+        yield None
+        return
+    with start_virtual_lab(lab_path) as running:
+        yield running.endpoints
+
+
+def doctor(
+    lab_path: Path = typer.Argument(..., help="lab inventory YAML"),
+    timeout: float = typer.Option(30.0, "--timeout", min=1, help="per-check budget, seconds"),
+    as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
+) -> None:
+    """Check reachability, trust, builds, KDP, Verifier, scripts, switches and devices."""
+    with config_errors_exit():
+        lab = load_lab(lab_path)
+    try:
+        with lab_endpoints(lab, lab_path) as endpoints:
+            checks = run_doctor(lab, LabConnector(lab, endpoints), timeout_s=timeout)
+    except InfrastructureError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.INFRASTRUCTURE) from None
+    except KeyboardInterrupt:
+        raise usage_error("interrupted") from None
+    if as_json:
+        print_json(
+            [
+                {"target": c.target, "check": c.name, "status": c.status.value, "detail": c.detail}
+                for c in checks
+            ]
+        )
+    else:
+        typer.echo(render(checks))
+    if broken(checks):
+        raise typer.Exit(ExitCode.TEST_FAILED)

@@ -1,0 +1,196 @@
+"""Start a virtual lab as a child process and stop it again, leaving nothing behind.
+
+    with start_virtual_lab("lab_config/virtual.yaml") as lab:
+        lab.endpoints.duts["tb-01"].winrm.http_url
+
+The child is `python -m harness.virtual_lab LAB --endpoints-file F --workdir W --ready-fd N`
+in its own session (so a Ctrl-C at the terminal reaches the parent only, and the whole process
+group can be signalled), with stdout and stderr in a log file in a private temp directory. The
+child writes one line to the inherited pipe `N` once the endpoints file is written; the parent
+waits on that pipe with a deadline (EOF means the child died). `RunningLab.stop()` sends SIGTERM
+to the group, SIGKILL after its deadline, and removes the temp directory. Nothing is registered
+globally: the caller owns the `RunningLab`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from harness.errors import InfrastructureError
+from harness.virtual_lab.endpoints import LabEndpoints
+from harness.virtual_lab.winrm.auth import NTLM_USER_FILE_ENV
+
+_LOG_TAIL_LINES = 30
+
+
+class RunningLab:
+    """A virtual lab child process, its endpoints and its temp directory."""
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], endpoints: LabEndpoints, tempdir: Path
+    ) -> None:
+        self.process = process
+        self.endpoints = endpoints
+        self.tempdir = tempdir
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log_file(self) -> Path:
+        return self.tempdir / "lab.log"
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM the lab, SIGKILL after `timeout_s`; returns its exit code. Idempotent."""
+        try:
+            return _terminate(self.process, timeout_s)
+        finally:
+            shutil.rmtree(self.tempdir, ignore_errors=True)
+
+    def __enter__(self) -> RunningLab:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the child's process group (it leads its own session), or the child alone."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    if process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            return process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+    else:
+        # the leader is gone; make sure nothing of its group is left either
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+
+
+def _wait_ready(fd: int, timeout_s: float) -> bool:
+    """True once the child says ready; False on EOF (it died) or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            return False
+        data = os.read(fd, 64)
+        if not data:
+            return False
+        if b"\n" in data:
+            return True
+
+
+def start_virtual_lab(
+    lab_path: str | Path,
+    *,
+    timeout_s: float = 30.0,
+    password: str | None = None,
+) -> RunningLab:
+    """Start the lab of `lab_path` in a child process; InfrastructureError if it does not come up.
+
+    `password` (if given) becomes every DUT's password, passed in the child's environment.
+    """
+    tempdir = Path(tempfile.mkdtemp(prefix="harness-vlab-"))
+    endpoints_file = tempdir / "endpoints.json"
+    env = dict(os.environ)
+    env.pop(NTLM_USER_FILE_ENV, None)  # the lab keeps its own NTLM accounts, not ours
+    # the child runs the same harness code as this process, wherever it was imported from
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    if password is not None:
+        env["HARNESS_VIRTUAL_PASSWORD"] = password
+    read_fd, write_fd = os.pipe()
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.virtual_lab",
+        str(lab_path),
+        "--endpoints-file",
+        str(endpoints_file),
+        "--workdir",
+        str(tempdir / "work"),
+        "--ready-fd",
+        str(write_fd),
+    ]
+    try:
+        with open(tempdir / "lab.log", "wb") as log:
+            process = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(write_fd,),
+                env=env,
+            )
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        shutil.rmtree(tempdir, ignore_errors=True)
+        raise InfrastructureError(f"cannot start the virtual lab: {exc}") from exc
+    os.close(write_fd)
+    why = ""
+    try:
+        if _wait_ready(read_fd, timeout_s):
+            return RunningLab(process, LabEndpoints.read(endpoints_file), tempdir)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(1.0)  # EOF on the pipe: the child is exiting
+        why = "exited" if process.poll() is not None else f"not ready after {timeout_s:.0f} s"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = f"unreadable endpoints file: {type(exc).__name__}: {exc}"
+    except BaseException:  # Ctrl-C while waiting: never leave the child behind
+        _terminate(process, 5.0)
+        shutil.rmtree(tempdir, ignore_errors=True)
+        raise
+    finally:
+        os.close(read_fd)
+    _terminate(process, 5.0)
+    tail = _log_tail(tempdir / "lab.log")
+    shutil.rmtree(tempdir, ignore_errors=True)
+    code = f" (exit code {process.returncode})" if process.returncode is not None else ""
+    raise InfrastructureError(
+        f"the virtual lab for {lab_path} did not start: {why}{code}; its log ends with:\n{tail}"
+    )
