@@ -204,7 +204,7 @@ def reboot_and_wait(
         facts = _wait_up(host, up_dl, poll, old)
     up_after = deadline.clock() - t0
 
-    evidence = host.crash_evidence(old, deadline=deadline)
+    evidence = host.crash_evidence(host.unseen_since(old), deadline=deadline)
     if evidence.bugchecks:
         first = evidence.bugchecks[0]
         dump = f", dump {first.dump_path}" if first.dump_path else ""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,6 +81,7 @@ class WindowsHost:
         self.catalog = catalog
         self.transcript = transcript
         self.default_timeout_s = default_timeout_s
+        self.crash_seen_until: datetime | None = None  # newest crash event reported so far
         self.sleep = sleep
         shell_transcript = getattr(shell, "transcript", None)
         self._shell_transcript = (
@@ -389,7 +390,22 @@ class WindowsHost:
     ) -> CrashEvidence:
         params = {"since_utc": format_utc(since_utc)}
         d = self.call("crash_evidence", params, deadline=deadline, timeout_s=timeout_s)
-        return CrashEvidence.from_json("crash_evidence", d)
+        evidence = CrashEvidence.from_json("crash_evidence", d)
+        times = [b.time_utc for b in evidence.bugchecks] + list(evidence.unexpected_shutdowns)
+        if times and (self.crash_seen_until is None or max(times) > self.crash_seen_until):
+            self.crash_seen_until = max(times)
+        return evidence
+
+    def unseen_since(self, since_utc: datetime) -> datetime:
+        """`since_utc`, moved past every crash event already reported by `crash_evidence`.
+
+        Windows logs event 1001 after the boot that follows a bugcheck, so "since the previous
+        boot" alone would report one crash again at the next reboot.
+        """
+        seen = self.crash_seen_until
+        if seen is None or seen < since_utc:
+            return since_utc
+        return seen + timedelta(milliseconds=1)
 
     def storage_probe(
         self,

@@ -21,7 +21,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,8 @@ class WindowsMachine:
         self.boots += 1
         self.power = Power.ON
         self.session = Session.NO_USER
-        self.events.extend(self._pending_events)
+        for event in self._pending_events:  # logged by this boot, stamped with its time
+            self.events.append({**event, "time": self.booted_at})
         self._pending_events.clear()
         if not initial:
             self._notify(PowerEvent.UP)
@@ -245,7 +246,7 @@ class WindowsMachine:
             _event(
                 1001,
                 "BugCheck",
-                when + timedelta(seconds=self.spec.boot_time_s),
+                when,
                 f"The computer has rebooted from a bugcheck.  The bugcheck was: {text}. "
                 r"A dump was saved in: C:\Windows\MEMORY.DMP.",
                 {"param1": f"0x{code:08x}", "param2": list(params)},
