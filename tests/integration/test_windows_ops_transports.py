@@ -91,6 +91,10 @@ def test_hostile_parameters_arrive_as_data(
     assert _last_params(runtime, dut, "service_dma_compat") == {"service": NASTY}
     assert host.pnp_devices(NASTY) == ()
     assert _last_params(runtime, dut, "pnp_devices")["hardware_id"] == NASTY
+    assert host.set_autologon(True, user="tester", domain=dut.upper(), password=NASTY)
+    assert _last_params(runtime, dut, "autologon_set")["password"] == NASTY
+    assert NASTY not in host.shell.transcript.render()  # the password is redacted
+    assert host.set_autologon(False, user="tester", domain=dut.upper(), password=None) is False
     out = host.run_command("echo " + NASTY.replace("\n", " "))
     assert _last_params(runtime, dut, "command_run")["command"].startswith("echo it's")
     assert out.exit_code in (0, 1)
