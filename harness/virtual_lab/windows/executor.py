@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.virtual_lab.windows import operations
 from harness.virtual_lab.windows.commands import run_command_line
-from harness.virtual_lab.winrm.builtin import BuiltinExecutor, PowerShellScript, _clixml_error
+from harness.virtual_lab.winrm.builtin import (
+    BuiltinExecutor,
+    PowerShellScript,
+    _clixml_error,
+    parse_powershell_args,
+)
 from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand
 
 if TYPE_CHECKING:
@@ -144,26 +149,11 @@ class WindowsExecutor:
         return self._builtin.start(command, args, skip_cmd_shell=skip_cmd_shell)
 
     def _powershell(self, line: str, rest: str) -> RunningCommand:
-        tokens = rest.split()
-        for i, tok in enumerate(tokens):
-            low = tok.lower()
-            if low.startswith("-e") and "-encodedcommand".startswith(low) and i + 1 < len(tokens):
-                try:
-                    script = base64.b64decode(tokens[i + 1], validate=True).decode("utf-16-le")
-                except (binascii.Error, UnicodeDecodeError):
-                    return FinishedCommand(
-                        "",
-                        "Cannot process the command because the value specified with "
-                        "-EncodedCommand is not properly encoded.\r\n",
-                        1,
-                    )
-                return WindowsScript(self._machine, script, clixml=True)
-            if low.startswith("-c") and "-command".startswith(low) and i + 1 < len(tokens):
-                arg = rest.split(tok, 1)[1].strip()
-                if arg == "-":
-                    return WindowsScript(self._machine, None, clixml=False)
-                return WindowsScript(self._machine, arg.strip('"'), clixml=False)
-        return self._builtin.start(line, [], skip_cmd_shell=True)
+        parsed = parse_powershell_args(rest)
+        if isinstance(parsed, FinishedCommand):
+            return parsed
+        script, clixml = parsed
+        return WindowsScript(self._machine, script, clixml=clixml)
 
 
 __all__ = ["WindowsExecutor", "WindowsScript", "parse_operation", "time"]

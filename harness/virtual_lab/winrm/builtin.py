@@ -125,6 +125,35 @@ def _sleep_seconds(rest: str) -> float:
     return float(parts[0]) if parts else 0.0
 
 
+BAD_ENCODING = (
+    "Cannot process the command because the value specified with -EncodedCommand is not "
+    "properly encoded.\r\n"
+)
+
+
+def parse_powershell_args(rest: str) -> tuple[str | None, bool] | FinishedCommand:
+    """The script of `powershell.exe <rest>`: (text, clixml errors) for `-EncodedCommand`,
+    (None, False) for `-Command -` (read stdin), (text, False) for `-Command text`; a
+    FinishedCommand with powershell.exe's error otherwise."""
+    try:
+        tokens = shlex.split(rest, posix=False)
+    except ValueError:
+        tokens = rest.split()
+    for i, tok in enumerate(tokens):
+        low = tok.lower()
+        if low.startswith("-e") and "-encodedcommand".startswith(low) and i + 1 < len(tokens):
+            try:
+                return base64.b64decode(tokens[i + 1], validate=True).decode("utf-16-le"), True
+            except (binascii.Error, UnicodeDecodeError):
+                return FinishedCommand("", BAD_ENCODING, 1)
+        if low.startswith("-c") and "-command".startswith(low) and i + 1 < len(tokens):
+            arg = " ".join(tokens[i + 1 :])
+            return (None if arg == "-" else _unquote(arg)), False
+    return FinishedCommand(
+        "", "PowerShell without -EncodedCommand or -Command is not simulated.\r\n", 1
+    )
+
+
 class StdinEcho(SteppedCommand):
     """`more`: copies stdin to stdout once stdin is closed."""
 
@@ -179,28 +208,8 @@ class BuiltinExecutor:
         )
 
     def _powershell(self, rest: str) -> RunningCommand:
-        try:
-            tokens = shlex.split(rest, posix=False)
-        except ValueError:
-            tokens = rest.split()
-        for i, tok in enumerate(tokens):
-            low = tok.lower()
-            if low.startswith("-e") and "-encodedcommand".startswith(low) and i + 1 < len(tokens):
-                try:
-                    script = base64.b64decode(tokens[i + 1], validate=True).decode("utf-16-le")
-                except (binascii.Error, UnicodeDecodeError):
-                    return FinishedCommand(
-                        "",
-                        "Cannot process the command because the value "
-                        "specified with -EncodedCommand is not properly "
-                        "encoded.\r\n",
-                        1,
-                    )
-                return PowerShellScript(script, hostname=self.hostname, user=self.user, clixml=True)
-            if low.startswith("-c") and "-command".startswith(low) and i + 1 < len(tokens):
-                arg = " ".join(tokens[i + 1 :])
-                text = None if arg == "-" else _unquote(arg)
-                return PowerShellScript(text, hostname=self.hostname, user=self.user, clixml=False)
-        return FinishedCommand(
-            "", "PowerShell without -EncodedCommand or -Command is not simulated.\r\n", 1
-        )
+        parsed = parse_powershell_args(rest)
+        if isinstance(parsed, FinishedCommand):
+            return parsed
+        script, clixml = parsed
+        return PowerShellScript(script, hostname=self.hostname, user=self.user, clixml=clixml)
