@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.lab import Lab, load_lab
 from harness.domain.conditions import SessionState
 from harness.errors import DutError
 from harness.instruments.base import Keyboard
@@ -27,25 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB_FILE = ROOT / "lab_config" / "virtual.yaml"
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    return load_lab(LAB_FILE)
-
-
-@pytest.fixture(scope="module")
-def runtime(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLabRuntime]:
-    rt = VirtualLabRuntime(lab, workdir=tmp_path_factory.mktemp("vlab")).start()
-    try:
-        yield rt
-    finally:
-        rt.stop()
-
-
-@pytest.fixture(scope="module")
-def connector(lab: Lab, runtime: VirtualLabRuntime) -> LabConnector:
-    return LabConnector(lab, runtime.endpoints())
 
 
 @pytest.fixture

@@ -61,20 +61,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     return lab
 
 
-@pytest.fixture(scope="module")
-def runtime(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLabRuntime]:
-    rt = VirtualLabRuntime(lab, workdir=tmp_path_factory.mktemp("vlab")).start()
-    try:
-        yield rt
-    finally:
-        rt.stop()
-
-
-@pytest.fixture(scope="module")
-def connector(lab: Lab, runtime: VirtualLabRuntime) -> LabConnector:
-    return LabConnector(lab, runtime.endpoints())
-
-
 @pytest.fixture(autouse=True)
 def _no_faults_left(runtime: VirtualLabRuntime) -> Iterator[None]:
     yield

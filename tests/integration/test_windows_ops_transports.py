@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.lab import Lab, load_lab
+from harness.config.lab import Lab
 from harness.doctor import Status, broken, run_doctor
 from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
@@ -30,25 +30,6 @@ HWID = {"tb-01": "PCI\\VEN_144D&DEV_A808*", "m2-01": "PCI\\VEN_144D&DEV_A80A*"}
 PORT = {"tb-01": ("tb4", 1), "m2-01": ("m2-slot", 2)}
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    return load_lab(LAB_FILE)
-
-
-@pytest.fixture(scope="module")
-def runtime(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLabRuntime]:
-    rt = VirtualLabRuntime(lab, workdir=tmp_path_factory.mktemp("vlab")).start()
-    try:
-        yield rt
-    finally:
-        rt.stop()
-
-
-@pytest.fixture(scope="module")
-def connector(lab: Lab, runtime: VirtualLabRuntime) -> LabConnector:
-    return LabConnector(lab, runtime.endpoints())
 
 
 @pytest.fixture(params=["tb-01", "m2-01"], ids=["winrm", "ssh"])
