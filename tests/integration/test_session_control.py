@@ -8,7 +8,6 @@ keyboard, whose keystrokes reach the simulated console. Every change is awaited 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,6 @@ from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.session_control import LabSessionControl, SessionControl
-
-ROOT = Path(__file__).resolve().parents[2]
-LAB_FILE = ROOT / "lab_config" / "virtual.yaml"
 
 pytestmark = pytest.mark.integration
 

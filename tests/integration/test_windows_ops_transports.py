@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,6 @@ from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB_FILE = ROOT / "lab_config" / "virtual.yaml"
 NASTY = 'it\'s "quoted" $(whoami) `n ; & | ‘smart’ é\nsecond line'
 HWID = {"tb-01": "PCI\\VEN_144D&DEV_A808*", "m2-01": "PCI\\VEN_144D&DEV_A80A*"}
 PORT = {"tb-01": ("tb4", 1), "m2-01": ("m2-slot", 2)}
