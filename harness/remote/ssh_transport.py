@@ -106,6 +106,9 @@ class _RejectAndRecord(paramiko.MissingHostKeyPolicy):
 class SshShell:
     """`RemoteShell` over SSH. Not for concurrent use from several threads (calls serialise)."""
 
+    #: `upload` reads the file back over SFTP and compares SHA-256 itself.
+    verifies_uploads = True
+
     def __init__(
         self,
         settings: SshSettings,
