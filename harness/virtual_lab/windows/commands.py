@@ -13,7 +13,6 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows import verifier
 from harness.virtual_lab.windows.driver_store import ERROR_IN_USE, ERROR_NO_MORE_ITEMS
 from harness.virtual_lab.windows.pnp_install import model_for, unbind
@@ -215,10 +214,3 @@ def bcdedit(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
             f"testsigning             {testsigning}\r\nnx                      OptIn\r\n"
         )
     return 1, "The parameter is incorrect.\r\n"
-
-
-def problem_name(code: int) -> str:
-    return PROBLEM_NAMES.get(code, f"CM_PROB_{code}")
-
-
-__all__ = ["add_driver", "delete_driver", "rules", "run_command_line"]

@@ -16,21 +16,19 @@ import base64
 import binascii
 import json
 import re
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.virtual_lab.windows import operations
 from harness.virtual_lab.windows.commands import run_command_line
+from harness.virtual_lab.windows.machine import MachineCrashed, WindowsMachine
 from harness.virtual_lab.winrm.builtin import (
     BuiltinExecutor,
     PowerShellScript,
     _clixml_error,
     parse_powershell_args,
+    split_statements,
 )
 from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand
-
-if TYPE_CHECKING:
-    from harness.virtual_lab.windows.machine import WindowsMachine
 
 _OPERATION = re.compile(r"^# Operation: ([a-z0-9_]+)\s*$", re.MULTILINE)
 _PARAMS = re.compile(r"-ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
@@ -83,9 +81,7 @@ class WindowsScript(PowerShellScript):
             if found is not None:
                 return self._run_operation(now, *found)
             if self._statements is None:
-                self._statements = __import__(
-                    "harness.virtual_lab.winrm.builtin", fromlist=["split_statements"]
-                ).split_statements(self._raw)
+                self._statements = split_statements(self._raw)
         return super().step(now)
 
     def _fail(self, message: str) -> None:
@@ -99,8 +95,6 @@ class WindowsScript(PowerShellScript):
         except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._fail(f"{name}: the parameters are not base64 JSON: {exc}")
             return None
-        from harness.virtual_lab.windows.machine import MachineCrashed
-
         with m.lock:
             m.record_operation(name, params_b64, params)
             handler = operations.HANDLERS.get(name)
@@ -156,4 +150,4 @@ class WindowsExecutor:
         return WindowsScript(self._machine, script, clixml=clixml)
 
 
-__all__ = ["WindowsExecutor", "WindowsScript", "parse_operation", "time"]
+__all__ = ["WindowsExecutor", "WindowsScript", "parse_operation"]

@@ -31,6 +31,7 @@ from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.devices import Device, hardware_ids, instance_id
 from harness.virtual_lab.windows.driver_store import DriverStore
 from harness.virtual_lab.windows.firmware import Firmware
+from harness.virtual_lab.windows.pnp_install import bind_package, verified_services
 from harness.virtual_lab.windows.registry import (
     CURRENT_VERSION,
     DMAGUARD,
@@ -48,7 +49,6 @@ SHUTDOWN_S = 3.0
 ENUMERATION_S = 2.0
 LOGON_S = 6.0
 LOCK_S = 0.5
-PROBE_MB_S = 900.0
 
 
 class PowerEvent(enum.Enum):
@@ -376,8 +376,6 @@ class WindowsMachine:
             device.decision, device.policy_trace = None, ("no driver installed",)
             device.history.append("added without a driver (Code 28)")
             return
-        from harness.virtual_lab.windows.pnp_install import bind_package, verified_services
-
         bind_package(self, device, package)
         ctx = rules.AddContext(
             build=self.build,

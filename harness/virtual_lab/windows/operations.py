@@ -12,24 +12,23 @@ import base64
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.virtual_lab.signing import SignatureStatus, verify_file
 from harness.virtual_lab.ssh_server import windows_to_local
 from harness.virtual_lab.windows import commands, verifier
 from harness.virtual_lab.windows import kernel_rules as rules
+from harness.virtual_lab.windows.machine import WindowsMachine, iso
+from harness.virtual_lab.windows.pnp_install import verified_services
 from harness.virtual_lab.windows.ps_syntax import check_syntax
 from harness.virtual_lab.windows.registry import DMAGUARD, FVE, SERVICES, WINLOGON
-
-if TYPE_CHECKING:
-    from harness.virtual_lab.windows.machine import WindowsMachine
 
 
 class OperationError(Exception):
     """The operation failed on the host (the real script would throw)."""
 
 
-Handler = Callable[["WindowsMachine", dict[str, Any]], dict[str, Any]]
+Handler = Callable[[WindowsMachine, dict[str, Any]], dict[str, Any]]
 HANDLERS: dict[str, Handler] = {}
 DURATIONS_S: dict[str, float] = {
     "host_facts": 1.5,
@@ -44,6 +43,7 @@ DURATIONS_S: dict[str, float] = {
     "reboot_request": 0.5,
 }
 DEFAULT_DURATION_S = 0.3
+PROBE_WRITE_MB_S, PROBE_READ_MB_S = 900.0, 1450.0  # a TB3 NVMe enclosure, roughly
 INSTALL_OUTCOMES = {
     0: "installed",
     259: "no_device",
@@ -60,8 +60,6 @@ def operation(fn: Handler) -> Handler:
 
 
 def _iso(when: datetime | None) -> str | None:
-    from harness.virtual_lab.windows.machine import iso
-
     return None if when is None else iso(when)
 
 
@@ -462,10 +460,7 @@ def op_storage_probe(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     if device.volume_label is None or device.volume_label.lower() != label.lower():
         return {**empty, "reason": f"no volume labelled {label} on {iid}"}
     faulty = m.spec.faulty_driver
-    verified = __import__(
-        "harness.virtual_lab.windows.pnp_install", fromlist=["verified_services"]
-    ).verified_services(m, device.stack)
-    if faulty and faulty.lower() in verified:
+    if faulty and faulty.lower() in verified_services(m, device.stack):
         p1 = 0x26 if device.dma_policy == 2 and m.kdp_active else 0x0F
         m.bugcheck(0xE6, (p1, 0xFFFF_A000_1234_5000, 0x1_0000_0000, 0x2))
     disk = 1 + list(m.devices).index(device.port)
@@ -475,27 +470,15 @@ def op_storage_probe(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
         "drive_letter": device.drive_letter,
         "disk_number": disk,
         "bytes": size * 1024 * 1024,
-        "write_mb_s": commands_rate(m),
-        "read_mb_s": 1450.0,
+        "write_mb_s": PROBE_WRITE_MB_S,
+        "read_mb_s": PROBE_READ_MB_S,
         "verified": True,
     }
-
-
-def commands_rate(m: WindowsMachine) -> float:
-    from harness.virtual_lab.windows.machine import PROBE_MB_S
-
-    return PROBE_MB_S
 
 
 def duration_s(name: str, params: dict[str, Any]) -> float:
     """Real-world duration of one operation (before time_scale)."""
     if name == "storage_probe":
         size = params.get("size_mib") if isinstance(params.get("size_mib"), int) else 0
-        return 0.5 + 2 * size / commands_rate_static()
+        return 0.5 + size / PROBE_WRITE_MB_S + size / PROBE_READ_MB_S
     return DURATIONS_S.get(name, DEFAULT_DURATION_S)
-
-
-def commands_rate_static() -> float:
-    from harness.virtual_lab.windows.machine import PROBE_MB_S
-
-    return PROBE_MB_S
