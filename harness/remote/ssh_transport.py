@@ -351,7 +351,10 @@ class SshShell:
         client = self._connected(dl)
         transport = client.get_transport()
         assert transport is not None
-        chan = transport.open_session(timeout=max(0.1, dl.remaining()))
+        try:
+            chan = transport.open_session(timeout=max(0.1, dl.remaining()))
+        except EOFError as exc:
+            raise self._lost("EOF") from exc
         try:
             chan.settimeout(max(0.1, dl.remaining()))
             chan.exec_command(line)
@@ -359,9 +362,19 @@ class SshShell:
                 chan.sendall(stdin)
             chan.shutdown_write()  # Windows OpenSSH: stdin ends, as under a non-interactive ssh
             return self._collect(chan, dl, out, err)
+        except EOFError as exc:  # the connection went away while the request was on its way
+            chan.close()
+            raise self._lost("EOF") from exc
         except BaseException:
             chan.close()
             raise
+
+    def _lost(self, why: str) -> InfrastructureError:
+        self._drop()
+        return InfrastructureError(
+            f"the SSH connection to {self.settings.host_key_name} was lost before "
+            f"the command ended ({why})"
+        )
 
     def _collect(
         self, chan: paramiko.Channel, dl: Deadline, out: list[bytes], err: list[bytes]
@@ -374,11 +387,7 @@ class SshShell:
                 rc = chan.exit_status  # paramiko: -1 = none came (a uint32 otherwise)
                 chan.close()
                 if rc == -1:
-                    self._drop()
-                    raise InfrastructureError(
-                        f"the SSH connection to {self.settings.host_key_name} was lost before "
-                        "the command ended (no exit status)"
-                    )
+                    raise self._lost("no exit status")
                 return _signed32(rc)
             if dl.expired:
                 chan.close()
