@@ -1,25 +1,276 @@
 """Fixtures of the harness's pytest plugin.
 
-`lab_config` loads and validates the lab inventory named by `--lab` once per session; a bad file
-stops the session with the file, line and key before any test touches the lab.
+- `lab` (session): the lab config, a `LabConnector`, and the virtual lab when the config has a
+  `virtual:` section (started here unless `--lab-endpoints` names a running one; stopped at
+  the end of the session).
+- `dut_pool` (session): one `DutKit` per DUT, opened on first use; at the end of the session
+  each DUT goes back to the lab's baseline (one reboot at most), its facts are written and the
+  packages the run installed are removed.
+- `dut`: the kit of the DUT the current test runs on (the scenario's, or `dma_conditions(dut=)`).
+- `scenario`: the scenario (from the plan, or from the test's `dma_conditions` marker) with its
+  driver package installed and its conditions brought about by the DUT strategy.
+- `driver_package`: the scenario's package as installed (published name, hashes, signer).
+- `switch`: the hot-plug switch of the scenario's port.
+- `plugged_device`: the device unplugged, the session put in the scenario's state, the device
+  plugged and observed (`PlugObservations`); teardown unplugs and unlocks.
+
+A hand-written test declares what it needs::
+
+    @pytest.mark.dma_conditions(dut="tb-01", port="tb4", driver_package="nvme-inf0",
+                                session="locked")
+    def test_blocked_while_locked(plugged_device):
+        assert plugged_device.at_plug.problem_code == 55
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from harness.config.lab import Lab
+from harness.config.lab import Lab
+from harness.config.plan import Plan, Timeouts
+from harness.config.scenarios import Scenario, expand
+from harness.errors import ConfigError, HarnessError
+from harness.lab.flow import Prepared, ScenarioRunner
+from harness.lab.kit import ActivePackage, DutKit, open_kit
+from harness.lab.state import Required
+from harness.lab.verdict import PlugObservations
+from harness.pytest_plugin.selection import PlannedScenario, selection
+from harness.pytest_plugin.steps import AllureSteps, Progress, stepped
+from harness.remote.connect import LabConnector
+from harness.remote.deadline import Deadline
+from harness.remote.transcript import Redactor
+from harness.report.run_dir import RunDir
+from harness.virtual_lab.endpoints import LabEndpoints
+
+
+@dataclass
+class LabSession:
+    config: Lab
+    connector: LabConnector
+    run_dir: RunDir | None
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @pytest.fixture(scope="session")
-def lab_config(pytestconfig: pytest.Config) -> Lab:
-    from harness.config.lab import load_lab
-    from harness.errors import ConfigError
+def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
+    config = selection(pytestconfig).lab
+    run_dir = pytestconfig.getoption("--run-dir")
+    endpoints_file = pytestconfig.getoption("--lab-endpoints")
+    running = None
+    endpoints: LabEndpoints | None = None
+    if endpoints_file:
+        endpoints = LabEndpoints.read(Path(endpoints_file))
+    elif config.virtual is not None:
+        from harness.virtual_lab.launcher import start_virtual_lab
 
+        running = start_virtual_lab(config.path)
+        endpoints = running.endpoints
     try:
-        return load_lab(pytestconfig.getoption("--lab"))
-    except ConfigError as exc:
-        pytest.exit(f"lab config error: {exc}", returncode=2)
+        yield LabSession(
+            config, LabConnector(config, endpoints), RunDir(Path(run_dir)) if run_dir else None
+        )
+    finally:
+        if running is not None:
+            running.stop()
+
+
+class DutPool:
+    """One kit per DUT for the session; closed (baseline, facts, uninstall) at the end."""
+
+    def __init__(self, session: LabSession) -> None:
+        self.session = session
+        self.kits: dict[str, DutKit] = {}
+        self.progress: dict[str, Progress] = {}
+
+    def get(self, name: str, timeouts: Timeouts) -> DutKit:
+        if name not in self.kits:
+            s = self.session
+            redact = s.redactor.redact
+            self.kits[name] = open_kit(
+                s.config,
+                s.connector,
+                name,
+                timeouts,
+                wrap=lambda obj, label: stepped(obj, label, redact),
+                redactor=s.redactor,
+            )
+            self.write_facts(name)
+        return self.kits[name]
+
+    def progress_for(self, name: str) -> Progress:
+        if name not in self.progress:
+            rd = self.session.run_dir
+            self.progress[name] = Progress(rd.progress if rd else None, name)
+        return self.progress[name]
+
+    def write_facts(self, name: str) -> None:
+        rd = self.session.run_dir
+        if rd is None:
+            return
+        kit = self.kits[name]
+        facts = kit.host.host_facts()
+        verifier = kit.host.verifier_state()
+        data: dict[str, Any] = {
+            "dut": name,
+            "build": facts.build,
+            "ubr": facts.ubr,
+            "edition": facts.edition,
+            "product_name": facts.product_name,
+            "kdp": facts.kdp.enabled,
+            "dmaguard_policy": facts.dmaguard_policy,
+            "verifier": {"flags": verifier.active.flags, "drivers": list(verifier.active.drivers)},
+            "test_signing": facts.test_signing,
+            "packages": [
+                {
+                    "name": p.name,
+                    "inf": p.inf_path.name,
+                    "published_name": p.published_name,
+                    "version": p.version,
+                    "signer": p.signer,
+                    "files": dict(p.files),
+                }
+                for p in kit.packages.installer.installed.values()
+            ],
+        }
+        rd.facts.mkdir(parents=True, exist_ok=True)
+        path = rd.facts / f"{name}.json"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def close(self) -> list[str]:
+        problems: list[str] = []
+        for name, kit in self.kits.items():
+            dl = Deadline.after(kit.strategy.reboot_s + 2 * kit.strategy.step_s, f"{name} close")
+            try:
+                drivers = kit.packages.drivers()
+                kit.strategy.bring_to(Required.from_baseline(kit.config.baseline, drivers), dl)
+            except HarnessError as exc:
+                problems.append(f"{name}: back to baseline: {exc}")
+            try:
+                self.write_facts(name)
+            except HarnessError as exc:
+                problems.append(f"{name}: facts: {exc}")
+            problems += [f"{name}: {p}" for p in kit.close(dl)]
+        self.kits.clear()
+        return problems
+
+
+@pytest.fixture(scope="session")
+def dut_pool(lab: LabSession) -> Iterator[DutPool]:
+    pool = DutPool(lab)
+    try:
+        yield pool
+    finally:
+        problems = pool.close()
+        if problems:
+            import warnings
+
+            warnings.warn("harness teardown: " + "; ".join(problems), stacklevel=1)
+
+
+def _marker_scenario(request: pytest.FixtureRequest, lab: Lab) -> PlannedScenario:
+    marker = request.node.get_closest_marker("dma_conditions")
+    if marker is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: needs a plan scenario or @pytest.mark.dma_conditions(...)"
+        )
+    kw = dict(marker.kwargs)
+    try:
+        dut = kw.pop("dut")
+        port = kw.pop("port")
+        package = kw.pop("driver_package")
+        config = lab.duts[dut]
+        device = config.ports[port].device
+        matrix = {k: [str(v)] for k, v in kw.items()}
+        matrix["port"] = [config.ports[port].kind.value]
+        plan = Plan.model_validate(
+            {
+                "name": request.node.name,
+                "purpose": "manual",
+                "duts": {"names": [dut]},
+                "devices": [device],
+                "driver_packages": [package],
+                "matrix": matrix,
+            }
+        )
+        found = [s for s in expand(plan, lab) if s.port_name == port]
+    except (KeyError, ValueError, ConfigError) as exc:
+        raise pytest.UsageError(f"{request.node.nodeid}: dma_conditions: {exc}") from None
+    if len(found) != 1:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: dma_conditions give {len(found)} scenarios"
+        )
+    return PlannedScenario(plan, found[0])
+
+
+@pytest.fixture
+def planned_scenario(request: pytest.FixtureRequest, lab: LabSession) -> PlannedScenario:
+    if "planned" in request.fixturenames:
+        found: PlannedScenario = request.getfixturevalue("planned")
+        return found
+    return _marker_scenario(request, lab.config)
+
+
+@pytest.fixture
+def dut(planned_scenario: PlannedScenario, dut_pool: DutPool) -> DutKit:
+    return dut_pool.get(planned_scenario.scenario.dut, planned_scenario.plan.timeouts)
+
+
+@pytest.fixture
+def scenario_runner(
+    planned_scenario: PlannedScenario, dut: DutKit, dut_pool: DutPool, lab: LabSession
+) -> ScenarioRunner:
+    progress = dut_pool.progress_for(dut.name)
+    progress.start_scenario(planned_scenario.id, planned_scenario.plan.timeouts.scenario_s)
+    steps = AllureSteps(progress, lab.redactor.redact)
+    return ScenarioRunner(dut, planned_scenario.plan, steps)
+
+
+@dataclass
+class _Prepared:
+    scenario: Scenario
+    prepared: Prepared
+    deadline: Deadline
+
+
+@pytest.fixture
+def _prepared(planned_scenario: PlannedScenario, scenario_runner: ScenarioRunner) -> _Prepared:
+    s = planned_scenario.scenario
+    dl = scenario_runner.deadline(s)
+    return _Prepared(s, scenario_runner.prepare(s, dl), dl)
+
+
+@pytest.fixture
+def scenario(_prepared: _Prepared) -> Scenario:
+    return _prepared.scenario
+
+
+@pytest.fixture
+def driver_package(_prepared: _Prepared) -> ActivePackage:
+    return _prepared.prepared.active
+
+
+@pytest.fixture
+def switch(planned_scenario: PlannedScenario, dut: DutKit) -> Any:
+    port = dut.config.ports[planned_scenario.scenario.port_name]
+    return dut.switch(port.switch)
+
+
+@pytest.fixture
+def plugged_device(
+    _prepared: _Prepared, scenario_runner: ScenarioRunner
+) -> Iterator[PlugObservations]:
+    try:
+        yield scenario_runner.plug_and_observe(
+            _prepared.scenario, _prepared.deadline, _prepared.prepared.boot
+        )
+    finally:
+        scenario_runner.teardown(_prepared.scenario)

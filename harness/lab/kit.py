@@ -1,0 +1,172 @@
+"""`DutKit`: everything the scenarios of one DUT need, opened once per DUT and closed at the end.
+
+The kit holds the DUT's `WindowsHost`, its session control, its DUT strategy, the driver
+packages installed on it, and the hot-plug switches of its ports. `open_kit` builds it from the
+lab config and a `LabConnector`; `wrap` lets the caller decorate the host, the switches and the
+session control (the pytest plugin turns every call into an Allure step that way).
+
+>>> kit = open_kit(lab, connector, "tb-01", plan.timeouts)          # doctest: +SKIP
+>>> kit.packages.ensure("nvme-inf2", deadline).published_name         # doctest: +SKIP
+'oem3.inf'
+>>> kit.close(deadline)                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config.lab import Lab
+from harness.config.lab_models import Dut
+from harness.config.plan import Timeouts
+from harness.errors import ConfigError, HarnessError, InfrastructureError
+from harness.instruments.base import HotPlugSwitch, Keyboard
+from harness.lab.packages import InstalledPackage, PackageInstaller, drivers_of
+from harness.lab.strategy import DutStrategy
+from harness.remote.connect import LabConnector
+from harness.remote.deadline import Deadline
+from harness.remote.transcript import Redactor, Transcript
+from harness.windows.host import WindowsHost
+from harness.windows.ops import OperationCatalog
+from harness.windows.session_control import LabSessionControl, SessionControl
+
+Wrap = Callable[[Any, str], Any]
+
+
+def _same(obj: Any, _label: str) -> Any:
+    return obj
+
+
+@dataclass(frozen=True)
+class ActivePackage:
+    """The package a scenario runs with, and the driver binaries Verifier must target."""
+
+    installed: InstalledPackage
+    drivers: tuple[str, ...]
+
+
+class DriverPackages:
+    """The lab's driver packages on one DUT, installed once each by the `PackageInstaller`
+    (which removes a package for the same device first: two side by side would mix their
+    service values)."""
+
+    def __init__(self, lab: Lab, installer: PackageInstaller) -> None:
+        self.lab = lab
+        self.installer = installer
+
+    def ensure(self, name: str, deadline: Deadline) -> ActivePackage:
+        cfg = self.lab.driver_packages[name]
+        inf = self.lab.resolve_path(cfg.path)
+        installed = self.installer.install(name, inf, cfg.expected_signer, deadline)
+        return ActivePackage(installed, installed.drivers or drivers_of(inf))
+
+    def drivers(self) -> tuple[str, ...]:
+        """The driver binaries of every package installed now."""
+        return tuple(d for p in self.installer.installed.values() for d in p.drivers)
+
+    def remove_all(self, deadline: Deadline) -> None:
+        self.installer.uninstall_all(deadline)
+
+
+@dataclass
+class DutKit:
+    name: str
+    lab: Lab
+    config: Dut
+    host: WindowsHost
+    session: SessionControl
+    strategy: DutStrategy
+    packages: DriverPackages
+    transcript: Transcript
+    time_scale: float = 1.0
+    _switches: dict[str, HotPlugSwitch] = field(default_factory=dict)
+    _opened: list[Any] = field(default_factory=list)
+    _open_switch: Callable[[str], HotPlugSwitch] | None = None
+
+    def switch(self, name: str) -> HotPlugSwitch:
+        if name not in self._switches:
+            if self._open_switch is None:
+                raise ConfigError(f"{self.name}: no way to open switch {name}")
+            self._switches[name] = self._open_switch(name)
+        return self._switches[name]
+
+    def close(self, deadline: Deadline | None = None) -> list[str]:
+        """Uninstall the run's packages and close the instruments; the problems, if any."""
+        problems: list[str] = []
+        dl = deadline or Deadline.after(300, f"closing {self.name}")
+        try:
+            self.packages.remove_all(dl)
+        except HarnessError as exc:
+            problems.append(f"uninstalling packages: {exc}")
+        for inst in [*self._switches.values(), *self._opened]:
+            try:
+                inst.close()
+            except (HarnessError, OSError) as exc:
+                problems.append(f"closing {inst!r}: {exc}")
+        try:
+            self.host.shell.close()
+        except (HarnessError, OSError) as exc:
+            problems.append(f"closing the shell: {exc}")
+        return problems
+
+
+def open_kit(
+    lab: Lab,
+    connector: LabConnector,
+    name: str,
+    timeouts: Timeouts,
+    *,
+    wrap: Wrap = _same,
+    redactor: Redactor | None = None,
+) -> DutKit:
+    """Connect to DUT `name` and assemble its kit (no change is made on the DUT)."""
+    config = lab.duts[name]
+    transcript = Transcript(redactor or Redactor())
+    shell = connector.shell(name, transcript=transcript)
+    raw = WindowsHost(
+        shell,
+        name=name,
+        catalog=OperationCatalog(),
+        default_timeout_s=timeouts.remote_call_s,
+    )
+    host = wrap(raw, name)
+    opened: list[Any] = []
+    sc = config.session_control
+    keyboard: Keyboard | None = None
+    if sc.unlock == "hid-keyboard" and sc.keyboard:
+        keyboard = connector.keyboard(sc.keyboard)
+        opened.append(keyboard)
+    user, password = connector.credentials(name)
+    raw.add_secret(password)
+    session = LabSessionControl(
+        host,
+        method=sc.unlock,
+        keyboard=wrap(keyboard, f"{name} keyboard") if keyboard else None,
+        username=sc.autologon_user or user,
+        password=password,
+    )
+    strategy = DutStrategy(host, name, config, reboot_s=timeouts.reboot_s, step_s=timeouts.step_s)
+    installer = PackageInstaller(host, step_s=timeouts.step_s)
+    virtual = lab.virtual
+    scale = virtual.time_scale if virtual is not None and lab.is_virtual(name) else 1.0
+
+    def open_switch(switch_name: str) -> HotPlugSwitch:
+        try:
+            return wrap(connector.switch(switch_name), switch_name)  # type: ignore[no-any-return]
+        except OSError as exc:
+            raise InfrastructureError(f"switch {switch_name}: {exc}") from exc
+
+    return DutKit(
+        name=name,
+        lab=lab,
+        config=config,
+        host=host,
+        session=wrap(session, f"{name} session"),
+        strategy=strategy,
+        packages=DriverPackages(lab, installer),
+        transcript=transcript,
+        time_scale=scale,
+        _opened=opened,
+        _open_switch=open_switch,
+    )

@@ -1,0 +1,264 @@
+"""Driver packages on one DUT: upload, signature check, `pnputil` install, and cleanup.
+
+`PackageInstaller.install` uploads a package (the INF, its `[SourceDisksFiles]` and catalog)
+with verified uploads, checks the signatures on the DUT (`Get-AuthenticodeSignature` on the
+catalog and the `.sys` files), installs it (`pnputil /add-driver /install`) and records the
+published `oemNN.inf` with the version and signer the driver store reports. A package whose
+signature is missing, untrusted or from another signer is a product failure (`TestFailure`),
+not a lab problem.
+
+Installing is idempotent: the same package with the same bytes is installed once per installer.
+A new version of a package (other bytes), or another package for the same hardware IDs,
+replaces the one installed before, so a device has one candidate driver from this installer.
+`uninstall_all` removes everything this installer installed, and reports every failure at once.
+
+>>> installer = PackageInstaller(host)                                            # doctest: +SKIP
+>>> pkg = installer.install("nvme-inf2", inf, "DMA Lab Virtual Publisher", deadline)  # doctest: +SKIP
+>>> pkg.published_name, drivers_of(inf)                                          # doctest: +SKIP
+('oem3.inf', ('dmalab_nvme.sys',))
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import TYPE_CHECKING
+
+from harness.domain.inf import InfError, read_inf
+from harness.errors import ConfigError, InfrastructureError, TestFailure
+from harness.remote.deadline import Deadline
+from harness.windows.actions import package_files
+from harness.windows.results import InstallOutcome, SignatureInfo
+
+if TYPE_CHECKING:
+    from harness.windows.host import WindowsHost
+
+__all__ = ["DEFAULT_REMOTE_ROOT", "InstalledPackage", "PackageInstaller", "drivers_of"]
+
+DEFAULT_REMOTE_ROOT = "C:\\dmalab\\packages"
+
+
+def drivers_of(inf_path: Path) -> tuple[str, ...]:
+    """The driver binaries (`dmalab_nvme.sys`) of a package: its services' `ServiceBinary`
+    names, else the `.sys` files it ships; in INF order, without duplicates."""
+    try:
+        info = read_inf(inf_path)
+    except (OSError, InfError) as exc:
+        raise ConfigError(f"cannot read the driver package: {exc}", path=str(inf_path)) from exc
+    names: list[str] = []
+    for model in info.models:
+        for service in model.services:
+            if service.binary:
+                names.append(PureWindowsPath(service.binary).name)
+    if not names:
+        names = [p.name for p in package_files(inf_path) if p.suffix.lower() == ".sys"]
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    name: str  # the lab's package name (driver_packages key)
+    inf_path: Path  # local
+    published_name: str  # oemNN.inf
+    files: Mapping[str, str]  # package-relative name -> SHA-256 (local bytes)
+    signer: str  # as the driver store reports it
+    version: str  # "03/14/2025 1.4.102.0"
+    remote_dir: str
+    drivers: tuple[str, ...] = ()  # driver binaries (`drivers_of`)
+    outcome: InstallOutcome = InstallOutcome.INSTALLED
+    hardware_ids: frozenset[str] = field(default_factory=frozenset)  # lower case
+
+    @property
+    def reboot_required(self) -> bool:
+        return self.outcome in (InstallOutcome.REBOOT_REQUIRED, InstallOutcome.REBOOT_INITIATED)
+
+
+def _hashes(inf_path: Path) -> tuple[list[Path], dict[str, str]]:
+    files = package_files(inf_path)
+    hashes = {
+        p.relative_to(inf_path.parent).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+    }
+    return files, hashes
+
+
+def _hardware_ids(inf_path: Path) -> frozenset[str]:
+    info = read_inf(inf_path)  # readable: package_files has parsed it already
+    return frozenset(h.lower() for m in info.models for h in m.hardware_ids)
+
+
+def _signature_problems(
+    checked: tuple[SignatureInfo, ...], catalog: str | None, expected_signer: str
+) -> list[str]:
+    """What is wrong with a package's signatures (empty: nothing).
+
+    A `.sys` without an embedded signature is accepted when the package's catalog is validly
+    signed by the expected signer: it is catalog-signed, and pnputil checks its hash against the
+    catalog when it installs the package.
+    """
+    by_path = {c.path.lower(): c for c in checked}
+    cat = by_path.get(catalog.lower()) if catalog else None
+    catalog_ok = cat is not None and cat.valid and cat.signer_matches
+    problems = []
+    for c in checked:
+        if c.valid and c.signer_matches:
+            continue
+        if c is not cat and c.status == "NotSigned" and catalog_ok:
+            continue
+        signer = c.signer_subject or "no signer"
+        why = (
+            f"signed by {signer}, not {expected_signer!r}"
+            if c.valid
+            else f"signature {c.status} (status {c.status_code}, {c.signature_type}, {signer})"
+        )
+        problems.append(f"{PureWindowsPath(c.path).name}: {why}")
+    return problems
+
+
+class PackageInstaller:
+    """Installs driver packages on one DUT and remembers what it installed."""
+
+    def __init__(
+        self,
+        host: WindowsHost,
+        *,
+        remote_root: str = DEFAULT_REMOTE_ROOT,
+        step_s: float = 120.0,
+    ) -> None:
+        self.host = host
+        self.remote_root = remote_root.rstrip("\\/")
+        self.step_s = step_s
+        self._installed: dict[str, InstalledPackage] = {}
+
+    def __repr__(self) -> str:
+        return f"PackageInstaller({self.host.name!r}, {sorted(self._installed)})"
+
+    @property
+    def installed(self) -> Mapping[str, InstalledPackage]:
+        return dict(self._installed)
+
+    def install(
+        self, package_name: str, inf_path: Path, expected_signer: str, deadline: Deadline
+    ) -> InstalledPackage:
+        """Install `package_name` (idempotent for the same bytes); what was installed."""
+        name = self.host.name
+        files, hashes = _hashes(inf_path)
+        known = self._installed.get(package_name)
+        if known is not None and dict(known.files) == hashes:
+            return known
+        hardware_ids = _hardware_ids(inf_path)
+        for other in list(self._installed.values()):
+            if other.name == package_name or other.hardware_ids & hardware_ids:
+                self._uninstall(other, deadline)
+                del self._installed[other.name]
+
+        remote_dir = f"{self.remote_root}\\{package_name}"
+        remote_inf = self.host.upload_package(
+            inf_path, remote_dir, deadline.child(self.step_s, f"upload of {package_name}")
+        )
+        remote = {
+            p: f"{remote_dir}\\" + p.relative_to(inf_path.parent).as_posix().replace("/", "\\")
+            for p in files
+        }
+        to_check = [remote[p] for p in files if p.suffix.lower() in (".sys", ".cat")]
+        catalog = next((remote[p] for p in files if p.suffix.lower() == ".cat"), None)
+        if to_check:
+            checked = self.host.driver_signature(
+                to_check,
+                expected_signer,
+                deadline=deadline.child(self.step_s, f"signatures of {package_name}"),
+            )
+            problems = _signature_problems(checked, catalog, expected_signer)
+            if problems:
+                raise TestFailure(
+                    f"driver package {package_name} ({inf_path.name}) is not properly signed "
+                    f"on {name}: " + "; ".join(problems)
+                )
+
+        result = self.host.install_driver(
+            remote_inf, deadline=deadline.child(self.step_s, f"install of {package_name}")
+        )
+        if result.outcome is InstallOutcome.FAILED:
+            raise TestFailure(
+                f"pnputil could not install driver package {package_name} ({inf_path.name}) on "
+                f"{name}: exit code {result.exit_code}: {result.output.strip()}"
+            )
+        if not result.published_name:
+            raise InfrastructureError(
+                f"{name}: pnputil installed {package_name} but printed no published name: "
+                f"{result.output.strip()}"
+            )
+        store = self.host.list_drivers(
+            deadline=deadline.child(self.step_s, f"driver store of {name}")
+        )
+        entry = next(
+            (d for d in store if d.published_name.lower() == result.published_name.lower()), None
+        )
+        if entry is None:
+            raise InfrastructureError(
+                f"{name}: {result.published_name} ({package_name}) is not in the driver store "
+                "right after pnputil published it"
+            )
+        package = InstalledPackage(
+            name=package_name,
+            inf_path=inf_path,
+            published_name=entry.published_name,
+            files=hashes,
+            signer=entry.signer,
+            version=entry.version,
+            remote_dir=remote_dir,
+            drivers=drivers_of(inf_path),
+            outcome=result.outcome,
+            hardware_ids=hardware_ids,
+        )
+        self._installed[package_name] = package
+        return package
+
+    def _uninstall(self, package: InstalledPackage, deadline: Deadline) -> None:
+        dl = deadline.child(self.step_s, f"uninstall of {package.name}")
+        result = self.host.uninstall_driver(package.published_name, deadline=dl)
+        if result.outcome is InstallOutcome.FAILED:
+            raise InfrastructureError(
+                f"{self.host.name}: pnputil could not delete {package.published_name} "
+                f"({package.name}): exit code {result.exit_code}: {result.output.strip()}"
+            )
+
+    def uninstall_all(self, deadline: Deadline) -> list[InstalledPackage]:
+        """Remove every package this installer installed (newest first); those removed.
+
+        Every package is attempted; the failures are raised together as one
+        `InfrastructureError` (the packages that failed stay recorded).
+        """
+        errors: list[str] = []
+        removed: list[InstalledPackage] = []
+        for package in reversed(list(self._installed.values())):
+            try:
+                self._uninstall(package, deadline)
+            except InfrastructureError as exc:
+                errors.append(str(exc))
+                continue
+            del self._installed[package.name]
+            removed.append(package)
+        if removed:
+            try:
+                store = self.host.list_drivers(
+                    deadline=deadline.child(self.step_s, f"driver store of {self.host.name}")
+                )
+            except InfrastructureError as exc:
+                errors.append(f"could not check the driver store after uninstalling: {exc}")
+            else:
+                left = {d.published_name.lower() for d in store}
+                for package in removed:
+                    if package.published_name.lower() in left:
+                        errors.append(
+                            f"{package.published_name} ({package.name}) is still in the "
+                            "driver store after pnputil deleted it"
+                        )
+        if errors:
+            raise InfrastructureError(
+                f"{self.host.name}: {len(errors)} problem(s) removing driver packages: "
+                + "; ".join(errors)
+            )
+        return removed

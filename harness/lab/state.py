@@ -1,0 +1,255 @@
+"""What a DUT's conditions must be (`Required`) and what they are (`DutState`).
+
+Four settings decide a scenario's conditions, and every one of them applies only at the next
+boot (windows-dma.md §3.4, §4.1, §5; the virtual lab models the same): the firmware's Kernel
+DMA Protection, the DMAGuard `DeviceEnumerationPolicy`, Driver Verifier's DMA verification
+(flag 0x80) on the package's drivers, and test signing. Each is therefore observed twice: what
+is in effect now (`active`) and what the next boot will use (`pending`).
+
+Not every `active` value can be read from the host:
+
+- KDP: `host_facts().kdp.enabled` (the running kernel) is the active value; the firmware setting
+  (`kdp_firmware_get`) is pending. Without a firmware lever the next boot runs what runs now.
+- Verifier: `verifier_state()` reports both (`verifier /query` and `/querysettings`).
+- DMAGuard: the registry value (`host_facts().dmaguard_policy`, the same value `dmaguard_get`
+  reads) is what the next boot loads; no operation reports the policy the running kernel loaded.
+- Test signing: `host_facts().test_signing` comes from `bcdedit /enum {current}`, the BCD store,
+  i.e. also the next boot's value on a real host.
+
+An unreadable active value is *carried*: a pending value seen before a boot and still pending
+after it is taken to be in effect since that boot (the DUT is leased: nobody else writes these
+settings). Without such a previous observation (first contact in this process) it is `UNKNOWN`,
+and the strategy plans a reboot to make it known rather than run a scenario under conditions it
+cannot vouch for.
+
+>>> Required(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF).describe()
+'kdp on, dmaguard absent, verifier_dma off, test_signing off'
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from harness.config.lab_models import Baseline, Dut
+from harness.domain.conditions import DmaGuardPolicy, OnOff
+from harness.errors import ConfigError
+from harness.remote.deadline import Deadline
+from harness.windows.results import HostFacts, VerifierSettings, VerifierState
+
+if TYPE_CHECKING:
+    from harness.config.scenarios import Scenario
+    from harness.windows.host import WindowsHost
+
+__all__ = [
+    "DMA_VERIFICATION",
+    "DutState",
+    "Knowledge",
+    "Required",
+    "Setting",
+    "combine",
+    "dmaguard_value",
+    "normalize_driver",
+    "observe",
+]
+
+#: Driver Verifier flag bit 7: DMA verification (windows-dma.md §5).
+DMA_VERIFICATION = 0x80
+
+T = TypeVar("T")
+
+
+def normalize_driver(name: str) -> str:
+    """`DMALab_NVMe` / `dmalab_nvme.SYS` → `dmalab_nvme.sys` (Verifier names are case-blind)."""
+    low = name.strip().lower()
+    return low if low.endswith(".sys") else f"{low}.sys"
+
+
+def dmaguard_value(policy: DmaGuardPolicy) -> int | None:
+    """The registry value of a policy; `None` means the value is absent."""
+    return None if policy is DmaGuardPolicy.ABSENT else int(policy.value)
+
+
+@dataclass(frozen=True)
+class Required:
+    """The conditions one scenario (or the DUT's baseline) needs in effect."""
+
+    kdp: OnOff
+    dmaguard: DmaGuardPolicy
+    verifier_dma: OnOff
+    #: Driver binaries (`dmalab_nvme.sys`) Verifier's flag 0x80 must (or must not) target.
+    verifier_drivers: tuple[str, ...] = ()
+    test_signing: OnOff = OnOff.OFF
+
+    def __post_init__(self) -> None:
+        if self.verifier_dma is OnOff.ON and not self.verifier_drivers:
+            raise ConfigError(
+                "verifier_dma on needs the driver binaries to verify (the package has no .sys)"
+            )
+        names = tuple(dict.fromkeys(normalize_driver(d) for d in self.verifier_drivers))
+        object.__setattr__(self, "verifier_drivers", names)
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, drivers: Sequence[str]) -> Required:
+        """A scenario's conditions; `drivers` are its package's binaries (`drivers_of`)."""
+        return cls(
+            scenario.kdp,
+            scenario.dmaguard,
+            scenario.verifier_dma,
+            tuple(drivers),
+            scenario.test_signing,
+        )
+
+    @classmethod
+    def from_baseline(cls, baseline: Baseline, drivers: Sequence[str] = ()) -> Required:
+        """The conditions teardown restores (`drivers` needed only if Verifier DMA is on)."""
+        return cls(
+            baseline.kdp,
+            baseline.dmaguard,
+            baseline.verifier_dma,
+            tuple(drivers),
+            baseline.test_signing,
+        )
+
+    @property
+    def dmaguard_registry(self) -> int | None:
+        return dmaguard_value(self.dmaguard)
+
+    def describe(self) -> str:
+        drivers = f" ({', '.join(self.verifier_drivers)})" if self.verifier_dma else ""
+        return (
+            f"kdp {self.kdp.value}, dmaguard {self.dmaguard.value}, "
+            f"verifier_dma {self.verifier_dma.value}{drivers}, "
+            f"test_signing {self.test_signing.value}"
+        )
+
+
+class Knowledge(str, enum.Enum):
+    """How a setting's `active` value is known."""
+
+    OBSERVED = "observed"  # read from the running system
+    CARRIED = "carried"  # the pending value seen before the boot that applied it
+    DECLARED = "declared"  # unreadable and unchangeable: the lab file's declaration
+    UNKNOWN = "unknown"  # not known: only a reboot makes it known
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One setting: in effect now (`active`, meaningful unless `UNKNOWN`) and at the next boot."""
+
+    active: T
+    pending: T
+    known: Knowledge = Knowledge.OBSERVED
+
+    @property
+    def active_known(self) -> bool:
+        return self.known is not Knowledge.UNKNOWN
+
+    def describe(self) -> str:
+        active = "unknown" if not self.active_known else f"{self.active!r}"
+        if self.active_known and self.pending == self.active:
+            return active
+        return f"{active} now, {self.pending!r} at the next boot"
+
+
+@dataclass(frozen=True)
+class DutState:
+    """The four settings of one DUT as of the boot `last_boot_utc`."""
+
+    dut: str
+    last_boot_utc: datetime
+    kdp: Setting[bool | None]  # None: unknown (no firmware lever to read, host cannot tell)
+    kdp_lever: bool  # the firmware setting can be changed from Windows
+    dmaguard: Setting[int | None]  # None: the value is absent
+    verifier: Setting[VerifierSettings]
+    test_signing: Setting[bool | None]
+    secure_boot: bool | None
+
+    def describe(self) -> str:
+        return (
+            f"{self.dut}: kdp {self.kdp.describe()}, dmaguard {self.dmaguard.describe()}, "
+            f"verifier {self.verifier.describe()}, test_signing {self.test_signing.describe()}"
+        )
+
+
+def _carry(
+    read: T, previous: Setting[T] | None, previous_boot: datetime | None, boot: datetime
+) -> tuple[T, Knowledge]:
+    """The active value of a setting whose active value cannot be read (see module doc)."""
+    if previous is not None and previous_boot is not None:
+        if previous_boot == boot:
+            return previous.active, previous.known
+        if previous_boot < boot and previous.pending == read:
+            return read, Knowledge.CARRIED
+    return read, Knowledge.UNKNOWN
+
+
+def combine(
+    dut_name: str,
+    dut: Dut,
+    facts: HostFacts,
+    verifier: Setting[VerifierSettings],
+    kdp_firmware: bool | None,
+    previous: DutState | None = None,
+) -> DutState:
+    """The state from one observation, `previous` supplying what the host cannot report.
+
+    `kdp_firmware` is the firmware's saved KDP setting (ignored without a firmware lever).
+    """
+    boot = facts.last_boot_utc
+    prev_boot = previous.last_boot_utc if previous is not None else None
+    lever = dut.kdp.firmware_control != "none"
+
+    if facts.kdp.enabled is not None:
+        kdp_active: bool | None = facts.kdp.enabled
+        kdp_known = Knowledge.OBSERVED
+    elif not lever:
+        kdp_active, kdp_known = dut.kdp.declared is OnOff.ON, Knowledge.DECLARED
+    else:
+        kdp_active, kdp_known = _carry(
+            kdp_firmware, previous.kdp if previous else None, prev_boot, boot
+        )
+    kdp = Setting(kdp_active, kdp_firmware if lever else kdp_active, kdp_known)
+
+    guard_read = facts.dmaguard_policy
+    guard_active, guard_known = _carry(
+        guard_read, previous.dmaguard if previous else None, prev_boot, boot
+    )
+    dmaguard = Setting(guard_active, guard_read, guard_known)
+
+    signing_read = facts.test_signing
+    prev_signing = previous.test_signing if previous else None
+    if prev_signing is not None and prev_boot == boot:
+        # Same boot: what this process requested (or saw) is pending. The store's value on a
+        # real host agrees; a host that reports the running value (the virtual lab) would not.
+        signing = prev_signing
+    else:
+        s_active, s_known = _carry(signing_read, prev_signing, prev_boot, boot)
+        signing = Setting(s_active, signing_read, s_known)
+
+    return DutState(dut_name, boot, kdp, lever, dmaguard, verifier, signing, facts.secure_boot)
+
+
+def verifier_setting(state: VerifierState) -> Setting[VerifierSettings]:
+    return Setting(state.active, state.pending, Knowledge.OBSERVED)
+
+
+def observe(
+    host: WindowsHost,
+    dut: Dut,
+    deadline: Deadline,
+    *,
+    previous: DutState | None = None,
+    facts: HostFacts | None = None,
+) -> DutState:
+    """Observe all four settings (2–3 operations; `facts` saves one if already at hand)."""
+    if facts is None:
+        facts = host.host_facts(deadline=deadline)
+    verifier = verifier_setting(host.verifier_state(deadline=deadline))
+    firmware: bool | None = None
+    if dut.kdp.firmware_control != "none":
+        firmware = host.kdp_firmware_get(dut.kdp.firmware_control, deadline=deadline).enabled
+    return combine(host.name, dut, facts, verifier, firmware, previous)

@@ -1,0 +1,164 @@
+"""The body of a scenario test: run the flow with retries of infrastructure errors only, label
+the Allure result, record the outcome for the journal, and end the test with the status the
+outcome maps to (passed / failed / broken / skipped) and a message categories.json recognises.
+
+Exceptions map to outcomes (DESIGN.md, outcome taxonomy): `TestFailure` (including a 0xE6 under
+Verifier) -> failed; `DutError` -> DUT error; `InfrastructureError` and a device that never
+settled -> lab infrastructure (retried `plan.retries.infrastructure` times, each retry an Allure
+step); `ConfigError` -> not run; anything else -> harness bug.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import allure
+import pytest
+
+from harness.errors import ConfigError, DutError, InfrastructureError, TestFailure
+from harness.lab.flow import ScenarioResult, ScenarioRunner
+from harness.lab.kit import DutKit
+from harness.pytest_plugin.selection import PlannedScenario
+from harness.pytest_plugin.steps import utc_now
+from harness.report.outcomes import MESSAGE_PREFIX, Outcome
+from harness.windows.polling import DEFAULT_BACKOFF, WaitTimeout
+
+RECORD = "harness"
+
+
+class ScenarioBroken(Exception):
+    """Ends a test as Allure "broken" with a categorised message."""
+
+
+def classify(exc: BaseException) -> tuple[Outcome, str]:
+    if isinstance(exc, TestFailure):
+        return Outcome.FAILED, str(exc)
+    if isinstance(exc, DutError):
+        return Outcome.DUT_ERROR, str(exc)
+    if isinstance(exc, (InfrastructureError, WaitTimeout)):
+        return Outcome.INFRASTRUCTURE_ERROR, str(exc)
+    if isinstance(exc, ConfigError):
+        return Outcome.NOT_RUN, f"configuration: {exc}"
+    return Outcome.HARNESS_BUG, f"{type(exc).__name__}: {exc}"
+
+
+def message(outcome: Outcome, text: str) -> str:
+    prefix = MESSAGE_PREFIX.get(outcome)
+    return f"{prefix} {text}" if prefix else text
+
+
+def label(planned: PlannedScenario) -> None:
+    s, plan = planned.scenario, planned.plan
+    allure.dynamic.title(s.id)
+    allure.dynamic.epic(plan.purpose)
+    allure.dynamic.feature(
+        f"kdp-{s.kdp.value} dmaguard-{s.dmaguard.value} "
+        f"verifier-{s.verifier_dma.value} testsigning-{s.test_signing.value}"
+    )
+    allure.dynamic.story(s.id)
+    allure.dynamic.label("host", s.dut)
+    allure.dynamic.tag(plan.name)
+    for key, value in s.conditions_json().items():
+        allure.dynamic.parameter(key, value if isinstance(value, str) else json.dumps(value))
+    allure.dynamic.parameter("build", str(s.build))
+
+
+def record(
+    item: pytest.Item,
+    planned: PlannedScenario,
+    outcome: Outcome,
+    text: str,
+    *,
+    started: str,
+    duration_s: float,
+    result: ScenarioResult | None = None,
+    attempts: int = 1,
+    remote_s: float = 0.0,
+) -> None:
+    s = planned.scenario
+    data: dict[str, Any] = {
+        "scenario": s.id,
+        "dut": s.dut,
+        "outcome": outcome.value,
+        "started": started,
+        "duration_s": round(duration_s, 3),
+        "evidence_level": result.verdict.evidence_level if result else "none",
+        "plan": planned.plan.name,
+        "message": text,
+        "attempts": attempts,
+        "remote_s": round(remote_s, 3),
+        "conditions": s.conditions_json(),
+    }
+    if result is not None:
+        data["expected"] = result.expectation.to_json()
+        data["observed"] = result.observations.to_json()
+        data["observations"] = list(result.verdict.observations)
+        data["rebooted"] = result.rebooted
+    item.user_properties.append((RECORD, data))
+
+
+def _remote_seconds(kit: DutKit, since: int) -> float:
+    return sum(e.duration_s for e in kit.transcript.entries[since:])
+
+
+def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner) -> None:
+    """Run one scenario as a test; see the module docstring."""
+    label(planned)
+    kit, plan = runner.kit, planned.plan
+    started, t0 = utc_now(), time.monotonic()
+    first_entry = len(kit.transcript.entries)
+    attempts = 0
+    delays = DEFAULT_BACKOFF.delays()
+    result: ScenarioResult | None = None
+    error: BaseException | None = None
+    while True:
+        attempts += 1
+        try:
+            result = runner.run(planned.scenario)
+            error = None
+            break
+        except InfrastructureError as exc:
+            error = exc
+            if attempts > plan.retries.infrastructure:
+                break
+            with allure.step(f"retry {attempts} of {plan.retries.infrastructure} after: {exc}"):
+                kit.strategy.forget()
+                try:
+                    kit.host.shell.reconnect()
+                except InfrastructureError as again:
+                    allure.attach(str(again), name="reconnect failed")
+                time.sleep(next(delays))
+        except Exception as exc:  # classified below; the flow's teardown already ran
+            error = exc
+            break
+    transcript = "\n".join(e.render() for e in kit.transcript.entries[first_entry:])
+    allure.attach(transcript, name="transcript", attachment_type=allure.attachment_type.TEXT)
+    duration, remote = time.monotonic() - t0, _remote_seconds(kit, first_entry)
+    if error is not None:
+        outcome, text = classify(error)
+    else:
+        assert result is not None
+        outcome, text = result.verdict.outcome, result.verdict.message
+    record(
+        item,
+        planned,
+        outcome,
+        text,
+        started=started,
+        duration_s=duration,
+        result=result,
+        attempts=attempts,
+        remote_s=remote,
+    )
+    shown = message(outcome, text)
+    if outcome is Outcome.OBSERVED:
+        allure.dynamic.label("observation", shown)
+        allure.dynamic.description(shown)
+    if outcome in (Outcome.FAILED, Outcome.EXPECTATION_MAY_BE_WRONG):
+        pytest.fail(shown, pytrace=False)
+    if outcome is Outcome.NOT_RUN:
+        pytest.skip(shown)
+    if error is not None:
+        raise ScenarioBroken(shown) from error

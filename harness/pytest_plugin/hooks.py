@@ -1,0 +1,94 @@
+"""Hooks of the harness's pytest plugin.
+
+- Test generation: a test that takes `planned` runs once per selected scenario of `--plan`,
+  with the scenario id as its test id, in run order (selection.py).
+- xdist: each DUT's scenarios form one `xdist_group`, so one worker drives one DUT;
+  `-n auto` starts one worker per DUT of the selection.
+- Outcomes: a setup error (e.g. the DUT does not answer) is classified like one in the test
+  body; the controller appends one line per finished scenario to `journal.jsonl` (flushed and
+  fsynced) as soon as its teardown is reported, from whichever worker ran it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from harness.pytest_plugin.execute import RECORD, classify, record
+from harness.pytest_plugin.selection import PlannedScenario, selection
+from harness.pytest_plugin.steps import utc_now
+from harness.report.journal import Journal, JournalEntry
+from harness.report.outcomes import Outcome
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "dma_conditions(dut, port, driver_package, kdp=, dmaguard=, verifier_dma=, "
+        "test_signing=, session=): the conditions a hand-written scenario test needs",
+    )
+    run_dir = config.getoption("--run-dir", None)
+    if run_dir and not hasattr(config, "workerinput"):
+        from pathlib import Path
+
+        from harness.report.run_dir import RunDir
+
+        writer = JournalWriter(Journal(RunDir(Path(run_dir)).journal))
+        config.pluginmanager.register(writer, "harness-journal")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "planned" not in metafunc.fixturenames:
+        return
+    chosen = selection(metafunc.config).scenarios
+    metafunc.parametrize("planned", chosen, ids=[p.id for p in chosen])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        planned = _planned(item)
+        if planned is not None:
+            item.add_marker(pytest.mark.xdist_group(planned.scenario.dut))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return max(1, len(selection(config).duts))
+
+
+def _planned(item: pytest.Item) -> PlannedScenario | None:
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("planned") if callspec is not None else None
+    return value if isinstance(value, PlannedScenario) else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    planned = _planned(item)
+    if planned is None or call.when != "setup" or call.excinfo is None:
+        return
+    if any(name == RECORD for name, _ in item.user_properties):
+        return
+    kind, text = classify(call.excinfo.value)
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        kind, text = Outcome.NOT_RUN, str(call.excinfo.value)
+    record(item, planned, kind, text, started=utc_now(), duration_s=call.duration)
+    report.user_properties = list(item.user_properties)
+
+
+class JournalWriter:
+    """Registered in the controller (or the only process) when `--run-dir` is given."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Journal the scenario once its teardown ran (the last report of a test)."""
+        if report.when != "teardown":
+            return
+        data = next((d for name, d in reversed(report.user_properties) if name == RECORD), None)
+        if data is not None:
+            self.journal.append(JournalEntry.from_json(dict(data)))
