@@ -1,9 +1,18 @@
 #!/bin/sh
-# System packages the test suite needs beyond pip: osslsigncode (Authenticode signing of the
-# virtual lab's test driver packages; Debian/Ubuntu package "osslsigncode").
-# Idempotent: does nothing when everything is present.
+# System packages the harness and its tests need beyond pip:
+#   osslsigncode      Authenticode signing of the virtual lab's test driver packages
+#   nodejs, npm       the pinned Allure 3 report renderer (package.json; `npm ci` installs it)
+#   chromium          the tests open the single-file HTML report in headless Chromium
+#   fonts-dejavu-core fonts for Chromium's screenshots
+# Debian/Ubuntu package names. Idempotent: installs only what is missing.
 set -eu
-if command -v osslsigncode >/dev/null 2>&1; then
+missing=""
+command -v osslsigncode >/dev/null 2>&1 || missing="$missing osslsigncode"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+[ -d /usr/share/fonts/truetype/dejavu ] || missing="$missing fonts-dejavu-core"
+if [ -z "$missing" ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ]; then
@@ -11,10 +20,11 @@ if [ "$(id -u)" = "0" ]; then
 elif command -v sudo >/dev/null 2>&1; then
   SUDO="sudo"
 else
-  echo "osslsigncode is missing: install it (Debian/Ubuntu: apt-get install osslsigncode)" >&2
+  echo "missing system packages:$missing (Debian/Ubuntu: apt-get install$missing)" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq osslsigncode >/dev/null
-command -v osslsigncode >/dev/null
+# shellcheck disable=SC2086  # word splitting of the package list is intended
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+command -v osslsigncode >/dev/null && command -v npm >/dev/null && command -v chromium >/dev/null

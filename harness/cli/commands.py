@@ -13,6 +13,7 @@ _MODULES = [
     "harness.cli.plan_cmd",
     "harness.cli.schema_cmd",
     "harness.cli.run_cmd",
+    "harness.cli.report_cmd",
 ]
 
 

@@ -76,6 +76,7 @@ def record(
     result: ScenarioResult | None = None,
     attempts: int = 1,
     remote_s: float = 0.0,
+    cpu_s: float | None = None,
 ) -> None:
     s = planned.scenario
     data: dict[str, Any] = {
@@ -89,6 +90,7 @@ def record(
         "message": text,
         "attempts": attempts,
         "remote_s": round(remote_s, 3),
+        "cpu_s": None if cpu_s is None else round(cpu_s, 3),
         "conditions": s.conditions_json(),
     }
     if result is not None:
@@ -107,7 +109,7 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
     """Run one scenario as a test; see the module docstring."""
     label(planned)
     kit, plan = runner.kit, planned.plan
-    started, t0 = utc_now(), time.monotonic()
+    started, t0, cpu0 = utc_now(), time.monotonic(), time.process_time()
     first_entry = len(kit.transcript.entries)
     attempts = 0
     delays = DEFAULT_BACKOFF.delays()
@@ -151,6 +153,7 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
         result=result,
         attempts=attempts,
         remote_s=remote,
+        cpu_s=time.process_time() - cpu0,
     )
     shown = message(outcome, text)
     if outcome is Outcome.OBSERVED:

@@ -32,6 +32,9 @@ class PlannedScenario:
     def id(self) -> str:
         return self.scenario.id
 
+    def __repr__(self) -> str:  # pytest and Allure show parameters by repr: keep it the id
+        return self.scenario.id
+
 
 @dataclass(frozen=True)
 class Selection:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -101,37 +100,6 @@ def test_expect_bad_values_exit_2(args: list[str], needle: str) -> None:
     assert "Traceback" not in r.output
 
 
-def test_run_shows_the_plan_and_says_it_did_not_execute() -> None:
-    r = runner.invoke(
-        app,
-        ["run", str(ROOT / "testplans/smoke.yaml"), "--lab", str(ROOT / "lab_config/virtual.yaml")],
-    )
-    assert r.exit_code == 0, r.output
-    assert "8 scenarios" in r.stdout
-    assert "tb-01.w11-22631.inf0.external.dv-off.kdp-on.guardx.locked" in r.stdout
-    assert "Not executed" in r.stdout
-
-
-def test_run_filters_by_dut_and_glob() -> None:
-    r = runner.invoke(
-        app,
-        [
-            "run",
-            str(ROOT / "testplans/nightly.yaml"),
-            "--lab",
-            str(ROOT / "lab_config/virtual.yaml"),
-            "--dut",
-            "m2-01",
-            "--scenario",
-            "*.inf0.*.kdp-on.guard1.locked",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    ids = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("m2-01.")]
-    assert ids and all(i.endswith(".guard1.locked") and ".inf0." in i for i in ids)
-    assert not any(line.startswith("tb-01.") for line in r.stdout.splitlines())
-
-
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [(["--dut", "nope"], "no DUT 'nope'"), (["--scenario", "zz*"], "matches 'zz*'")],
@@ -141,19 +109,6 @@ def test_run_bad_selection_exit_2(extra: list[str], needle: str) -> None:
     r = runner.invoke(app, ["run", str(ROOT / "testplans/smoke.yaml"), "--lab", lab, *extra])
     assert r.exit_code == 2
     assert needle in r.output
-
-
-def test_readme_main_job_command_as_a_subprocess() -> None:
-    """The README's main-job command (after its install step) works from the repo root."""
-    r = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "testplans/smoke.yaml"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr
-    assert "8 scenarios" in r.stdout
 
 
 def test_installed_script_expect_build_error_exit_2() -> None:

@@ -1,0 +1,182 @@
+"""`harness run` end to end: the real CLI in a subprocess, the virtual lab it starts, pytest,
+the journal, the Allure report opened in headless Chromium, and reruns of failures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.report.allure_files import message_regex
+from harness.report.outcomes import Outcome
+from tests.chromium import render_page
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "lab_config" / "virtual.yaml"
+TIMEOUT_S = 240
+
+
+def harness_run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+
+def journal(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+
+
+def allure_results(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in (run_dir / "allure-results").glob("*-result.json")]
+
+
+def lab_with(tmp_path: Path, **virtual: Any) -> Path:
+    """The default virtual lab with extra `virtual.duts.tb-01` settings (quirks, faults).
+
+    Edited as text: a YAML round trip would turn the file's `on`/`off` into booleans.
+    """
+    text = LAB.read_text().replace("packages/", f"{ROOT / 'lab_config' / 'packages'}/")
+    extra = "".join(f"      {key}: {json.dumps(value)}\n" for key, value in virtual.items())
+    assert text.count("      quirks: {}\n") == 1  # tb-01's
+    text = text.replace(
+        "      quirks: {}\n", extra if "quirks" in virtual else "      quirks: {}\n" + extra
+    )
+    path = tmp_path / "lab.yaml"
+    path.write_text(text)
+    return path
+
+
+def plan_file(tmp_path: Path, name: str, **matrix: list[str]) -> Path:
+    plan = {
+        "name": name,
+        "purpose": "manual",
+        "duts": {"names": ["tb-01"]},
+        "devices": ["nvme-tb"],
+        "driver_packages": [matrix.pop("package", ["nvme-inf0"])[0]],
+        "matrix": {"kdp": ["on"], **matrix},
+        "timeouts": {"scenario_s": 300, "step_s": 120, "reboot_s": 120, "plug_s": 30},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def test_smoke_plan_passes_and_its_report_opens_in_a_browser(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    r = harness_run("testplans/smoke.yaml", "--reports", str(reports))
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_dir = (reports / "latest").resolve()
+    lines = journal(run_dir)
+    assert len(lines) == 8
+    assert {line["outcome"] for line in lines} == {"passed"}
+    assert {line["dut"] for line in lines} == {"tb-01", "m2-01"}
+    for line in lines:
+        assert set(line) >= {"scenario", "dut", "outcome", "started", "duration_s"}
+        assert line["evidence_level"] in ("documented", "inferred", "unverified")
+    locked = next(
+        line
+        for line in lines
+        if line["scenario"].endswith("inf0.external.dv-off.kdp-on.guardx.locked")
+    )
+    assert locked["observed"]["at_plug"]["problem_code"] == 55  # blocked while locked
+    assert locked["observed"]["after_unlock"]["started"] is True  # and started at unlock
+    junit = (run_dir / "junit.xml").read_text()
+    assert junit.count("<testcase") == 8
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["exit_code"] == 0 and len(info["scenarios"]) == 8
+
+    results = allure_results(run_dir)
+    assert len(results) == 8
+    one = next(x for x in results if x["name"] == locked["scenario"])
+    labels = {(lab["name"], lab["value"]) for lab in one["labels"]}
+    assert ("host", "tb-01") in labels and ("epic", "manual") in labels
+    assert ("story", locked["scenario"]) in labels
+    params = {p["name"]: p["value"].strip("'") for p in one["parameters"]}
+    assert params["planned"] == locked["scenario"]
+    assert params["session"] == "locked" and params["kdp"] == "on"
+    steps = json.dumps(one["steps"])
+    assert "switch-1: connect(1)" in steps and "tb-01: pnp_devices" not in steps.split("plug")[0]
+    assert "tb-01: wait_for_device" in steps
+    assert any(a["name"] == "transcript" for a in one["attachments"])
+
+    html = run_dir / "report.html"
+    assert html.is_file()
+    dom, shot = render_page(html, tmp_path / "browser", fragment="#suites")
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert "test_scenario" in dom or "tb-01" in dom
+
+
+def test_a_quirk_against_an_inferred_expectation_is_labelled_expectation_may_be_wrong(
+    tmp_path: Path,
+) -> None:
+    # The docs only say a device never starts under DMAGuard policy 0; the oracle infers Code 55.
+    lab = lab_with(tmp_path, quirks={"dmaguard_policy0_problem": 28})
+    plan = plan_file(tmp_path, "quirk", dmaguard=["0"], session=["locked"])
+    reports = tmp_path / "reports"
+    r = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports))
+    assert r.returncode == 1, r.stdout + r.stderr
+    run_dir = (reports / "latest").resolve()
+    (line,) = journal(run_dir)
+    assert line["outcome"] == "expectation-may-be-wrong"
+    assert line["evidence_level"] == "inferred"
+    assert "problem_code: expected 55, observed 28" in line["message"]
+    (result,) = allure_results(run_dir)
+    assert result["status"] == "failed"
+    message = result["statusDetails"]["message"]
+    assert re.match(message_regex(Outcome.EXPECTATION_MAY_BE_WRONG), message), message
+    assert not re.match(message_regex(Outcome.FAILED), message)
+    categories = json.loads((run_dir / "allure-results" / "categories.json").read_text())
+    assert any(c["name"].lower().startswith("expectation may be wrong") for c in categories)
+
+
+def test_faulty_driver_under_verifier_fails_with_bugcheck_evidence_and_last_failed_reruns_it(
+    tmp_path: Path,
+) -> None:
+    lab = lab_with(tmp_path, faulty_driver="dmalab_nvme")
+    plan = plan_file(tmp_path, "faulty", verifier_dma=["off", "on"], session=["unlocked"])
+    reports = tmp_path / "reports"
+    r = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports))
+    assert r.returncode == 1, r.stdout + r.stderr
+    first = (reports / "latest").resolve()
+    outcomes = {line["scenario"]: line["outcome"] for line in journal(first)}
+    assert len(outcomes) == 2
+    failed = [s for s, o in outcomes.items() if o != "passed"]
+    assert len(failed) == 1 and ".dv-on." in failed[0] and outcomes[failed[0]] == "failed"
+    (result,) = [x for x in allure_results(first) if x["name"] == failed[0]]
+    assert result["status"] == "failed"
+    assert "0x000000E6" in result["statusDetails"]["message"]
+    evidence = [
+        p.read_text()
+        for p in (first / "allure-results").glob("*-attachment.txt")
+        if "bugcheck 0x000000E6" in p.read_text() and "MEMORY.DMP" in p.read_text()
+    ]
+    assert evidence, "the crash evidence (bugcheck and dump) is attached"
+
+    again = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports), "--last-failed")
+    assert again.returncode == 1, again.stdout + again.stderr
+    second = (reports / "latest").resolve()
+    assert second != first
+    assert [line["scenario"] for line in journal(second)] == failed
+
+
+def test_run_refuses_bad_input_before_any_lab_action(tmp_path: Path) -> None:
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("name: x\npurpose: nightly\nduts: {names: [tb-01]}\ndevices: [nvme-tb]\n")
+    r = harness_run(str(plan), "--reports", str(tmp_path / "reports"))
+    assert r.returncode == 2
+    assert "bad.yaml" in r.stderr and "driver_packages" in r.stderr
+    assert not (tmp_path / "reports").exists()
+    r = harness_run("testplans/smoke.yaml", "-n", "many", "--reports", str(tmp_path / "r"))
+    assert r.returncode == 2 and "-n" in r.stderr
+    r = harness_run("testplans/smoke.yaml", "--last-failed", "--reports", str(tmp_path / "r"))
+    assert r.returncode == 2 and "no earlier run" in r.stderr
