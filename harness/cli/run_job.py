@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,9 +152,14 @@ class RunJob:
                 running = stack.enter_context(start_virtual_lab(self.lab.path))
                 endpoints = running.tempdir / "endpoints.json"
             view = ProgressView(rd, count_by_dut([s.dut for s in self.scenarios]), self.out)
-            with open(rd.pytest_log, "wb") as log:
+            with open(rd.pytest_log, "wb") as log, _sigterm_as_interrupt():
+                # pytest runs in its own session: a Ctrl-C at the terminal reaches this
+                # process only, which forwards exactly one SIGINT (also after a SIGTERM).
                 proc = subprocess.Popen(
-                    self._command(rd, endpoints), stdout=log, stderr=subprocess.STDOUT
+                    self._command(rd, endpoints),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
                 try:
                     while True:
@@ -213,12 +219,34 @@ class RunJob:
         self.out.write(f"exit code {code}\n")
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: scenarios tear down."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> int:
-    """After Ctrl-C (pytest got it too): wait for its teardown, then terminate, then kill."""
-    for sig, grace in ((None, INTERRUPT_GRACE_S), (signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-        if sig is not None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
+    """After Ctrl-C: SIGINT to pytest, wait for its teardown, then SIGTERM, then SIGKILL."""
+    steps = (
+        (signal.SIGINT, INTERRUPT_GRACE_S),
+        (signal.SIGTERM, 30.0),
+        (signal.SIGKILL, 10.0),
+    )
+    for sig, grace in steps:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
         try:
             return proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:

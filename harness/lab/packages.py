@@ -220,6 +220,11 @@ class PackageInstaller:
         dl = deadline.child(self.step_s, f"uninstall of {package.name}")
         result = self.host.uninstall_driver(package.published_name, deadline=dl)
         if result.outcome is InstallOutcome.FAILED:
+            # Already gone (an earlier attempt whose answer was lost, e.g. the DUT went down
+            # while answering): that is the state we wanted, not an error.
+            store = self.host.list_drivers(deadline=dl)
+            if all(d.published_name.lower() != package.published_name.lower() for d in store):
+                return
             raise InfrastructureError(
                 f"{self.host.name}: pnputil could not delete {package.published_name} "
                 f"({package.name}): exit code {result.exit_code}: {result.output.strip()}"

@@ -11,6 +11,7 @@ step); `ConfigError` -> not run; anything else -> harness bug.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -87,6 +88,7 @@ def record(
         "duration_s": round(duration_s, 3),
         "evidence_level": result.verdict.evidence_level if result else "none",
         "plan": planned.plan.name,
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
         "message": text,
         "attempts": attempts,
         "remote_s": round(remote_s, 3),

@@ -39,6 +39,7 @@ from harness.config.scenarios import Scenario, expand
 from harness.errors import ConfigError, HarnessError
 from harness.lab.flow import Prepared, ScenarioRunner
 from harness.lab.kit import ActivePackage, DutKit, open_kit
+from harness.lab.lease import DutLease
 from harness.lab.state import Required
 from harness.lab.verdict import PlugObservations
 from harness.pytest_plugin.selection import PlannedScenario, selection
@@ -87,12 +88,20 @@ class DutPool:
     def __init__(self, session: LabSession) -> None:
         self.session = session
         self.kits: dict[str, DutKit] = {}
+        self.leases: dict[str, DutLease] = {}
         self.progress: dict[str, Progress] = {}
 
     def get(self, name: str, timeouts: Timeouts) -> DutKit:
         if name not in self.kits:
             s = self.session
             redact = s.redactor.redact
+            if name not in self.leases:
+                run_id = s.run_dir.path.name if s.run_dir else ""
+                address = s.config.duts[name].address
+                endpoints = s.connector.endpoints
+                if s.config.is_virtual(name) and endpoints is not None:
+                    address = endpoints.duts[name].control_url  # this virtual lab's DUT
+                self.leases[name] = DutLease.acquire(name, address, run_id=run_id)
             self.kits[name] = open_kit(
                 s.config,
                 s.connector,
@@ -160,6 +169,9 @@ class DutPool:
                 problems.append(f"{name}: facts: {exc}")
             problems += [f"{name}: {p}" for p in kit.close(dl)]
         self.kits.clear()
+        for lease in self.leases.values():
+            lease.release()
+        self.leases.clear()
         return problems
 
 

@@ -5,6 +5,7 @@ the journal, the Allure report opened in headless Chromium, and reruns of failur
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,15 +21,19 @@ from tests.chromium import render_page
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab_config" / "virtual.yaml"
 TIMEOUT_S = 240
+SECRET_ENV, SECRET = "HARNESS_VIRTUAL_PASSWORD", "Smoke-S3cret-7f2a!"
 
 
-def harness_run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def harness_run(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", "run", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -73,9 +78,14 @@ def plan_file(tmp_path: Path, name: str, **matrix: list[str]) -> Path:
 
 def test_smoke_plan_passes_and_its_report_opens_in_a_browser(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    r = harness_run("testplans/smoke.yaml", "--reports", str(reports))
+    r = harness_run("testplans/smoke.yaml", "--reports", str(reports), env={SECRET_ENV: SECRET})
     assert r.returncode == 0, r.stdout + r.stderr
     run_dir = (reports / "latest").resolve()
+    # The DUT password (typed on the lock screen, sent over WinRM/SSH) is nowhere in the run.
+    assert SECRET not in r.stdout + r.stderr
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
     lines = journal(run_dir)
     assert len(lines) == 8
     assert {line["outcome"] for line in lines} == {"passed"}
@@ -180,3 +190,39 @@ def test_run_refuses_bad_input_before_any_lab_action(tmp_path: Path) -> None:
     assert r.returncode == 2 and "-n" in r.stderr
     r = harness_run("testplans/smoke.yaml", "--last-failed", "--reports", str(tmp_path / "r"))
     assert r.returncode == 2 and "no earlier run" in r.stderr
+
+
+def test_sigterm_mid_run_tears_down_keeps_the_journal_and_stops_the_lab(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "testplans/smoke.yaml", "--reports", str(reports)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        journals: list[Path] = []
+        while not any(j.stat().st_size for j in journals):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "no scenario finished within 120 s"
+            journals = list(reports.glob("*/journal.jsonl"))
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, out  # not every scenario ran, none failed
+    run_dir = journals[0].parent
+    lines = journal(run_dir)
+    assert 1 <= len(lines) < 8 and {line["outcome"] for line in lines} <= {"passed", "not-run"}
+    assert json.loads((run_dir / "run.json").read_text())["exit_code"] == 3
+    assert "interrupted" in out
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "pytest or the virtual lab of the run is still running"

@@ -108,6 +108,18 @@ def test_a_package_for_the_same_device_replaces_the_previous_one(
     assert second.published_name not in {d.published_name for d in tb01.list_drivers()}
 
 
+def test_a_package_already_gone_from_the_store_counts_as_uninstalled(
+    tb01: WindowsHost, lab: Lab
+) -> None:
+    # An earlier delete whose answer was lost (the DUT went down while answering) left the
+    # installer's record behind: pnputil now says "not an installed OEM INF".
+    installer = PackageInstaller(tb01)
+    pkg = installer.install("nvme-inf0", *_inf(lab, "nvme-inf0"), _dl("install inf0"))
+    assert tb01.uninstall_driver(pkg.published_name).outcome.value != "failed"
+    assert installer.uninstall_all(_dl("uninstall")) == [pkg]
+    assert installer.installed == {}
+
+
 def test_a_tampered_binary_is_a_test_failure_before_install(
     tb01: WindowsHost, lab: Lab, runtime: VirtualLabRuntime, tmp_path: Path
 ) -> None:
