@@ -226,3 +226,14 @@ def test_sigterm_mid_run_tears_down_keeps_the_journal_and_stops_the_lab(tmp_path
     assert "interrupted" in out
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
     assert left.stdout.strip() == "", "pytest or the virtual lab of the run is still running"
+
+
+def test_parallel_workers_each_drive_one_dut(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    r = harness_run("testplans/smoke.yaml", "-n", "auto", "--reports", str(reports))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = journal((reports / "latest").resolve())
+    assert len(lines) == 8
+    workers = {d: {x["worker"] for x in lines if x["dut"] == d} for d in ("tb-01", "m2-01")}
+    assert all(len(w) == 1 for w in workers.values()), workers  # one worker per DUT
+    assert workers["tb-01"] != workers["m2-01"]  # -n auto: one worker for each DUT
