@@ -120,10 +120,10 @@ class RunJob:
         self.out.write(f"run {run_id}: {len(self.scenarios)} scenarios -> {rd.path}\n")
         pytest_rc = self._run_pytest(rd)
         code = self._exit_code(rd, pytest_rc)
-        self._render(rd, info)
         info.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         info.exit_code = code
-        rd.write_info(info)
+        rd.write_info(info)  # before the bundle, whose manifest hashes run.json
+        self._render(rd, info)
         _point_latest(self.reports, run_id)
         self._summary(rd, code)
         return code

@@ -16,6 +16,8 @@ import yaml
 
 from harness.report.allure_files import message_regex
 from harness.report.outcomes import Outcome
+from harness.report.qualification import verify_manifest
+from harness.report.run_dir import RunDir
 from tests.chromium import render_page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,10 +63,10 @@ def lab_with(tmp_path: Path, **virtual: Any) -> Path:
     return path
 
 
-def plan_file(tmp_path: Path, name: str, **matrix: list[str]) -> Path:
+def plan_file(tmp_path: Path, name: str, purpose: str = "manual", **matrix: list[str]) -> Path:
     plan = {
         "name": name,
-        "purpose": "manual",
+        "purpose": purpose,
         "duts": {"names": ["tb-01"]},
         "devices": ["nvme-tb"],
         "driver_packages": [matrix.pop("package", ["nvme-inf0"])[0]],
@@ -237,3 +239,24 @@ def test_parallel_workers_each_drive_one_dut(tmp_path: Path) -> None:
     workers = {d: {x["worker"] for x in lines if x["dut"] == d} for d in ("tb-01", "m2-01")}
     assert all(len(w) == 1 for w in workers.values()), workers  # one worker per DUT
     assert workers["tb-01"] != workers["m2-01"]  # -n auto: one worker for each DUT
+
+
+def test_a_qualification_run_writes_a_bundle_whose_manifest_checks_out(tmp_path: Path) -> None:
+    plan = plan_file(tmp_path, "qual", "qualification", package=["nvme-inf2"], session=["locked"])
+    reports = tmp_path / "reports"
+    r = harness_run(str(plan), "--reports", str(reports))
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_dir = (reports / "latest").resolve()
+    results = json.loads((run_dir / "qualification" / "results.json").read_text())
+    assert results["verdict"] == "qualified"
+    assert json.loads((run_dir / "run.json").read_text())["finished"]
+    # run.json is final before the manifest hashes it: the bundle checks out as written
+    assert verify_manifest(RunDir(run_dir)) == []
+    check = subprocess.run(
+        ["sha256sum", "-c", "qualification/manifest.sha256"],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
