@@ -14,7 +14,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TextIO
 
 from harness.report.journal import Journal
@@ -95,7 +94,3 @@ class ProgressView:
 
 def count_by_dut(scenario_duts: list[str]) -> dict[str, int]:
     return dict(Counter(scenario_duts))
-
-
-def read_progress_file(path: Path) -> dict[str, object]:
-    return dict(json.loads(path.read_text(encoding="utf-8")))
