@@ -40,9 +40,9 @@ from harness.lab.state import Required
 from harness.lab.strategy import Transition
 from harness.lab.verdict import Observed, PlugObservations, Verdict, judge
 from harness.remote.deadline import Deadline
-from harness.windows.actions import REBOOT_BACKOFF, DutCrashed
+from harness.windows.actions import REBOOT_BACKOFF, DutCrashed, reconnect
 from harness.windows.polling import WaitTimeout
-from harness.windows.results import BugCheck, CrashEvidence, PnpDevice
+from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
 
 #: Real-world seconds a blocked device is given to start after unlock before it is judged.
 UNLOCK_SETTLE_S = 10.0
@@ -154,8 +154,8 @@ class ScenarioRunner:
                 raise
             for change in transition.changes:
                 self.steps.attach("change", change.description)
-        boot = kit.host.host_facts(deadline=dl).last_boot_utc
-        return Prepared(active, transition, boot)
+        # the strategy observed the DUT once in these conditions: its boot time is current
+        return Prepared(active, transition, transition.after.last_boot_utc)
 
     def plug_and_observe(self, s: Scenario, dl: Deadline, boot: datetime) -> PlugObservations:
         """Steps 2-6: unplug, session state, plug, observe and probe, unlock and observe."""
@@ -202,8 +202,8 @@ class ScenarioRunner:
                         probe_ok = self._probe(device.dma_probe, after.instance_id, dl)
             return PlugObservations(at_plug, after, probe_locked, probe_ok)
         except InfrastructureError as lost:
-            self._wait_back(lost, dl)
-            self._raise_if_crashed(s, boot, dl, cause=lost)
+            facts = self._wait_back(lost, dl)
+            self._raise_if_crashed(s, boot, dl, cause=lost, facts=facts)
             raise
 
     def _session(self, want: SessionState, dl: Deadline) -> None:
@@ -244,16 +244,15 @@ class ScenarioRunner:
         return out.exit_code == 0
 
     # -- crashes ---------------------------------------------------------------------------------
-    def _wait_back(self, lost: InfrastructureError, dl: Deadline) -> None:
+    def _wait_back(self, lost: InfrastructureError, dl: Deadline) -> HostFacts:
         """After a lost connection, reconnect with backoff until the DUT answers again."""
         host = self.kit.host
         with self.steps.step("DUT lost: wait for it to answer again"):
             wait = dl.child(self.t.reboot_s, f"{host.name} to come back after a lost connection")
             for pause_s in REBOOT_BACKOFF.delays():
                 try:
-                    host.shell.reconnect()
-                    host.host_facts(deadline=wait)
-                    return
+                    reconnect(host, wait)
+                    return host.host_facts(deadline=wait)
                 except InfrastructureError as exc:
                     if wait.expired:
                         raise DutError(
@@ -263,12 +262,19 @@ class ScenarioRunner:
                     host.sleep(min(pause_s, wait.remaining()))
 
     def _raise_if_crashed(
-        self, s: Scenario, boot: datetime, dl: Deadline, *, cause: Exception | None
+        self,
+        s: Scenario,
+        boot: datetime,
+        dl: Deadline,
+        *,
+        cause: Exception | None,
+        facts: HostFacts | None = None,
     ) -> None:
         """If the DUT booted since `boot` (it rebooted on its own), raise what its crash says:
         `ScenarioCrashed` for a 0xE6 under Verifier, `DutError` for anything else."""
         host = self.kit.host
-        facts = host.host_facts(deadline=dl)
+        if facts is None:
+            facts = host.host_facts(deadline=dl)
         if facts.last_boot_utc <= boot:
             return
         evidence = host.crash_evidence(host.unseen_since(boot), deadline=dl)

@@ -22,7 +22,7 @@ from harness.config.lab_models import Dut
 from harness.config.plan import Timeouts
 from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.instruments.base import HotPlugSwitch, Keyboard
-from harness.lab.packages import InstalledPackage, PackageInstaller, drivers_of
+from harness.lab.packages import InstalledPackage, PackageInstaller
 from harness.lab.strategy import DutStrategy
 from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
@@ -59,7 +59,7 @@ class DriverPackages:
         cfg = self.lab.driver_packages[name]
         inf = self.lab.resolve_path(cfg.path)
         installed = self.installer.install(name, inf, cfg.expected_signer, deadline)
-        return ActivePackage(installed, installed.drivers or drivers_of(inf))
+        return ActivePackage(installed, installed.drivers)
 
     def drivers(self) -> tuple[str, ...]:
         """The driver binaries of every package installed now."""

@@ -23,7 +23,9 @@ from harness.lab.flow import ScenarioResult, ScenarioRunner
 from harness.lab.kit import DutKit
 from harness.pytest_plugin.selection import PlannedScenario
 from harness.pytest_plugin.steps import utc_now
+from harness.remote.deadline import Deadline
 from harness.report.outcomes import MESSAGE_PREFIX, Outcome
+from harness.windows.actions import reconnect
 from harness.windows.polling import DEFAULT_BACKOFF, WaitTimeout
 
 RECORD = "harness"
@@ -130,7 +132,7 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
             with allure.step(f"retry {attempts} of {plan.retries.infrastructure} after: {exc}"):
                 kit.strategy.forget()
                 try:
-                    kit.host.shell.reconnect()
+                    reconnect(kit.host, Deadline.after(plan.timeouts.step_s, "reconnect"))
                 except InfrastructureError as again:
                     allure.attach(str(again), name="reconnect failed")
                 time.sleep(next(delays))

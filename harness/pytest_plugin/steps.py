@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import os
 import time
@@ -106,7 +107,8 @@ class Stepped:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
-        if name.startswith("_") or not callable(value):
+        # methods only: a callable attribute (e.g. WindowsHost.sleep) is plumbing, not a step
+        if name.startswith("_") or not inspect.ismethod(value):
             return value
 
         @functools.wraps(value)

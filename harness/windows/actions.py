@@ -239,7 +239,7 @@ def _wait_up(host: WindowsHost, dl: Deadline, poll: Backoff, old: datetime) -> H
     error: str | None = None
     while True:
         try:
-            _reconnect(host, dl)
+            reconnect(host, dl)
             last = host.host_facts(deadline=dl)
             if last.last_boot_utc > old:
                 return last
@@ -260,7 +260,7 @@ def _wait_up(host: WindowsHost, dl: Deadline, poll: Backoff, old: datetime) -> H
     )
 
 
-def _reconnect(host: WindowsHost, dl: Deadline) -> None:
+def reconnect(host: WindowsHost, dl: Deadline) -> None:
     """`shell.reconnect()`, bounded by `dl` where the transport takes a timeout (both do)."""
     reconnect = host.shell.reconnect
     if "timeout_s" in inspect.signature(reconnect).parameters:
