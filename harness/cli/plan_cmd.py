@@ -20,6 +20,7 @@ from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand
 from harness.domain.conditions import Conditions, Evidence
 from harness.domain.policy import Expectation, expect
+from harness.lab.schedule import Schedule, package_drivers, schedule
 
 DEFAULT_LAB = Path("lab_config/virtual.yaml")
 
@@ -45,23 +46,27 @@ def expectations(scenarios: list[Scenario]) -> list[Expectation]:
 
 
 def plan_json(
-    plan: Plan, lab: Lab, scenarios: list[Scenario], expected: list[Expectation]
+    plan: Plan,
+    lab: Lab,
+    scenarios: list[Scenario],
+    expected: list[Expectation],
+    sched: Schedule,
 ) -> dict[str, Any]:
-    duts: dict[str, dict[str, int]] = {}
-    for s in scenarios:
-        entry = duts.setdefault(s.dut, {"build": s.build, "count": 0})
-        entry["count"] += 1
+    assigned = {s.id: d.dut for d in sched.duts for s in d.scenarios}
+    duts = {d.dut: {"build": lab.duts[d.dut].os_build, **d.to_json()} for d in sched.duts}
     return {
         "plan": plan.name,
         "purpose": plan.purpose,
         "plan_file": plan.path,
         "lab_file": lab.path,
         "count": len(scenarios),
+        "totals": sched.totals(),
         "duts": duts,
         "scenarios": [
             {
                 "id": s.id,
-                "dut": s.dut,
+                "dut": assigned[s.id],
+                **({"pool": list(s.pool)} if s.pool else {}),
                 "build": s.build,
                 "device": s.device,
                 "driver_package": s.driver_package,
@@ -113,6 +118,23 @@ def table(plan: Plan, scenarios: list[Scenario], expected: list[Expectation]) ->
     return lines
 
 
+def schedule_lines(sched: Schedule) -> list[str]:
+    """Per DUT: scenarios, reboots (run order, plan order, lower bound), estimated lab time."""
+    lines = ["", "Schedule (estimated with the lab's cost model):"]
+    for d in sched.duts:
+        lines.append(
+            f"  {d.dut}: {len(d.scenarios)} scenarios, {d.reboots} reboots "
+            f"(plan order {d.plan_order_reboots}, lower bound {d.reboot_lower_bound}), "
+            f"~{d.estimated_lab_s / 3600:.1f} h"
+        )
+    t = sched.totals()
+    lines.append(
+        f"  total: {t['reboots']} reboots, ~{t['estimated_lab_s'] / 3600:.1f} lab hours, "
+        f"~{t['estimated_wall_s'] / 3600:.1f} h with the DUTs in parallel"
+    )
+    return lines
+
+
 @plan_app.command("show")
 def show(
     plan_file: Path = typer.Argument(..., metavar="PLAN", help="The test plan YAML file."),
@@ -124,11 +146,12 @@ def show(
         lab = load_lab(lab_file)
         plan = load_plan(plan_file)
         scenarios = expand(plan, lab)
+        sched = schedule(scenarios, lab, package_drivers(lab, scenarios))
     expected = expectations(scenarios)
     if as_json:
-        print_json(plan_json(plan, lab, scenarios, expected))
+        print_json(plan_json(plan, lab, scenarios, expected, sched))
         return
-    typer.echo("\n".join(table(plan, scenarios, expected)))
+    typer.echo("\n".join([*table(plan, scenarios, expected), *schedule_lines(sched)]))
 
 
 def register(app: typer.Typer) -> None:

@@ -68,6 +68,10 @@ class Lab(LabModel):
     def capabilities(self, dut: str) -> frozenset[str]:
         return self.duts[dut].capabilities_set()
 
+    def pool_of(self, dut: str) -> str:
+        """The pool a DUT belongs to; a DUT without `pool:` is a pool of its own."""
+        return self.duts[dut].pool or dut
+
     def read_package(self, name: str) -> InfInfo:
         """Read driver package `name`'s INF; problems are ConfigErrors."""
         path = self.resolve_path(self.driver_packages[name].path)
@@ -91,7 +95,7 @@ def load_lab(path: str | Path, *, check_files: bool = True) -> Lab:
     lab = validate_document(Lab, doc)
     lab._source = doc
     errors: list[ConfigError] = []
-    for check in (_check_virtual, _check_wiring, _check_session, _check_transport):
+    for check in (_check_virtual, _check_wiring, _check_session, _check_transport, _check_pools):
         errors.extend(check(lab))
     if check_files:
         errors.extend(_check_files(lab))
@@ -247,6 +251,43 @@ def _check_transport(lab: Lab) -> list[ConfigError]:
                 lab.error(
                     "missing required key 'known_hosts': host keys of a real DUT are verified",
                     ("duts", name, "transport"),
+                )
+            )
+    return errors
+
+
+def pool_profile(dut: Dut) -> tuple[object, ...]:
+    """What DUTs of one pool must share: the plan expands once for all of them."""
+    ports = tuple(sorted((n, p.kind.value, p.device) for n, p in dut.ports.items()))
+    sc = dut.session_control
+    return (
+        dut.os_build,
+        dut.kdp.declared,
+        dut.kdp.firmware_control != "none",
+        ports,
+        (sc.lock, sc.unlock),
+        dut.baseline,
+        dut.capabilities_set(),
+    )
+
+
+def _check_pools(lab: Lab) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    first: dict[str, str] = {}
+    for name, dut in lab.duts.items():
+        if dut.pool is None:
+            continue
+        key = ("duts", name, "pool")
+        if dut.pool in lab.duts and dut.pool != name:
+            errors.append(lab.error(f"pool name '{dut.pool}' is the name of another DUT", key))
+            continue
+        other = first.setdefault(dut.pool, name)
+        if other != name and pool_profile(lab.duts[other]) != pool_profile(dut):
+            errors.append(
+                lab.error(
+                    f"DUT '{name}' differs from '{other}' of pool '{dut.pool}' (build, ports, "
+                    "KDP control, session control, baseline or capabilities)",
+                    key,
                 )
             )
     return errors

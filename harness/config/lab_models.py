@@ -129,6 +129,12 @@ class Dut(ConfigModel):
     session_control: SessionControl
     baseline: Baseline = Field(default_factory=Baseline)
     capabilities: list[str] = Field(default_factory=list)
+    pool: Name | None = Field(
+        None,
+        description="DUTs with the same pool name are interchangeable: a plan's scenarios for "
+        "the pool run once, spread over its DUTs (they must have the same build, ports, KDP "
+        "control, session control and baseline)",
+    )
 
     def capabilities_set(self) -> frozenset[str]:
         """Derived capabilities plus the explicit list."""
@@ -243,6 +249,27 @@ class VirtualLab(ConfigModel):
     faults: list[VirtualFault] = Field(default_factory=list)
 
 
+class CostModel(ConfigModel):
+    """Real-world durations (seconds) that `plan show` and the scheduler estimate lab time
+    with. The defaults are estimates for a typical Thunderbolt laptop in a lab; a lab measures
+    its own and overrides them under `cost_model:`."""
+
+    reboot_s: float = Field(180.0, ge=0, description="restart until WinRM/SSH answers again")
+    firmware_setting_s: float = Field(15.0, ge=0, description="one KDP change through WMI")
+    os_setting_s: float = Field(3.0, ge=0, description="one DMAGuard/Verifier/bcdedit change")
+    driver_install_s: float = Field(30.0, ge=0, description="upload, signature check, pnputil")
+    driver_uninstall_s: float = Field(10.0, ge=0)
+    plug_s: float = Field(12.0, ge=0, description="plug until the device is started or blocked")
+    unplug_s: float = Field(4.0, ge=0)
+    dma_probe_s: float = Field(15.0, ge=0)
+    lock_s: float = Field(5.0, ge=0)
+    unlock_s: float = Field(10.0, ge=0, description="unlock plus the re-enumeration it causes")
+    sign_in_s: float = Field(25.0, ge=0)
+    sign_out_s: float = Field(15.0, ge=0)
+    round_trip_s: float = Field(0.1, ge=0, description="one remote operation on a warm link")
+    operations_per_scenario: int = Field(14, ge=0)
+
+
 class LabModel(ConfigModel):
     """The lab file's top level."""
 
@@ -251,3 +278,4 @@ class LabModel(ConfigModel):
     devices: dict[Name, Device] = Field(default_factory=dict)
     driver_packages: dict[Name, DriverPackage] = Field(default_factory=dict)
     virtual: VirtualLab | None = None
+    cost_model: CostModel = Field(default_factory=CostModel)

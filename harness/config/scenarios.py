@@ -23,7 +23,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.config.lab import Lab
@@ -67,6 +67,13 @@ class Scenario:
     device_remapping_flags: DeviceKey
     graphics: bool
     checks: tuple[str, ...]
+    #: The DUTs that may run it: its pool's selected DUTs (just `dut` outside a pool). `dut`
+    #: is the pool's first DUT until the scheduler assigns one (`harness.lab.schedule`).
+    pool: tuple[str, ...] = ()
+
+    @property
+    def eligible(self) -> tuple[str, ...]:
+        return self.pool or (self.dut,)
 
     def oracle_conditions(self) -> Conditions:
         return Conditions(
@@ -187,8 +194,9 @@ def _check_references(plan: Plan, lab: Lab) -> None:
                 f"unknown driver package '{package}' (not in {lab.path})", ("driver_packages", i)
             )
     for i, entry in enumerate(plan.exclusions()):
+        pools = {lab.pool_of(d) for d in lab.duts}
         for name in sorted(entry.get("dut", ())):
-            if name not in lab.duts:
+            if name not in lab.duts and name not in pools:
                 raise plan.error(f"unknown DUT '{name}' (not in {lab.path})", ("exclude", i, "dut"))
 
 
@@ -227,15 +235,29 @@ def _sessions(plan: Plan, lab: Lab, dut: str) -> list[SessionState]:
     return out
 
 
+def _pools(lab: Lab, duts: list[str]) -> dict[str, list[str]]:
+    """Selected DUTs by pool name, in lab order; a DUT outside any pool is its own pool."""
+    pools: dict[str, list[str]] = {}
+    for name in duts:
+        pools.setdefault(lab.pool_of(name), []).append(name)
+    return pools
+
+
 def expand(plan: Plan, lab: Lab) -> list[Scenario]:
-    """All scenarios of `plan` on `lab`, in a deterministic order (DUT, port, package, matrix)."""
+    """All scenarios of `plan` on `lab`, in a deterministic order (pool, port, package, matrix).
+
+    DUTs of one pool (`pool:` in the lab) share one set of scenarios, named by the pool and
+    listing its selected DUTs in `Scenario.pool`; the scheduler picks the DUT of each.
+    """
     _check_references(plan, lab)
     stacks = _Stacks(lab)
     exclusions = plan.exclusions()
     by_name = plan.duts.names is not None
     m = plan.matrix
     out: list[Scenario] = []
-    for dut_name in _select_duts(plan, lab):
+    for pool_name, members in _pools(lab, _select_duts(plan, lab)).items():
+        dut_name = members[0]
+        pooled = tuple(members) if lab.duts[dut_name].pool is not None else ()
         dut = lab.duts[dut_name]
         build_tag = short_tag(dut.os_build)
         ports = [
@@ -263,7 +285,7 @@ def expand(plan: Plan, lab: Lab) -> list[Scenario]:
                 stack = stacks.get(package, port.device)
                 inf_tag = f"{package}-{stack.tag}" if stack.tag in shared else stack.tag
                 fixed = {
-                    "dut": dut_name,
+                    "dut": pool_name,
                     "device": port.device,
                     "driver_package": package,
                     "port": port.kind.value,
@@ -281,7 +303,7 @@ def expand(plan: Plan, lab: Lab) -> list[Scenario]:
                         continue
                     guard_tag = "x" if guard is DmaGuardPolicy.ABSENT else guard.value
                     sid = (
-                        f"{dut_name}.{build_tag}.{inf_tag}.{port_seg}.dv-{dv.value}"
+                        f"{pool_name}.{build_tag}.{inf_tag}.{port_seg}.dv-{dv.value}"
                         f".kdp-{kdp.value}.guard{guard_tag}.{session.value}"
                     )
                     if ts is OnOff.ON:
@@ -305,6 +327,7 @@ def expand(plan: Plan, lab: Lab) -> list[Scenario]:
                             device_remapping_flags=stack.flags,
                             graphics=stack.graphics,
                             checks=tuple(plan.checks),
+                            pool=pooled,
                         )
                     )
         if by_name and len(out) == before:
@@ -326,9 +349,17 @@ def select(
 ) -> list[Scenario]:
     """The scenarios on `duts` (all when None) whose id matches the glob `pattern`.
 
+    A pooled scenario stays when one of its pool's DUTs is in `duts`, restricted to those.
     The glob is fnmatch-style and case-sensitive, e.g. `tb-01.*.locked`. Order is kept.
     """
-    chosen = [s for s in scenarios if duts is None or s.dut in duts]
+    chosen = []
+    for s in scenarios:
+        if duts is None:
+            chosen.append(s)
+            continue
+        members = tuple(d for d in s.eligible if d in duts)
+        if members:
+            chosen.append(replace(s, dut=members[0], pool=members if s.pool else ()))
     if pattern is not None:
         chosen = [s for s in chosen if fnmatch.fnmatchcase(s.id, pattern)]
     return chosen

@@ -2,9 +2,10 @@
 `--dut`, `--scenario` and `--scenario-list`, in run order. Loaded once per process and kept in
 the pytest config's stash; a bad file is a usage error naming the file, line and key.
 
-Run order: per DUT, scenarios that need the same reboot-requiring conditions (KDP, DMAGuard,
-Verifier, test signing) run together, then by driver package, then by session state, so a DUT
-reboots only when its conditions change.
+Run order: `harness.lab.schedule` assigns each scenario its DUT (a pool's scenarios spread over
+its DUTs) and orders each DUT's scenarios so it reboots as few times as possible: by boot state
+(KDP, DMAGuard, Verifier, test signing), then driver package, then session state. The order is
+a pure function of the files and options, so every xdist worker collects the same.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from harness.config.lab import Lab, load_lab
 from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand, select
 from harness.errors import ConfigError
+from harness.lab.schedule import package_drivers, schedule
 
 _KEY = pytest.StashKey["Selection"]()
-_SESSION_ORDER = {"unlocked": 0, "locked": 1, "no-user": 2}
 
 
 @dataclass(frozen=True)
@@ -47,17 +48,11 @@ class Selection:
         return sorted({p.scenario.dut for p in self.scenarios})
 
 
-def run_order_key(s: Scenario) -> tuple[str, ...]:
-    return (
-        s.dut,
-        s.kdp.value,
-        s.dmaguard.value,
-        s.verifier_dma.value,
-        s.test_signing.value,
-        s.driver_package,
-        s.port_name,
-        str(_SESSION_ORDER.get(s.session.value, 9)),
-    )
+def run_order(scenarios: list[Scenario], lab: Lab) -> list[Scenario]:
+    """The scenarios with their DUTs assigned, in run order (DUT by DUT)."""
+    if not scenarios:
+        return []
+    return schedule(scenarios, lab, package_drivers(lab, scenarios)).ordered()
 
 
 def _load(config: pytest.Config) -> Selection:
@@ -79,8 +74,8 @@ def _load(config: pytest.Config) -> Selection:
     chosen: list[PlannedScenario] = []
     for plan in plans:
         scenarios = select(expand(plan, lab), duts=duts or None, pattern=pattern)
-        chosen += [PlannedScenario(plan, s) for s in scenarios if wanted is None or s.id in wanted]
-    chosen.sort(key=lambda p: run_order_key(p.scenario))
+        scenarios = [s for s in scenarios if wanted is None or s.id in wanted]
+        chosen += [PlannedScenario(plan, s) for s in run_order(scenarios, lab)]
     return Selection(lab, plans, tuple(chosen))
 
 

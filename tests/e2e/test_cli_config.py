@@ -77,7 +77,16 @@ def test_plan_show_json_shape(plan: Path) -> None:
     result = runner.invoke(app, ["plan", "show", str(plan), "--lab", str(VIRTUAL), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"plan", "purpose", "plan_file", "lab_file", "count", "duts", "scenarios"}
+    assert set(doc) == {
+        "plan",
+        "purpose",
+        "plan_file",
+        "lab_file",
+        "count",
+        "totals",
+        "duts",
+        "scenarios",
+    }
     assert doc["plan"] == plan.stem
     assert doc["plan_file"] == str(plan) and doc["lab_file"] == str(VIRTUAL)
     assert doc["count"] == len(doc["scenarios"]) == sum(d["count"] for d in doc["duts"].values())
@@ -87,6 +96,17 @@ def test_plan_show_json_shape(plan: Path) -> None:
         assert set(s["conditions"]) == CONDITION_KEYS
         assert set(s["expectation"]) == EXPECTATION_KEYS
         assert doc["duts"][s["dut"]]["build"] == s["build"]
+    # The schedule: every scenario exactly once, on its DUT; reboots at the lower bound.
+    scheduled = [sid for d in doc["duts"].values() for sid in d["schedule"]]
+    assert sorted(scheduled) == sorted(s["id"] for s in doc["scenarios"])
+    where = {sid: dut for dut, d in doc["duts"].items() for sid in d["schedule"]}
+    assert all(where[s["id"]] == s["dut"] for s in doc["scenarios"])
+    for d in doc["duts"].values():
+        assert d["reboots"] == d["reboot_lower_bound"] <= d["plan_order_reboots"]
+        assert d["estimated_lab_s"] > 0
+    totals = doc["totals"]
+    assert totals["reboots"] == sum(d["reboots"] for d in doc["duts"].values())
+    assert totals["estimated_wall_s"] == max(d["estimated_lab_s"] for d in doc["duts"].values())
 
 
 def test_plan_show_table() -> None:
@@ -95,7 +115,8 @@ def test_plan_show_table() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "blocked (Code 55)" in result.output
-    assert result.output.rstrip().endswith("8 scenarios")
+    assert "\n8 scenarios\n" in result.output
+    assert "tb-01: 4 scenarios, 0 reboots (plan order 0, lower bound 0)" in result.output
 
 
 def test_plan_show_default_lab(monkeypatch: pytest.MonkeyPatch) -> None:
