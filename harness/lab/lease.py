@@ -1,9 +1,17 @@
 """Exclusive DUT leases on one controller: one pytest worker (of one run) drives a DUT at a time.
 
 A lease is an OS file lock (`filelock`, flock on POSIX) on `<lease dir>/<key>.lock`, so a
-crashed or killed owner releases it with its process: no stale leases. Beside it,
-`<key>.owner.json` says who holds it (pid, run id, worker, since), for the error a second
-claimant gets: it is refused at once with the owner's details, never left waiting.
+crashed or killed owner releases it with its process: no lease outlives its owner (labgrid's
+never-expiring locks, its issue #1739, are what this avoids). Beside it, `<key>.owner.json`
+says who holds it: host, pid, run id, worker, since, and a heartbeat the owner refreshes every
+`HEARTBEAT_S` seconds from a background thread.
+
+- A second claimant is refused at once with the owner's details and the age of its last
+  heartbeat, never left waiting; a heartbeat older than `STALE_S` says the owner looks hung
+  and how to free the DUT (stop that process). A live process is never robbed of its DUT.
+- An owner that died without releasing (kill -9, power loss) leaves its owner record behind
+  but not the lock: the next claimant takes the lease over and records whom it took it from
+  (`took_over_from`), and the harness logs it.
 
 The key is the DUT's name and address, so two lab files naming the same machine share a lease
 (a virtual DUT's address is its running lab's control endpoint: each virtual lab is its own).
@@ -18,18 +26,26 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
 from harness.errors import InfrastructureError
+from harness.private_files import private_dir, write_private
+
+log = logging.getLogger(__name__)
 
 ENV_LEASE_DIR = "HARNESS_LEASE_DIR"
+HEARTBEAT_S = 15.0
+STALE_S = 4 * HEARTBEAT_S
 
 
 def lease_dir() -> Path:
@@ -40,10 +56,8 @@ def lease_dir() -> Path:
         else Path(tempfile.gettempdir())
         / (f"dma-lab-harness-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
     )
-    path = base / "leases"
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o700)
-    return path
+    private_dir(base)
+    return private_dir(base / "leases")
 
 
 def _key(dut: str, address: str) -> str:
@@ -52,19 +66,37 @@ def _key(dut: str, address: str) -> str:
     return f"{safe}-{digest}"
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _stamp(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
 @dataclass
 class DutLease:
     dut: str
     lock: FileLock
     owner_file: Path
+    owner: dict[str, Any]
+    heartbeat_s: float = HEARTBEAT_S
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _beat: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def acquire(
-        cls, dut: str, address: str, *, run_id: str = "", directory: Path | None = None
+        cls,
+        dut: str,
+        address: str,
+        *,
+        run_id: str = "",
+        directory: Path | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> DutLease:
         where = directory or lease_dir()
         key = _key(dut, address)
-        lock = FileLock(str(where / f"{key}.lock"), is_singleton=False)
+        lock = FileLock(str(where / f"{key}.lock"), is_singleton=False, mode=0o600)
         owner_file = where / f"{key}.owner.json"
         try:
             lock.acquire(timeout=0)
@@ -72,34 +104,86 @@ class DutLease:
             raise InfrastructureError(
                 f"DUT {dut} is leased by someone else: {_describe(owner_file)}"
             ) from None
-        owner = {
+        now = _stamp(_now())
+        owner: dict[str, Any] = {
             "dut": dut,
             "address": address,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "run_id": run_id,
             "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "since": now,
+            "heartbeat": now,
         }
-        tmp = owner_file.with_name(f".{owner_file.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(owner) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(owner_file)
-        return cls(dut, lock, owner_file)
+        previous = _read(owner_file)
+        if previous is not None:
+            # The lock was free, so its last holder is gone (the OS frees a dead process's
+            # lock); its record stayed because it never released.
+            owner["took_over_from"] = previous
+            log.warning(
+                "DUT %s: took over the lease of a dead owner (%s)", dut, _owner_text(previous)
+            )
+        try:
+            write_private(owner_file, json.dumps(owner) + "\n")
+        except BaseException:
+            lock.release()
+            raise
+        lease = cls(dut, lock, owner_file, owner, heartbeat_s)
+        lease._start_heartbeat()
+        return lease
+
+    def _start_heartbeat(self) -> None:
+        self._beat = threading.Thread(
+            target=self._heartbeat, name=f"lease-heartbeat-{self.dut}", daemon=True
+        )
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self.owner["heartbeat"] = _stamp(_now())
+            try:
+                write_private(self.owner_file, json.dumps(self.owner) + "\n")
+            except OSError as exc:  # a full disk must not kill the run; the lock still holds
+                log.warning("DUT %s: lease heartbeat not written: %s", self.dut, exc)
 
     def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
         if self.lock.is_locked:
             with contextlib.suppress(FileNotFoundError):
                 self.owner_file.unlink()
             self.lock.release()
 
 
-def _describe(owner_file: Path) -> str:
+def _read(owner_file: Path) -> dict[str, Any] | None:
     try:
-        o = json.loads(owner_file.read_text(encoding="utf-8"))
+        data = json.loads(owner_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "owner unknown (no owner record)"
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _owner_text(o: dict[str, Any]) -> str:
     return (
         f"pid {o.get('pid')} on {o.get('host')}, run {o.get('run_id') or '-'}, "
         f"worker {o.get('worker')}, since {o.get('since')}"
     )
+
+
+def _describe(owner_file: Path) -> str:
+    o = _read(owner_file)
+    if o is None:
+        return "owner unknown (no owner record)"
+    text = _owner_text(o)
+    try:
+        age = (_now() - datetime.fromisoformat(str(o.get("heartbeat")))).total_seconds()
+    except (TypeError, ValueError):
+        return text
+    text += f", last heartbeat {age:.0f} s ago"
+    if age > STALE_S:
+        text += (
+            f"; it looks hung: if pid {o.get('pid')} on {o.get('host')} is stuck, stop it "
+            "(kill) and the lease is free"
+        )
+    return text
