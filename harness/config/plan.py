@@ -90,8 +90,14 @@ class Matrix(ConfigModel):
 
 
 class Timeouts(ConfigModel):
-    """Deadlines in seconds; they nest: scenario > step > remote call."""
+    """Deadlines in seconds; they nest: run > scenario > step > remote call."""
 
+    run_s: float | None = Field(
+        None,
+        gt=0,
+        description="the whole run: no scenario starts after it, each one ends by it "
+        "(default: no limit)",
+    )
     scenario_s: float = Field(1800, gt=0)
     step_s: float = Field(300, gt=0)
     reboot_s: float = Field(600, gt=0)
@@ -106,6 +112,8 @@ class Timeouts(ConfigModel):
             ("step_s", "scenario_s"),
             ("reboot_s", "scenario_s"),
         ]
+        if self.run_s is not None:
+            order.append(("scenario_s", "run_s"))
         for inner, outer in order:
             if getattr(self, inner) > getattr(self, outer):
                 raise ValueError(f"{inner} must not exceed {outer}")
@@ -113,7 +121,16 @@ class Timeouts(ConfigModel):
 
 
 class Retries(ConfigModel):
-    infrastructure: int = Field(2, ge=0, le=5)
+    infrastructure: int = Field(
+        2, ge=0, le=5, description="retries of a scenario after an infrastructure error"
+    )
+    quarantine_after: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="scenarios in a row ending in infrastructure errors that quarantine a DUT "
+        "(a DUT error quarantines it at once)",
+    )
 
 
 ExcludeValue = Annotated[str | int | bool, IntAsStr]

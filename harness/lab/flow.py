@@ -111,11 +111,19 @@ def crash_report(evidence: CrashEvidence) -> str:
 class ScenarioRunner:
     """Runs scenarios on one DUT (`DutKit`) for one plan."""
 
-    def __init__(self, kit: DutKit, plan: Plan, steps: Steps | None = None) -> None:
+    def __init__(
+        self,
+        kit: DutKit,
+        plan: Plan,
+        steps: Steps | None = None,
+        *,
+        run_deadline: Deadline | None = None,
+    ) -> None:
         self.kit = kit
         self.plan = plan
         self.steps: Steps = steps or NoSteps()
         self.t = plan.timeouts
+        self.run_deadline = run_deadline
 
     # -- the flow --------------------------------------------------------------------------------
     def run(self, scenario: Scenario) -> ScenarioResult:
@@ -136,6 +144,9 @@ class ScenarioRunner:
         return ScenarioResult(scenario, exp, seen, verdict, prepared.transition.rebooted)
 
     def deadline(self, scenario: Scenario) -> Deadline:
+        """The scenario's deadline, nested in the run's (run > scenario > step > remote call)."""
+        if self.run_deadline is not None:
+            return self.run_deadline.child(self.t.scenario_s, f"scenario {scenario.id}")
         return Deadline.after(self.t.scenario_s, f"scenario {scenario.id}")
 
     def prepare(self, scenario: Scenario, dl: Deadline) -> Prepared:

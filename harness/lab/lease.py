@@ -60,6 +60,10 @@ def lease_dir() -> Path:
     return private_dir(base / "leases")
 
 
+class LeaseRefused(InfrastructureError):
+    """The DUT is leased by another live process (the message names it)."""
+
+
 def _key(dut: str, address: str) -> str:
     digest = hashlib.sha256(f"{dut}\0{address}".encode()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in dut)
@@ -101,7 +105,7 @@ class DutLease:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise InfrastructureError(
+            raise LeaseRefused(
                 f"DUT {dut} is leased by someone else: {_describe(owner_file)}"
             ) from None
         now = _stamp(_now())

@@ -10,6 +10,7 @@ step); `ConfigError` -> not run; anything else -> harness bug.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -18,9 +19,10 @@ from typing import Any
 import allure
 import pytest
 
-from harness.errors import ConfigError, DutError, InfrastructureError, TestFailure
+from harness.errors import ConfigError, DutError, HarnessBug, InfrastructureError, TestFailure
 from harness.lab.flow import ScenarioResult, ScenarioRunner
 from harness.lab.kit import DutKit
+from harness.pytest_plugin.fixtures import POOL_KEY
 from harness.pytest_plugin.selection import PlannedScenario
 from harness.pytest_plugin.steps import utc_now
 from harness.remote.deadline import Deadline
@@ -97,6 +99,13 @@ def record(
         "cpu_s": None if cpu_s is None else round(cpu_s, 3),
         "conditions": s.conditions_json(),
     }
+    pool = item.config.stash.get(POOL_KEY, None)
+    if pool is not None:
+        reason = pool.quarantine.note(s.dut, outcome, text, s.id)
+        if reason is not None:
+            data["quarantined"] = reason
+            with contextlib.suppress(Exception):  # outside a test (setup report) there is no step
+                allure.attach(reason, name=f"DUT {s.dut} quarantined")
     if result is not None:
         data["expected"] = result.expectation.to_json()
         data["observed"] = result.observations.to_json()
@@ -138,6 +147,12 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
                 time.sleep(next(delays))
         except Exception as exc:  # classified below; the flow's teardown already ran
             error = exc
+            break
+        except pytest.fail.Exception as exc:
+            if not str(exc).startswith("Timeout"):
+                raise
+            # pytest-timeout's backstop fired: some deadline did not hold. Record it as ours.
+            error = HarnessBug(f"the backstop timeout fired ({exc}): a deadline did not hold")
             break
     transcript = "\n".join(e.render() for e in kit.transcript.entries[first_entry:])
     allure.attach(transcript, name="transcript", attachment_type=allure.attachment_type.TEXT)

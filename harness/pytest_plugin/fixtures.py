@@ -3,9 +3,12 @@
 - `lab` (session): the lab config, a `LabConnector`, and the virtual lab when the config has a
   `virtual:` section (started here unless `--lab-endpoints` names a running one; stopped at
   the end of the session).
-- `dut_pool` (session): one `DutKit` per DUT, opened on first use; at the end of the session
-  each DUT goes back to the lab's baseline (one reboot at most), its facts are written and the
-  packages the run installed are removed.
+- `dut_pool` (session): one `DutKit` per DUT, opened on first use, under a lease; it keeps the
+  run's quarantine (`quarantine.py`): a quarantined DUT's remaining scenarios are skipped as not
+  run, with the reason. At the end of the session, also after Ctrl-C or SIGTERM, each DUT goes
+  back to the lab's baseline (`harness.lab.baseline`: unplug, unlock, uninstall the run's
+  packages, one reboot at most) and is read back; `teardown/<dut>.json` in the run directory
+  holds what was done and any drift.
 - `dut`: the kit of the DUT the current test runs on (the scenario's, or `dma_conditions(dut=)`).
 - `scenario`: the scenario (from the plan, or from the test's `dma_conditions` marker) with its
   driver package installed and its conditions brought about by the DUT strategy.
@@ -25,7 +28,7 @@ A hand-written test declares what it needs::
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +40,14 @@ from harness.config.lab import Lab
 from harness.config.plan import Plan, Timeouts
 from harness.config.scenarios import Scenario, expand
 from harness.errors import ConfigError, HarnessError
+from harness.lab.baseline import BaselineCheck, restore_baseline
 from harness.lab.flow import Prepared, ScenarioRunner
 from harness.lab.kit import ActivePackage, DutKit, open_kit
-from harness.lab.lease import DutLease
-from harness.lab.state import Required
+from harness.lab.lease import DutLease, LeaseRefused
 from harness.lab.verdict import PlugObservations
+from harness.private_files import private_dir, write_private
+from harness.pytest_plugin.deadlines import run_deadline
+from harness.pytest_plugin.quarantine import Quarantine
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.steps import AllureSteps, Progress, stepped
 from harness.remote.connect import LabConnector
@@ -82,16 +88,24 @@ def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
             running.stop()
 
 
+POOL_KEY = pytest.StashKey["DutPool"]()
+
+
 class DutPool:
     """One kit per DUT for the session; closed (baseline, facts, uninstall) at the end."""
 
-    def __init__(self, session: LabSession) -> None:
+    def __init__(self, session: LabSession, quarantine: Quarantine | None = None) -> None:
         self.session = session
         self.kits: dict[str, DutKit] = {}
         self.leases: dict[str, DutLease] = {}
         self.progress: dict[str, Progress] = {}
+        self.quarantine = quarantine or Quarantine()
+        self.teardown: dict[str, BaselineCheck] = {}
 
     def get(self, name: str, timeouts: Timeouts) -> DutKit:
+        reason = self.quarantine.reason(name)
+        if reason is not None:
+            pytest.skip(f"DUT {name} is quarantined: {reason}")
         if name not in self.kits:
             s = self.session
             redact = s.redactor.redact
@@ -101,7 +115,12 @@ class DutPool:
                 endpoints = s.connector.endpoints
                 if s.config.is_virtual(name) and endpoints is not None:
                     address = endpoints.duts[name].control_url  # this virtual lab's DUT
-                self.leases[name] = DutLease.acquire(name, address, run_id=run_id)
+                try:
+                    self.leases[name] = DutLease.acquire(name, address, run_id=run_id)
+                except LeaseRefused as exc:
+                    pytest.skip(
+                        f"DUT {name} is quarantined: {self.quarantine.unreachable(name, str(exc))}"
+                    )
             self.kits[name] = open_kit(
                 s.config,
                 s.connector,
@@ -148,21 +167,20 @@ class DutPool:
                 for p in kit.packages.installer.installed.values()
             ],
         }
-        rd.facts.mkdir(parents=True, exist_ok=True)
-        path = rd.facts / f"{name}.json"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_private(rd.facts / f"{name}.json", json.dumps(data, indent=2, default=str) + "\n")
 
     def close(self) -> list[str]:
+        """Every opened DUT back to baseline and read back (`harness.lab.baseline`); the
+        problems and drift, one line per DUT that is not at its baseline."""
         problems: list[str] = []
         for name, kit in self.kits.items():
-            dl = Deadline.after(kit.strategy.reboot_s + 2 * kit.strategy.step_s, f"{name} close")
-            try:
-                drivers = kit.packages.drivers()
-                kit.strategy.bring_to(Required.from_baseline(kit.config.baseline, drivers), dl)
-            except HarnessError as exc:
-                problems.append(f"{name}: back to baseline: {exc}")
+            t = kit.strategy
+            dl = Deadline.after(t.reboot_s + 4 * t.step_s, f"{name} back to baseline")
+            check = restore_baseline(kit, dl, quarantined=self.quarantine.reason(name))
+            self.teardown[name] = check
+            self._write_teardown(check)
+            if not check.ok:
+                problems.append(check.summary())
             try:
                 self.write_facts(name)
             except HarnessError as exc:
@@ -174,17 +192,25 @@ class DutPool:
         self.leases.clear()
         return problems
 
+    def _write_teardown(self, check: BaselineCheck) -> None:
+        rd = self.session.run_dir
+        if rd is None:
+            return
+        folder = private_dir(rd.path / "teardown")
+        write_private(folder / f"{check.dut}.json", json.dumps(check.to_json(), indent=2) + "\n")
+
 
 @pytest.fixture(scope="session")
-def dut_pool(lab: LabSession) -> Iterator[DutPool]:
-    pool = DutPool(lab)
+def dut_pool(lab: LabSession, pytestconfig: pytest.Config) -> Iterator[DutPool]:
+    plans = selection(pytestconfig).plans
+    limit = min((p.retries.quarantine_after for p in plans), default=2)
+    pool = DutPool(lab, Quarantine(limit=limit))
+    pytestconfig.stash[POOL_KEY] = pool  # execute.record() counts outcomes for quarantine
     try:
         yield pool
     finally:
         problems = pool.close()
         if problems:
-            import warnings
-
             warnings.warn("harness teardown: " + "; ".join(problems), stacklevel=1)
 
 
@@ -238,12 +264,19 @@ def dut(planned_scenario: PlannedScenario, dut_pool: DutPool) -> DutKit:
 
 @pytest.fixture
 def scenario_runner(
-    planned_scenario: PlannedScenario, dut: DutKit, dut_pool: DutPool, lab: LabSession
+    request: pytest.FixtureRequest,
+    planned_scenario: PlannedScenario,
+    dut: DutKit,
+    dut_pool: DutPool,
+    lab: LabSession,
 ) -> ScenarioRunner:
     progress = dut_pool.progress_for(dut.name)
     progress.start_scenario(planned_scenario.id, planned_scenario.plan.timeouts.scenario_s)
     steps = AllureSteps(progress, lab.redactor.redact)
-    return ScenarioRunner(dut, planned_scenario.plan, steps)
+    run_end = run_deadline(request.config)
+    if run_end is not None and run_end.expired:
+        pytest.skip(f"the run's deadline (timeouts.run_s) passed before {planned_scenario.id}")
+    return ScenarioRunner(dut, planned_scenario.plan, steps, run_deadline=run_end)
 
 
 @dataclass

@@ -4,6 +4,10 @@
   with the scenario id as its test id, in run order (selection.py).
 - xdist: each DUT's scenarios form one `xdist_group`, so one worker drives one DUT;
   `-n auto` starts one worker per DUT of the selection.
+- Deadlines: the plans' `timeouts.run_s` becomes one run deadline (wall clock, set in the
+  controller and handed to xdist workers) that every scenario deadline nests in; each scenario
+  test also gets a pytest-timeout mark as a backstop only (its scenario deadline, retries and
+  teardown plus a margin), which a working deadline never reaches.
 - Outcomes: a setup error (e.g. the DUT does not answer) is classified like one in the test
   body; the controller appends one line per finished scenario to `journal.jsonl` (flushed and
   fsynced) as soon as its teardown is reported, from whichever worker ran it.
@@ -11,11 +15,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
+from harness.pytest_plugin.deadlines import RUN_END, RUN_END_INPUT
 from harness.pytest_plugin.execute import RECORD, classify, record
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.steps import utc_now
@@ -37,6 +43,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
         writer = JournalWriter(Journal(RunDir(Path(run_dir)).journal))
         config.pluginmanager.register(writer, "harness-journal")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[RUN_END] = workerinput.get(RUN_END_INPUT)
+    else:
+        limits = [p.timeouts.run_s for p in _plans(config) if p.timeouts.run_s is not None]
+        config.stash[RUN_END] = time.time() + min(limits) if limits else None
+
+
+def _plans(config: pytest.Config) -> tuple[Any, ...]:
+    if not config.getoption("--plan", None):
+        return ()
+    return selection(config).plans
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker's scenarios end by the same run deadline as the controller's."""
+    node.workerinput[RUN_END_INPUT] = node.config.stash.get(RUN_END, None)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -52,6 +76,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         planned = _planned(item)
         if planned is not None:
             item.add_marker(pytest.mark.xdist_group(planned.scenario.dut))
+            t, r = planned.plan.timeouts, planned.plan.retries
+            backstop = t.scenario_s * (r.infrastructure + 1) + t.reboot_s + 4 * t.step_s + 60
+            item.add_marker(pytest.mark.timeout(backstop, method="signal"))
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
