@@ -6,21 +6,27 @@ DMA Protection, the DMAGuard `DeviceEnumerationPolicy`, Driver Verifier's DMA ve
 (flag 0x80) on the package's drivers, and test signing. Each is therefore observed twice: what
 is in effect now (`active`) and what the next boot will use (`pending`).
 
-Not every `active` value can be read from the host:
+How each `active` value is read from the host:
 
 - KDP: `host_facts().kdp.enabled` (the running kernel) is the active value; the firmware setting
   (`kdp_firmware_get`) is pending. Without a firmware lever the next boot runs what runs now.
 - Verifier: `verifier_state()` reports both (`verifier /query` and `/querysettings`).
 - DMAGuard: the registry value (`host_facts().dmaguard_policy`, the same value `dmaguard_get`
-  reads) is what the next boot loads; no operation reports the policy the running kernel loaded.
+  reads) is what the next boot loads. It is also the value in effect when the policy key (or,
+  with no key, its parent) was last written before this boot
+  (`host_facts().dmaguard_policy_written.before_boot`): nothing changed it since the boot loaded it.
 - Test signing: `host_facts().test_signing` comes from `bcdedit /enum {current}`, the BCD store,
-  i.e. also the next boot's value on a real host.
+  i.e. the next boot's value; `host_facts().test_signing_in_effect` is the running kernel's
+  code integrity option `CODEINTEGRITY_OPTION_TESTSIGN`.
 
-An unreadable active value is *carried*: a pending value seen before a boot and still pending
-after it is taken to be in effect since that boot (the DUT is leased: nobody else writes these
-settings). Without such a previous observation (first contact in this process) it is `UNKNOWN`,
-and the strategy plans a reboot to make it known rather than run a scenario under conditions it
-cannot vouch for.
+Those are `Knowledge.OBSERVED`. When the host cannot tell (DMAGuard written since the boot, a
+host whose native queries fail, a kernel debugger hiding the test-signing bit) the active value is
+*carried*: a pending value seen before a boot and still pending after it is taken to be in effect
+since that boot (the DUT is leased: nobody else writes these settings). Without such a previous
+observation (first contact in this process) it is `UNKNOWN`, and the strategy plans a reboot to
+make it known rather than run a scenario under conditions it cannot vouch for. So a DUT already in
+the required state costs no reboot at first contact; one whose DMAGuard key was written since its
+boot, or whose BCD store differs from the test signing in effect, still does.
 
 >>> Required(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF).describe()
 'kdp on, dmaguard absent, verifier_dma off, test_signing off'
@@ -215,19 +221,21 @@ def combine(
     kdp = Setting(kdp_active, kdp_firmware if lever else kdp_active, kdp_known)
 
     guard_read = facts.dmaguard_policy
-    guard_active, guard_known = _carry(
-        guard_read, previous.dmaguard if previous else None, prev_boot, boot
-    )
-    dmaguard = Setting(guard_active, guard_read, guard_known)
-
-    signing_read = facts.test_signing
-    prev_signing = previous.test_signing if previous else None
-    if prev_signing is not None and prev_boot == boot:
-        # Same boot: what this process requested (or saw) is pending. The store's value on a
-        # real host agrees; a host that reports the running value (the virtual lab) would not.
-        signing = prev_signing
+    if facts.dmaguard_policy_in_effect:  # the key is unchanged since this boot loaded it
+        dmaguard = Setting(guard_read, guard_read, Knowledge.OBSERVED)
     else:
-        s_active, s_known = _carry(signing_read, prev_signing, prev_boot, boot)
+        guard_active, guard_known = _carry(
+            guard_read, previous.dmaguard if previous else None, prev_boot, boot
+        )
+        dmaguard = Setting(guard_active, guard_read, guard_known)
+
+    signing_read = facts.test_signing  # the BCD store: the next boot's value
+    if facts.test_signing_in_effect is not None:
+        signing = Setting(facts.test_signing_in_effect, signing_read, Knowledge.OBSERVED)
+    else:
+        s_active, s_known = _carry(
+            signing_read, previous.test_signing if previous else None, prev_boot, boot
+        )
         signing = Setting(s_active, signing_read, s_known)
 
     return DutState(dut_name, boot, kdp, lever, dmaguard, verifier, signing, facts.secure_boot)

@@ -82,6 +82,7 @@ def record(
     attempts: int = 1,
     remote_s: float = 0.0,
     cpu_s: float | None = None,
+    remote_calls: int | None = None,
 ) -> None:
     s = planned.scenario
     data: dict[str, Any] = {
@@ -97,6 +98,7 @@ def record(
         "attempts": attempts,
         "remote_s": round(remote_s, 3),
         "cpu_s": None if cpu_s is None else round(cpu_s, 3),
+        "remote_calls": remote_calls,
         "conditions": s.conditions_json(),
     }
     pool = item.config.stash.get(POOL_KEY, None)
@@ -173,6 +175,7 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
         attempts=attempts,
         remote_s=remote,
         cpu_s=time.process_time() - cpu0,
+        remote_calls=len(kit.transcript.entries) - first_entry,
     )
     shown = message(outcome, text)
     if outcome is Outcome.OBSERVED:

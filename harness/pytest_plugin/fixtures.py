@@ -154,7 +154,8 @@ class DutPool:
             "kdp": facts.kdp.enabled,
             "dmaguard_policy": facts.dmaguard_policy,
             "verifier": {"flags": verifier.active.flags, "drivers": list(verifier.active.drivers)},
-            "test_signing": facts.test_signing,
+            "test_signing": facts.test_signing_in_effect,
+            "test_signing_next_boot": facts.test_signing,
             "packages": [
                 {
                     "name": p.name,

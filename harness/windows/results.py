@@ -21,57 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from harness.domain.conditions import SessionState
+
+# host_facts' result types live in harness.windows.facts; re-exported (`X as X`) for old imports.
+from harness.windows.facts import HostFacts as HostFacts
+from harness.windows.facts import KdpSource as KdpSource
+from harness.windows.facts import KdpState as KdpState
+from harness.windows.facts import KeyWritten as KeyWritten
 from harness.windows.shape import JsonObject
-
-
-# -- host ----------------------------------------------------------------------------------------
-class KdpSource(str, enum.Enum):
-    NTQUERY = "ntquery"
-    MSINFO32 = "msinfo32"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class KdpState:
-    enabled: bool | None
-    source: KdpSource
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    computer_name: str
-    build: int
-    ubr: int | None
-    edition: str
-    product_name: str
-    last_boot_utc: datetime
-    kdp: KdpState
-    virtualization_firmware: bool | None
-    iommu_dma_protection_available: bool | None
-    secure_boot: bool | None
-    test_signing: bool | None
-    bitlocker_disable_external_dma_under_lock: int | None
-    dmaguard_policy: int | None
-
-    @classmethod
-    def from_json(cls, op: str, d: Any) -> HostFacts:
-        o = JsonObject(op, d)
-        k = o.obj("kdp")
-        return cls(
-            o.text("computer_name"),
-            o.integer("build"),
-            o.ointeger("ubr"),
-            o.text("edition"),
-            o.text("product_name"),
-            o.time("last_boot_utc"),
-            KdpState(k.oflag("enabled"), k.choice("source", KdpSource)),
-            o.oflag("virtualization_firmware"),
-            o.oflag("iommu_dma_protection_available"),
-            o.oflag("secure_boot"),
-            o.oflag("test_signing"),
-            o.ointeger("bitlocker_disable_external_dma_under_lock"),
-            o.ointeger("dmaguard_policy"),
-        )
 
 
 @dataclass(frozen=True)

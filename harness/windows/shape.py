@@ -118,6 +118,10 @@ class JsonObject:
     def obj(self, key: str) -> JsonObject:
         return JsonObject(self.op, self._get(key, False), f"{self.where}.{key}")
 
+    def oobj(self, key: str) -> JsonObject | None:
+        """An optional object: `None` when the key is missing or null."""
+        return None if self._get(key, True) is None else self.obj(key)
+
     def objs(self, key: str) -> list[JsonObject]:
         v = self._typed(key, (list,), "a list of objects", False)
         return [JsonObject(self.op, x, f"{self.where}.{key}[{i}]") for i, x in enumerate(v)]

@@ -316,10 +316,12 @@ def test_pending_values_seen_before_a_boot_are_in_effect_after_it() -> None:
         dmaguard=replace(first.dmaguard, pending=1),
         test_signing=replace(first.test_signing, pending=True),
     )
-    # same boot: the request stays pending (whatever the host reports for test signing)
-    same = combine("tb-01", _dut(), _facts(BOOT, guard=1), VSET, True, requested)
+    # same boot: the request is pending (the registry and the BCD store report it); the active
+    # values stay what was known of them (here: nothing, a host without in-effect facts)
+    now = replace(_facts(BOOT, guard=1), test_signing=True)
+    same = combine("tb-01", _dut(), now, VSET, True, requested)
     assert same.dmaguard == Setting(None, 1, Knowledge.UNKNOWN)
-    assert same.test_signing.pending is True
+    assert same.test_signing == Setting(False, True, Knowledge.UNKNOWN)
     later = BOOT + timedelta(minutes=3)
     after = replace(_facts(later, guard=1), test_signing=True)
     s = combine("tb-01", _dut(), after, VSET, True, same)

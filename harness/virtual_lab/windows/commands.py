@@ -206,7 +206,7 @@ def bcdedit(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
         machine.test_signing_pending = low[2] in ("on", "yes")
         return 0, "The operation completed successfully.\r\n"
     if low[:1] == ["/enum"]:
-        testsigning = "Yes" if machine.test_signing_active else "No"
+        testsigning = "Yes" if machine.test_signing_pending else "No"  # the store: next boot
         return 0, (
             "Windows Boot Loader\r\n-------------------\r\nidentifier              {current}\r\n"
             "device                  partition=C:\r\npath                    "

@@ -3,7 +3,9 @@
 The machine holds the state a real Windows host keeps (registry, driver store, event logs, the
 file system under `fs_root`) and changes it the way Windows does: Driver Verifier's persistent
 settings, the DMAGuard policy, test signing and the firmware's Kernel DMA Protection apply at the
-next boot; devices are (re-)added at plug, boot and driver install, when the kernel computes
+next boot (the registry keeps each key's last-write time, so `host_facts` can tell whether the
+DMAGuard value predates the boot; test signing in effect is kept apart from the BCD store's);
+devices are (re-)added at plug, boot and driver install, when the kernel computes
 `DEVPKEY_Device_DmaRemappingPolicy` and DMAGuard decides started vs Code 55
 (`kernel_rules.py`); a blocked device starts at unlock or sign-in and keeps running after a later
 lock. Durations are real-world seconds times the lab's `time_scale`.
@@ -21,7 +23,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from harness.virtual_lab.windows.registry import (
     CURRENT_VERSION,
     DMAGUARD,
     MEMORY_MANAGEMENT,
+    POLICIES_WINDOWS,
     SERVICES,
     WINLOGON,
     Registry,
@@ -93,7 +96,8 @@ class WindowsMachine:
         self.build = self.spec.build
         self.quirks = dict(self.spec.quirks)
         self.lock = threading.RLock()
-        self.registry = Registry()
+        installed = _now() - timedelta(days=30)  # the image's keys predate every boot
+        self.registry = Registry(clock=lambda: installed, installed=installed)
         self.store = DriverStore()
         self.firmware = Firmware(self.spec.firmware, enabled=self.spec.kdp_capable)
         self.release_roots = [lab.resolve_path(p).read_bytes() for p in lab.virtual.trusted_roots]
@@ -132,6 +136,7 @@ class WindowsMachine:
                 drive_letter=chr(ord("E") + len(self.devices)),
             )
         self._initial_registry()
+        self.registry.clock = _now  # from here on, writes happen in (simulated) time
         from harness.virtual_lab.windows.executor import WindowsExecutor
 
         self.executor = WindowsExecutor(self)
@@ -518,6 +523,7 @@ class WindowsMachine:
         reg.set(WINLOGON, "DefaultUserName", self.username)
         reg.set(WINLOGON, "DefaultDomainName", self.hostname)
         reg.set(WINLOGON, "DefaultPassword", self.password)
+        reg.create_key(POLICIES_WINDOWS)
         baseline = self.dut.baseline
         if baseline.dmaguard.value != "absent":
             reg.set(DMAGUARD, "DeviceEnumerationPolicy", int(baseline.dmaguard.value))

@@ -52,6 +52,10 @@ INSTALL_OUTCOMES = {
 }
 DMA_POLICY_FRIENDLY = "DEVPKEY_Device_DmaRemappingPolicy"
 DMA_POLICY_GUID = "{83DA6326-97A6-4088-9453-A1923F573B29} 18"
+#: SYSTEM_CODEINTEGRITY_INFORMATION.CodeIntegrityOptions bits (winternl.h).
+CI_ENABLED, CI_TESTSIGN = 0x01, 0x02
+#: How far up `host_facts` looks for an existing parent of the DMAGuard policy key.
+POLICIES = r"HKLM\SOFTWARE\Policies"
 
 
 def operation(fn: Handler) -> Handler:
@@ -85,12 +89,24 @@ def op_host_facts(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
         "virtualization_firmware": m.firmware.applied_vt(),
         "iommu_dma_protection_available": m.spec.kdp_capable,
         "secure_boot": m.spec.secure_boot,
-        "test_signing": m.test_signing_active,
+        "test_signing": m.test_signing_pending,  # bcdedit /enum {current}: the BCD store
         "bitlocker_disable_external_dma_under_lock": m.registry.get(
             FVE, "DisableExternalDMAUnderLock"
         ),
         "dmaguard_policy": m.registry.get(DMAGUARD, "DeviceEnumerationPolicy"),
+        "code_integrity_options": CI_ENABLED | (CI_TESTSIGN if m.test_signing_active else 0),
+        "test_signing_in_effect": m.test_signing_active,
+        "dmaguard_policy_written": _key_written(m, DMAGUARD, stop=POLICIES),
     }
+
+
+def _key_written(m: WindowsMachine, key: str, *, stop: str) -> dict[str, Any] | None:
+    """The last-write time of `key`, else of its nearest existing parent up to `stop`."""
+    found = m.registry.nearest_written(key, stop=stop)
+    if found is None:
+        return None
+    path, written = found
+    return {"key": path, "last_write_utc": iso(written), "before_boot": written < m.booted_at}
 
 
 def _local(m: WindowsMachine, path: str) -> Any:
