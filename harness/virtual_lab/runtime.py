@@ -328,15 +328,41 @@ class VirtualLabRuntime(Service):
             raise ValueError(f"fault {fault.kind} is about a DUT, not an instrument")
 
     def _apply(self, fault: VirtualFault) -> None:
-        """On the worker: apply one fault to its DUTs (all if none named) or instruments."""
+        """On the worker: apply one fault to its DUTs (all if none named) or instruments; a
+        fault with `operation:` (other than a bugcheck, which the operation itself raises) is
+        armed instead and applied when its DUT next runs that operation."""
         self._faults.append(fault)
+        nodes = [self.nodes[fault.dut]] if fault.dut else list(self.nodes.values())
+        if fault.operation is not None and fault.kind != "bugcheck":
+            for node in nodes:
+                node.machine.arm_fault(fault, lambda f, node=node: self._fire(node, f))
+            log.info("fault %s armed for operation %s", fault.kind, fault.operation)
+            return
+        self._apply_now(fault, nodes)
+
+    def _fire(self, node: DutNode, fault: VirtualFault) -> None:
+        """From the machine's thread, under its lock, as the armed operation starts."""
+        now = fault.model_copy(update={"operation": None, "dut": node.name})
+        if fault.kind in ("reboot-hang", "slow-reboot", "enumeration-failure"):
+            node.machine.apply_fault(now)  # the machine's own lock is re-entrant
+        elif fault.kind == "drop-connection":
+            node.drop_next()  # the next request or connection to this DUT is dropped
+        elif fault.kind in SWITCH_FAULTS:
+            if fault.instrument is None:  # the switches this DUT's ports are wired to
+                for switch in {p.switch for p in self.lab.duts[node.name].ports.values()}:
+                    self._apply_now(now.model_copy(update={"instrument": switch}), [node])
+            else:
+                self._apply_now(now, [node])
+        elif self._worker is not None and not self._stopped:
+            self._worker.submit(lambda: self._apply_now(now, [node]))  # stops endpoints: worker
+
+    def _apply_now(self, fault: VirtualFault, nodes: list[DutNode]) -> None:
         if fault.kind in SWITCH_FAULTS:
             for name, server in self.instruments.items():
                 kind = self.virtual.instruments[name].kind
                 if fault.instrument == name or (fault.instrument is None and kind in SWITCH_KINDS):
                     server.set_fault(SWITCH_FAULTS[fault.kind])
             return
-        nodes = [self.nodes[fault.dut]] if fault.dut else list(self.nodes.values())
         for node in nodes:
             if fault.kind == "refuse-connections":
                 node.refusing = True
@@ -345,6 +371,7 @@ class VirtualLabRuntime(Service):
                 node.drop_next()
             elif fault.kind == "auth-failure":
                 node.set_reject_auth(True)
+                node.drop_next()  # an open, authenticated connection must log on again
             else:
                 node.machine.apply_fault(fault)
         log.info("fault %s applied to %s", fault.kind, [n.name for n in nodes])

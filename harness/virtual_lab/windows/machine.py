@@ -117,6 +117,8 @@ class WindowsMachine:
         self.console_buffer = ""
         self.failed_logons = 0
         self.faults: list[VirtualFault] = []
+        #: Faults waiting for their operation (`VirtualFault.operation`), with what fires them.
+        self._armed: list[tuple[VirtualFault, Callable[[VirtualFault], None]]] = []
         self._ops_log: list[dict[str, Any]] = []
         self._listeners: list[Callable[[PowerEvent], None]] = []
         self._scheduler = Scheduler(name)
@@ -434,9 +436,16 @@ class WindowsMachine:
         with self.lock:
             self.faults.append(fault)
 
+    def arm_fault(self, fault: VirtualFault, fire: Callable[[VirtualFault], None]) -> None:
+        """`fire(fault)` when operation `fault.operation` next starts: a fault at a point of
+        the harness's flow (e.g. a dropped connection during `driver_install`)."""
+        with self.lock:
+            self._armed.append((fault, fire))
+
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+            self._armed.clear()
             if self.power is Power.HUNG:  # a lab technician power-cycles it
                 self._boot()
 
@@ -467,6 +476,13 @@ class WindowsMachine:
                 "params": params,
             }
         )
+        with self.lock:
+            fired = [(f, fire) for f, fire in self._armed if f.operation == name]
+            for entry in fired:
+                self._armed.remove(entry)
+        for fault, fire in fired:
+            self._history(f"fault {fault.kind} fired at operation {name}")
+            fire(fault)
 
     def operations_log(self) -> list[dict[str, Any]]:
         with self.lock:
