@@ -34,10 +34,27 @@ _BOOL_TAG = "tag:yaml.org,2002:bool"
 #: Upper bound on nodes visited (aliases can expand a small file into a huge tree).
 _MAX_NODES = 200_000
 _MAX_BYTES = 5_000_000
+#: Deepest nesting of mappings/sequences accepted (lab files need about 6; PyYAML's composer
+#: recurses per level, so a hostile `[[[[...` would otherwise end in a slow RecursionError).
+_MAX_DEPTH = 100
 
 
 class _LabLoader(yaml.SafeLoader):
-    """SafeLoader whose only booleans are true/false (YAML 1.2 style)."""
+    """SafeLoader whose only booleans are true/false (YAML 1.2 style), with a nesting limit."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nesting deeper than {_MAX_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 _LabLoader.yaml_implicit_resolvers = {
@@ -164,11 +181,13 @@ def load_yaml_text(text: str, path: str) -> LoadedYaml:
         what = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise ConfigError(f"invalid YAML: {what}", path=path, line=line) from None
     except yaml.reader.ReaderError as exc:
-        raise ConfigError(f"invalid YAML: {exc.reason}", path=path) from None
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        raise ConfigError(f"invalid YAML: {exc.reason}", path=path, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=path) from None
     except RecursionError:
-        raise ConfigError("invalid YAML: nesting too deep", path=path) from None
+        line = loader.get_mark().line + 1 if loader is not None else None
+        raise ConfigError("invalid YAML: nesting too deep", path=path, line=line) from None
     finally:
         if loader is not None:
             loader.dispose()

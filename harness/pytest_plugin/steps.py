@@ -24,6 +24,7 @@ from typing import Any
 
 import allure
 
+from harness.private_files import open_private
 from harness.remote.deadline import Deadline
 from harness.windows.polling import Backoff
 
@@ -72,9 +73,9 @@ class Progress:
             "updated": time.time(),
             "pid": os.getpid(),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
+        with open_private(tmp, "w", encoding="utf-8") as f:  # 0600; no fsync: a progress hint
+            f.write(json.dumps(data))
         tmp.replace(self.path)
 
 

@@ -22,13 +22,12 @@ True
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.private_files import write_private
 from harness.report.outcomes import MESSAGE_PREFIX, Outcome
 from harness.report.run_dir import RunDir
 
@@ -89,19 +88,9 @@ CATEGORIES: list[dict[str, Any]] = [
 
 
 def atomic_write(path: Path, data: str) -> None:
-    """Write `data` to `path` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `data` to `path` through a temporary file in the same directory and a rename;
+    the file is private (0600) and a missing directory is created private (0700)."""
+    write_private(path, data)
 
 
 def write_categories(results_dir: Path) -> Path:

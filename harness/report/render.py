@@ -28,6 +28,7 @@ from pathlib import Path
 
 import harness
 from harness.errors import ConfigError, InfrastructureError
+from harness.private_files import private_dir
 from harness.report.allure_files import (
     environment_from,
     mark_observations,
@@ -143,7 +144,7 @@ def render_report(
     write_environment(results, environment_from(run_dir))
     mark_observations(results)
     if history is not None:
-        history.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(history.parent)
 
     with tempfile.TemporaryDirectory(prefix="harness-allure-") as tmp_name:
         tmp = Path(tmp_name)

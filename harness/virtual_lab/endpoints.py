@@ -19,13 +19,12 @@ lab stops. `describe()` renders it for a terminal without any secret.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.private_files import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -99,19 +98,9 @@ class LabEndpoints:
     def write(self, path: Path) -> None:
         """Write the file 0600, atomically (temp file in the same directory + rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(), fh, indent=2)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        if not path.parent.exists():
+            private_dir(path.parent)
+        write_private(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     def describe(self) -> list[str]:
         """One line per endpoint, for a terminal: no password, no token."""
