@@ -67,15 +67,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "planned" not in metafunc.fixturenames:
         return
     chosen = selection(metafunc.config).scenarios
-    metafunc.parametrize("planned", chosen, ids=[p.id for p in chosen])
+    # The xdist group is a mark of the parameter itself, so it exists from the item's creation:
+    # xdist's own collection hook on a worker reads it to suffix the node id with the group.
+    params = [
+        pytest.param(p, marks=pytest.mark.xdist_group(p.scenario.dut), id=p.id) for p in chosen
+    ]
+    metafunc.parametrize("planned", params)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group markers
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         planned = _planned(item)
         if planned is not None:
-            item.add_marker(pytest.mark.xdist_group(planned.scenario.dut))
             t, r = planned.plan.timeouts, planned.plan.retries
             backstop = t.scenario_s * (r.infrastructure + 1) + t.reboot_s + 4 * t.step_s + 60
             item.add_marker(pytest.mark.timeout(backstop, method="signal"))
