@@ -23,13 +23,16 @@ _ORDER = ("passed", "observed", "failed", "expectation-may-be-wrong", "dut-error
 
 
 class ProgressView:
-    def __init__(self, run_dir: RunDir, totals: Mapping[str, int], out: TextIO) -> None:
+    def __init__(
+        self, run_dir: RunDir, totals: Mapping[str, int], out: TextIO, *, seen: int = 0
+    ) -> None:
+        """`totals`: scenarios per DUT; `seen`: journal lines already shown (a resume's)."""
         self.run_dir = run_dir
         self.totals = dict(totals)
         self.out = out
         self.tty = out.isatty()
         self._drawn = 0
-        self._seen_lines = 0
+        self._seen_lines = seen
         self._last_scenario: dict[str, str] = {}
 
     def _progress(self) -> dict[str, dict[str, object]]:
@@ -46,9 +49,11 @@ class ProgressView:
     def _counts(self) -> tuple[dict[str, Counter[str]], list[str]]:
         per: dict[str, Counter[str]] = {d: Counter() for d in self.totals}
         finished: list[str] = []
-        for e in Journal(self.run_dir.journal).read():
-            per.setdefault(e.dut, Counter())[e.outcome.value] += 1
+        entries = Journal(self.run_dir.journal).read()
+        for e in entries:
             finished.append(f"{e.outcome.value:<24} {e.scenario}  ({e.duration_s:.1f} s)")
+        for e in {e.scenario: e for e in entries}.values():  # a resume's line supersedes
+            per.setdefault(e.dut, Counter())[e.outcome.value] += 1
         return per, finished
 
     def lines(self, now: float | None = None) -> list[str]:

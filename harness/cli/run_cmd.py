@@ -5,6 +5,13 @@
     harness run testplans/nightly.yaml --scenario 'tb-01.*.locked'
     harness run testplans/nightly.yaml --last-failed
     harness run testplans/smoke.yaml -- -x          # arguments after -- go to pytest
+    harness run --resume reports/20261121T101500Z-nightly
+
+`--resume RUN_DIR` continues a run whose controller was killed: the same plan, lab, selection,
+-n and pytest arguments (from its run.json), only the scenarios without a final outcome in its
+journal, into the same run directory (see run_job.py and resume.py). It takes no PLAN and no
+selection option; a changed plan or lab file is refused (exit 2), as is a run being run right
+now; processes of the killed attempt that outlive their teardown deadline are exit 3.
 
 Inputs are checked before anything touches the lab (file, line and key; exit 2). The run
 itself is `harness.cli.run_job.RunJob`: reports/<run-id>/ with journal.jsonl, junit.xml,
@@ -19,12 +26,16 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.common import config_errors_exit, usage_error
+from harness.cli.common import ExitCode, config_errors_exit, usage_error
 from harness.cli.plan_cmd import DEFAULT_LAB
-from harness.cli.run_job import RunJob, not_passed, previous_runs
+from harness.cli.resume import claim, resumable
+from harness.cli.run_attempts import RunBusy
+from harness.cli.run_job import RunJob
+from harness.cli.run_support import not_passed, previous_runs
 from harness.config.lab import load_lab
 from harness.config.plan import load_plan
 from harness.config.scenarios import expand, select
+from harness.errors import InfrastructureError
 
 
 def _workers(value: str | None) -> str | None:
@@ -35,8 +46,10 @@ def _workers(value: str | None) -> str | None:
 
 def run(
     ctx: typer.Context,
-    plan_file: Path = typer.Argument(..., metavar="PLAN", help="The test plan YAML file."),
-    lab_file: Path = typer.Option(DEFAULT_LAB, "--lab", help="The lab YAML file."),
+    plan_file: Path = typer.Argument(None, metavar="PLAN", help="The test plan YAML file."),
+    lab_file: Path = typer.Option(
+        None, "--lab", help=f"The lab YAML file (default: {DEFAULT_LAB})."
+    ),
     duts: list[str] = typer.Option(None, "--dut", help="Only these DUTs (repeatable)."),
     scenario: str = typer.Option(None, "--scenario", help="Only scenario ids matching this glob."),
     last_failed: bool = typer.Option(
@@ -46,8 +59,37 @@ def run(
         None, "-n", "--workers", help="pytest-xdist workers: a number or 'auto' (one per DUT)."
     ),
     reports: Path = typer.Option(Path("reports"), "--reports", help="Where run directories go."),
+    resume: Path = typer.Option(
+        None,
+        "--resume",
+        metavar="RUN_DIR",
+        help="Continue a killed run: only its scenarios without a final outcome.",
+    ),
 ) -> None:
     """Run a test plan against the lab: report, journal and exit code."""
+    if resume is not None:
+        given = [
+            name
+            for name, value in (
+                ("PLAN", plan_file),
+                ("--lab", lab_file),
+                ("--dut", duts),
+                ("--scenario", scenario),
+                ("--last-failed", last_failed),
+                ("-n", workers),
+                ("arguments after --", ctx.args),
+            )
+            if value
+        ]
+        if given:
+            raise usage_error(
+                f"--resume takes the plan, lab and selection of the run it continues; "
+                f"not with {', '.join(given)}"
+            )
+        raise typer.Exit(_resume(resume))
+    if plan_file is None:
+        raise usage_error("missing PLAN (or --resume RUN_DIR)")
+    lab_file = lab_file or Path(DEFAULT_LAB)
     n = _workers(workers)
     with config_errors_exit():
         lab = load_lab(lab_file)
@@ -83,8 +125,33 @@ def run(
         workers=n,
         pytest_args=list(ctx.args),
         argv=sys.argv[1:],
+        filters={"duts": duts or [], "scenario": scenario, "last_failed": last_failed},
     )
     raise typer.Exit(job.execute())
+
+
+def _resume(run_dir: Path) -> int:
+    with config_errors_exit():
+        r = resumable(run_dir)
+    try:
+        lock = claim(r, sys.stdout)
+    except RunBusy as exc:
+        raise usage_error(f"cannot resume: {exc}") from None
+    except InfrastructureError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return ExitCode.INFRASTRUCTURE
+    job = RunJob(
+        lab=r.lab,
+        plan=r.plan,
+        scenarios=r.remaining,
+        reports=r.run_dir.path.parent,
+        workers=r.info.workers,
+        pytest_args=list(r.info.pytest_args),
+        argv=sys.argv[1:],
+        resume=(r.run_dir, r.info, lock),
+        totals=r.totals,
+    )
+    return job.execute()
 
 
 def register(app: typer.Typer) -> None:

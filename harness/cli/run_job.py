@@ -1,105 +1,98 @@
-"""One run of `harness run`: the run directory, the virtual lab, pytest, the report.
+"""One attempt of `harness run`: the run directory, the virtual lab, pytest, the report.
 
 `RunJob.execute()` creates `reports/<run-id>/` (run.json first, so even a run that dies early
-is on record), starts the virtual lab as a child process when the lab is virtual, runs pytest
-on the scenario tests in a child process with live progress in the terminal, stops the lab,
-renders report.html (history carried over from the previous run of the same plan) and the
-qualification bundle for qualification plans, points `reports/latest` at the run and returns
-the exit code: 0 all passed, 1 a scenario failed, 2 usage or configuration error, 3 only
-infrastructure errors (or nothing ran).
+is on record) or, for `--resume`, takes the existing one; it records the attempt in run.json
+(run_attempts.py), starts the virtual lab as a child process when the lab is virtual, runs
+pytest on the attempt's scenarios in a child process with live progress in the terminal, stops
+the lab, renders report.html from all the run's results (history carried over from the previous
+run of the same plan) and the qualification bundle for qualification plans, points
+`reports/latest` at the run and returns the exit code of the whole run: 0 all passed, 1 a
+scenario failed, 2 usage or configuration error, 3 only infrastructure errors (or not all ran).
+
+If the controller is killed (even by SIGKILL), its children do not live on: pytest holds the
+read end of a lifeline pipe (pytest_plugin/lifeline.py) and stops like after Ctrl-C at its EOF;
+the virtual lab holds another (virtual_lab/lifeline.py) whose write end pytest holds too, so
+the lab outlives pytest's teardown and then stops. A resume appends to the journal, to
+allure-results/ (after removing the interrupted scenarios' partial results) and to pytest.log,
+and merges its JUnit XML into junit.xml.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from filelock import FileLock
 
 from harness import __version__
 from harness.cli.progress_view import ProgressView, count_by_dut
+from harness.cli.run_attempts import begin_attempt, lock_run, note_process, now_iso
+from harness.cli.run_support import (
+    INTERRUPT_GRACE_S,
+    drop_history_entry,
+    is_newest,
+    point_latest,
+    scenario_tests,
+    sha256_file,
+    sigterm_as_interrupt,
+    slug,
+    stop,
+    tail,
+    utc_stamp,
+)
 from harness.config.lab import Lab
 from harness.config.plan import Plan
 from harness.config.scenarios import Scenario
 from harness.errors import ConfigError, InfrastructureError
+from harness.private_files import open_private
+from harness.report.allure_prune import prune_results
 from harness.report.journal import Journal
+from harness.report.junit_merge import add_journal_cases, merge_junit
 from harness.report.outcomes import Outcome, run_exit_code
 from harness.report.qualification import write_bundle
-from harness.report.render import history_file, render_report, repo_root
+from harness.report.render import history_file, render_report
 from harness.report.run_dir import RunDir, RunInfo
 
 #: pytest's own exit codes (pytest.ExitCode) that are not about test results.
 _PYTEST_INTERRUPTED, _PYTEST_INTERNAL, _PYTEST_USAGE = 2, 3, 4
 #: Seconds between two refreshes of the live display.
 REFRESH_S = 0.5
-#: Seconds pytest gets to tear down after Ctrl-C before it is terminated.
-INTERRUPT_GRACE_S = 300.0
-
-
-def utc_stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def scenario_tests(plan_path: Path) -> list[Path]:
-    """The scenario test files: `test_*.py` next to the plan, else the harness's own."""
-    local = sorted(plan_path.resolve().parent.glob("test_*.py"))
-    if local:
-        return local
-    bundled = repo_root() / "testplans" / "test_scenarios.py"
-    if not bundled.is_file():
-        raise ConfigError(f"no test_*.py next to {plan_path} and no {bundled}")
-    return [bundled]
-
-
-def previous_runs(reports: Path, plan_name: str) -> list[RunDir]:
-    """Earlier runs of the plan named `plan_name`, oldest first."""
-    runs: list[tuple[str, RunDir]] = []
-    if reports.is_dir():
-        for d in reports.iterdir():
-            if d.is_symlink() or not (d / "run.json").is_file():
-                continue
-            rd = RunDir(d)
-            try:
-                info = rd.read_info()
-            except ConfigError:
-                continue
-            if info.plan_name == plan_name:
-                runs.append((info.started, rd))
-    return [rd for _, rd in sorted(runs, key=lambda t: t[0])]
-
-
-def not_passed(run: RunDir) -> list[str]:
-    """Scenario ids of `run` that did not pass, including those it never finished."""
-    latest = Journal(run.journal).latest()
-    info = run.read_info()
-    ids = [s for s in info.scenarios if s not in latest or not latest[s].outcome.is_pass]
-    return ids + [s for s, e in latest.items() if s not in info.scenarios and not e.outcome.is_pass]
 
 
 @dataclass
 class RunJob:
     lab: Lab
     plan: Plan
-    scenarios: list[Scenario]
+    scenarios: list[Scenario]  # what this attempt runs
     reports: Path
     workers: str | None = None  # "-n" value for pytest-xdist
     pytest_args: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
+    filters: dict[str, Any] = field(default_factory=dict)
     out: TextIO = sys.stdout
+    #: --resume: the run to continue (its run.json) and its lock, already held.
+    resume: tuple[RunDir, RunInfo, FileLock] | None = None
+    #: scenarios of the whole run per DUT, for the live display (default: this attempt's)
+    totals: dict[str, int] | None = None
 
     def execute(self) -> int:
-        run_id = f"{utc_stamp()}-{_slug(self.plan.name)}"
+        if self.resume is None:
+            rd, info = self._create()
+            lock = lock_run(rd)
+        else:
+            rd, info, lock = self.resume
+        try:
+            return self._attempt(rd, info)
+        finally:
+            lock.release()
+
+    def _create(self) -> tuple[RunDir, RunInfo]:
+        run_id = f"{utc_stamp()}-{slug(self.plan.name)}"
         rd = RunDir(self.reports / run_id)
         self.reports.mkdir(parents=True, exist_ok=True)
         rd.create()
@@ -111,56 +104,117 @@ class RunJob:
             lab=str(self.lab.path),
             lab_sha256=sha256_file(Path(self.lab.path)),
             harness_version=__version__,
-            started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            started=now_iso(),
             argv=self.argv,
             scenarios=[s.id for s in self.scenarios],
+            plan_sha256=sha256_file(Path(self.plan.path)),
+            cwd=os.getcwd(),
+            workers=self.workers,
+            pytest_args=list(self.pytest_args),
+            filters=dict(self.filters),
         )
         rd.write_info(info)
-        (rd.path / "selected.txt").write_text("\n".join(info.scenarios) + "\n", encoding="utf-8")
-        self.out.write(f"run {run_id}: {len(self.scenarios)} scenarios -> {rd.path}\n")
-        pytest_rc = self._run_pytest(rd)
-        code = self._exit_code(rd, pytest_rc)
-        info.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        info.exit_code = code
+        rd.write_private("selected.txt", "\n".join(info.scenarios) + "\n")
+        return rd, info
+
+    def _attempt(self, rd: RunDir, info: RunInfo) -> int:
+        attempt = begin_attempt(rd, info, scenarios=len(self.scenarios), grace_s=INTERRUPT_GRACE_S)
+        n = attempt["attempt"]
+        if self.resume is None:
+            self.out.write(f"run {info.run_id}: {len(self.scenarios)} scenarios -> {rd.path}\n")
+        elif self.scenarios:
+            self.out.write(
+                f"resuming run {info.run_id} (attempt {n}): {len(self.scenarios)} of "
+                f"{len(info.scenarios)} scenarios have no final outcome -> {rd.path}\n"
+            )
+        else:
+            self.out.write(
+                f"run {info.run_id}: every scenario has a final outcome; nothing left to run\n"
+            )
+        rc: int | None = None
+        if self.scenarios:
+            again = [s.id for s in self.scenarios]
+            if self.resume is not None:
+                pruned = prune_results(rd.allure_results, again)
+                if pruned.total:
+                    self.out.write(
+                        f"removed what the interrupted attempt left of {pruned.results} results, "
+                        f"{pruned.attachments} attachments, {pruned.containers} containers\n"
+                    )
+            rc = self._run_pytest(rd, info, attempt)
+            if n > 1:
+                merge_junit(rd.junit, self._junit(rd, n), again)
+                add_journal_cases(rd.junit, Journal(rd.journal).latest())
+        code = self._exit_code(rd, info, rc)
+        attempt["ended"] = info.finished = now_iso()
+        attempt["exit_code"] = info.exit_code = code
         rd.write_info(info)  # before the bundle, whose manifest hashes run.json
-        self._render(rd, info)
-        _point_latest(self.reports, run_id)
-        self._summary(rd, code)
+        self._render(rd, info, rerender=self.resume is not None)
+        if self.resume is None or is_newest(self.reports, rd, info.plan_name):
+            point_latest(self.reports, info.run_id)
+        self._summary(rd, info, code)
         return code
 
     # -- pytest --------------------------------------------------------------------------------
-    def _command(self, rd: RunDir, endpoints: Path | None) -> list[str]:
+    @staticmethod
+    def _junit(rd: RunDir, attempt: int) -> Path:
+        return rd.junit if attempt == 1 else rd.path / f"junit.attempt-{attempt}.xml"
+
+    def _command(self, rd: RunDir, attempt: int, endpoints: Path | None, life: int) -> list[str]:
+        listing = rd.path / ("selected.txt" if attempt == 1 else f"selected.attempt-{attempt}.txt")
+        if attempt > 1:
+            rd.write_private(listing.name, "\n".join(s.id for s in self.scenarios) + "\n")
         cmd = [sys.executable, "-m", "pytest", *map(str, scenario_tests(Path(self.plan.path)))]
         cmd += ["-p", "no:cacheprovider", "-q", "-rN", "--color=no"]
+        cmd += ["-p", "harness.pytest_plugin.lifeline", "--lifeline-fd", str(life)]
+        cmd += ["--lifeline-grace", str(INTERRUPT_GRACE_S)]
         cmd += ["--rootdir", str(Path(self.plan.path).resolve().parent)]
         cmd += ["--lab", str(self.lab.path), "--plan", str(self.plan.path)]
-        cmd += ["--scenario-list", str(rd.path / "selected.txt"), "--run-dir", str(rd.path)]
-        cmd += ["--alluredir", str(rd.allure_results), "--junitxml", str(rd.junit)]
+        cmd += ["--scenario-list", str(listing), "--run-dir", str(rd.path)]
+        cmd += ["--alluredir", str(rd.allure_results)]
+        cmd += ["--junitxml", str(self._junit(rd, attempt))]
         if endpoints is not None:
             cmd += ["--lab-endpoints", str(endpoints)]
         if self.workers:
             cmd += ["-n", self.workers, "--dist", "loadgroup"]
         return cmd + self.pytest_args
 
-    def _run_pytest(self, rd: RunDir) -> int:
+    def _run_pytest(self, rd: RunDir, info: RunInfo, attempt: dict[str, Any]) -> int:
         with contextlib.ExitStack() as stack:
             endpoints: Path | None = None
+            keep: tuple[int, ...] = ()
             if self.lab.virtual is not None:
                 from harness.virtual_lab.launcher import start_virtual_lab
 
                 self.out.write("starting the virtual lab ...\n")
                 running = stack.enter_context(start_virtual_lab(self.lab.path))
                 endpoints = running.tempdir / "endpoints.json"
-            view = ProgressView(rd, count_by_dut([s.dut for s in self.scenarios]), self.out)
-            with open(rd.pytest_log, "wb") as log, _sigterm_as_interrupt():
+                attempt["lab_tempdir"] = str(running.tempdir)
+                note_process(rd, info, attempt, "lab_pid", running.pid)
+                if running.lifeline_fd is not None:
+                    keep = (running.lifeline_fd,)  # the lab outlives pytest's teardown
+            life_read, life_write = os.pipe()  # pytest's lifeline: EOF when we are gone
+            stack.callback(_close, life_write)
+            totals = self.totals or count_by_dut([s.dut for s in self.scenarios])
+            view = ProgressView(rd, totals, self.out, seen=len(Journal(rd.journal).read()))
+            mode = "wb" if attempt["attempt"] == 1 else "ab"
+            with open_private(rd.pytest_log, mode) as log, sigterm_as_interrupt():
+                if attempt["attempt"] > 1:
+                    log.write(f"\n=== attempt {attempt['attempt']} (resume) ===\n".encode())
+                    log.flush()
                 # pytest runs in its own session: a Ctrl-C at the terminal reaches this
                 # process only, which forwards exactly one SIGINT (also after a SIGTERM).
-                proc = subprocess.Popen(
-                    self._command(rd, endpoints),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                try:
+                    proc = subprocess.Popen(
+                        self._command(rd, attempt["attempt"], endpoints, life_read),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        pass_fds=(life_read, *keep),
+                    )
+                finally:
+                    os.close(life_read)
+                note_process(rd, info, attempt, "pytest_pid", proc.pid)
                 try:
                     while True:
                         try:
@@ -170,43 +224,45 @@ class RunJob:
                             view.refresh()
                 except KeyboardInterrupt:
                     self.out.write("\ninterrupted: letting the scenarios tear down ...\n")
-                    rc = _stop(proc)
+                    rc = stop(proc)
             view.refresh()
             return rc
 
-    def _exit_code(self, rd: RunDir, pytest_rc: int) -> int:
+    def _exit_code(self, rd: RunDir, info: RunInfo, pytest_rc: int | None) -> int:
         if pytest_rc == _PYTEST_USAGE:
-            self.out.write(_tail(rd.pytest_log))
+            self.out.write(tail(rd.pytest_log))
             return 2
-        outcomes = [e.outcome for e in Journal(rd.journal).latest().values()]
+        latest = Journal(rd.journal).latest()
+        outcomes = [e.outcome for e in latest.values()]
         if pytest_rc in (_PYTEST_INTERRUPTED, _PYTEST_INTERNAL) and not outcomes:
-            self.out.write(_tail(rd.pytest_log))
+            self.out.write(tail(rd.pytest_log))
             return 3
-        if len(outcomes) < len(self.scenarios):
+        if any(s not in latest for s in info.scenarios):
             outcomes.append(Outcome.NOT_RUN)  # some never finished: not "all passed"
         return run_exit_code(outcomes)
 
     # -- report --------------------------------------------------------------------------------
-    def _render(self, rd: RunDir, info: RunInfo) -> None:
+    def _render(self, rd: RunDir, info: RunInfo, *, rerender: bool) -> None:
+        title = f"{info.plan_name} ({info.purpose}) {info.run_id}"
+        history = history_file(self.reports, info.plan_name)
+        if rerender:
+            drop_history_entry(history, title)
         try:
-            render_report(
-                rd,
-                history=history_file(self.reports, info.plan_name),
-                title=f"{info.plan_name} ({info.purpose}) {info.run_id}",
-            )
+            render_report(rd, history=history, title=title)
         except (ConfigError, InfrastructureError) as exc:
             self.out.write(f"report.html not rendered: {exc}\n")
         if info.purpose == "qualification":
             write_bundle(rd)
 
-    def _summary(self, rd: RunDir, code: int) -> None:
+    def _summary(self, rd: RunDir, info: RunInfo, code: int) -> None:
         latest = Journal(rd.journal).latest()
         counts: dict[str, int] = {}
         for e in latest.values():
             counts[e.outcome.value] = counts.get(e.outcome.value, 0) + 1
-        missing = len(self.scenarios) - len(latest)
+        total = len(info.scenarios)
+        missing = sum(1 for s in info.scenarios if s not in latest)
         shown = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        self.out.write(f"\n{len(latest)} of {len(self.scenarios)} scenarios: {shown or 'none'}")
+        self.out.write(f"\n{len(latest)} of {total} scenarios: {shown or 'none'}")
         self.out.write(f", {missing} not finished\n" if missing else "\n")
         for e in latest.values():
             if not e.outcome.is_pass:
@@ -216,65 +272,11 @@ class RunJob:
                 self.out.write(f"{name}: {path}\n")
         if rd.qualification.is_dir():
             self.out.write(f"qualification: {rd.qualification / 'summary.html'}\n")
+        if len(info.attempts) > 1:
+            self.out.write(f"attempts: {len(info.attempts)} (run.json)\n")
         self.out.write(f"exit code {code}\n")
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: scenarios tear down."""
-
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    """After Ctrl-C: SIGINT to pytest, wait for its teardown, then SIGTERM, then SIGKILL."""
-    steps = (
-        (signal.SIGINT, INTERRUPT_GRACE_S),
-        (signal.SIGTERM, 30.0),
-        (signal.SIGKILL, 10.0),
-    )
-    for sig, grace in steps:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:
-            continue  # a second Ctrl-C: escalate now
-    return proc.wait(timeout=10.0)
-
-
-def _point_latest(reports: Path, run_id: str) -> None:
-    link = reports / "latest"
-    tmp = reports / f".latest.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        tmp.symlink_to(run_id, target_is_directory=True)
-        tmp.replace(link)
-    except OSError:  # no symlinks (some Windows setups): a text file naming the run
-        (reports / "latest.txt").write_text(run_id + "\n", encoding="utf-8")
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60] or "plan"
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return "\n".join(text) + "\n"
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)

@@ -15,12 +15,12 @@ expectations that differed), `attempts`, `conditions`, `expected` and `observed`
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.private_files import append_private
 from harness.report.outcomes import Outcome
 
 
@@ -67,13 +67,7 @@ class Journal:
 
     def append(self, entry: JournalEntry) -> None:
         line = (json.dumps(entry.to_json(), sort_keys=False) + "\n").encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_private(self.path, line)  # one O_APPEND write + fsync, file 0600
 
     def read(self) -> list[JournalEntry]:
         """Every complete line; a torn last line (the writer was killed mid-write) is ignored."""

@@ -1,12 +1,15 @@
 """The layout of one run's directory, `reports/<run-id>/`, and its `run.json`.
 
     reports/<run-id>/
-      run.json            RunInfo: plan, purpose, lab file and its sha256, times, exit code
+      run.json            RunInfo: plan and lab files and their sha256, filters, times, exit
+                          code, and one record per attempt (the first run, each --resume)
       journal.jsonl       one line per finished scenario (journal.py)
       junit.xml           pytest's JUnit XML
       allure-results/     allure-pytest results + environment.properties + categories.json
       facts/<dut>.json    what each DUT was: build, KDP, policy, Verifier, installed packages
       progress/<dut>.json the scenario and step each DUT is at (read by the live display)
+      progress/.run.lock  held by the controller of the attempt in progress (outside the
+                          qualification manifest, like the rest of progress/)
       pytest.log          pytest's own output
       report.html         the single-file Allure report
       qualification/      summary.html, results.json, manifest.json (qualification plans)
@@ -19,12 +22,12 @@ PosixPath('reports/x/journal.jsonl')
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.private_files import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class RunDir:
         return self.path / "pytest.log"
 
     @property
+    def selected(self) -> Path:
+        return self.path / "selected.txt"
+
+    @property
     def report_html(self) -> Path:
         return self.path / "report.html"
 
@@ -67,10 +74,21 @@ class RunDir:
     def qualification(self) -> Path:
         return self.path / "qualification"
 
+    @property
+    def lock(self) -> Path:
+        return self.progress / ".run.lock"
+
     def create(self) -> None:
+        """The run directory and its sub-directories, mode 0700 whatever the umask: nothing
+        written under it (transcripts, attachments, logs) is readable by other users."""
         for d in (self.path, self.allure_results, self.facts, self.progress):
-            d.mkdir(parents=True, exist_ok=True)
-            os.chmod(d, 0o700)
+            private_dir(d)
+
+    def write_private(self, name: str, data: str | bytes) -> Path:
+        """Write the file `name` (relative to the run directory) atomically, mode 0600."""
+        target = self.path / name
+        write_private(target, data)
+        return target
 
     def read_info(self) -> RunInfo:
         try:
@@ -82,10 +100,7 @@ class RunDir:
             raise ConfigError(f"unreadable run.json: {exc}", path=str(self.run_json)) from None
 
     def write_info(self, info: RunInfo) -> None:
-        tmp = self.run_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.run_json)
+        write_private(self.run_json, json.dumps(asdict(info), indent=2) + "\n")
 
     def read_facts(self) -> dict[str, dict[str, Any]]:
         """facts/<dut>.json of every DUT that ran, by DUT name."""
@@ -110,3 +125,17 @@ class RunInfo:
     scenarios: list[str] = field(default_factory=list)  # selected scenario ids, in plan order
     finished: str | None = None
     exit_code: int | None = None
+    # What `harness run --resume` needs to run the rest of the run the same way.
+    plan_sha256: str = ""
+    cwd: str = ""  # the directory `plan` and `lab` are relative to
+    workers: str | None = None  # -n
+    pytest_args: list[str] = field(default_factory=list)  # after `--`
+    filters: dict[str, Any] = field(default_factory=dict)  # duts, scenario, last_failed
+    #: One record per attempt: started, ended, pid (+ pid_start), pytest_pid, lab_pid,
+    #: scenarios (how many it ran), resumed (True for --resume), exit_code.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def resolve(self, name: str) -> Path:
+        """`plan` or `lab` as a path usable from here (relative ones are relative to `cwd`)."""
+        path = Path(getattr(self, name))
+        return path if path.is_absolute() or not self.cwd else Path(self.cwd) / path

@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.config.lab import load_lab
 from harness.errors import ConfigError
 from harness.virtual_lab.foreground import PASSWORD_ENV, serve
+from harness.virtual_lab.lifeline import watch_lifeline
 
 EXIT_USAGE = 2
 
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoints-file", type=Path, help="write the endpoints JSON here (0600)")
     parser.add_argument("--workdir", type=Path, help="keep keys and certificates here")
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)  # see lifeline.py
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.lifeline_fd is not None:
+        watch_lifeline(args.lifeline_fd)
     return serve(
         lab,
         endpoints_file=args.endpoints_file,

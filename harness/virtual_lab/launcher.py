@@ -8,8 +8,10 @@ in its own session (so a Ctrl-C at the terminal reaches the parent only, and the
 group can be signalled), with stdout and stderr in a log file in a private temp directory. The
 child writes one line to the inherited pipe `N` once the endpoints file is written; the parent
 waits on that pipe with a deadline (EOF means the child died). `RunningLab.stop()` sends SIGTERM
-to the group, SIGKILL after its deadline, and removes the temp directory. Nothing is registered
-globally: the caller owns the `RunningLab`.
+to the group, SIGKILL after its deadline, and removes the temp directory. The child also gets a
+lifeline pipe (`lifeline.py`): it stops by itself once no process holds `RunningLab.lifeline_fd`
+(the parent, and whoever the parent passed it to), so a parent killed by SIGKILL leaves no lab.
+Nothing is registered globally: the caller owns the `RunningLab`.
 """
 
 from __future__ import annotations
@@ -37,11 +39,17 @@ class RunningLab:
     """A virtual lab child process, its endpoints and its temp directory."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], endpoints: LabEndpoints, tempdir: Path
+        self,
+        process: subprocess.Popen[bytes],
+        endpoints: LabEndpoints,
+        tempdir: Path,
+        lifeline_fd: int | None = None,
     ) -> None:
         self.process = process
         self.endpoints = endpoints
         self.tempdir = tempdir
+        #: write end of the lab's lifeline (lifeline.py): the lab stops once no process holds it
+        self.lifeline_fd = lifeline_fd
 
     @property
     def pid(self) -> int:
@@ -57,6 +65,10 @@ class RunningLab:
             return _terminate(self.process, timeout_s)
         finally:
             shutil.rmtree(self.tempdir, ignore_errors=True)
+            if self.lifeline_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self.lifeline_fd)
+                self.lifeline_fd = None
 
     def __enter__(self) -> RunningLab:
         return self
@@ -143,6 +155,7 @@ def start_virtual_lab(
     if password is not None:
         env["HARNESS_VIRTUAL_PASSWORD"] = password
     read_fd, write_fd = os.pipe()
+    life_read, life_write = os.pipe()
     cmd = [
         sys.executable,
         "-m",
@@ -154,6 +167,8 @@ def start_virtual_lab(
         str(tempdir / "work"),
         "--ready-fd",
         str(write_fd),
+        "--lifeline-fd",
+        str(life_read),
     ]
     try:
         with open(tempdir / "lab.log", "wb") as log:
@@ -163,30 +178,34 @@ def start_virtual_lab(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                pass_fds=(write_fd,),
+                pass_fds=(write_fd, life_read),
                 env=env,
             )
     except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, life_read, life_write):
+            os.close(fd)
         shutil.rmtree(tempdir, ignore_errors=True)
         raise InfrastructureError(f"cannot start the virtual lab: {exc}") from exc
     os.close(write_fd)
+    os.close(life_read)
     why = ""
     try:
         if _wait_ready(read_fd, timeout_s):
-            return RunningLab(process, LabEndpoints.read(endpoints_file), tempdir)
+            endpoints = LabEndpoints.read(endpoints_file)
+            return RunningLab(process, endpoints, tempdir, life_write)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(1.0)  # EOF on the pipe: the child is exiting
         why = "exited" if process.poll() is not None else f"not ready after {timeout_s:.0f} s"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         why = f"unreadable endpoints file: {type(exc).__name__}: {exc}"
     except BaseException:  # Ctrl-C while waiting: never leave the child behind
+        os.close(life_write)
         _terminate(process, 5.0)
         shutil.rmtree(tempdir, ignore_errors=True)
         raise
     finally:
         os.close(read_fd)
+    os.close(life_write)
     _terminate(process, 5.0)
     tail = _log_tail(tempdir / "lab.log")
     shutil.rmtree(tempdir, ignore_errors=True)

@@ -1,0 +1,197 @@
+"""`harness run --resume RUN_DIR` end to end: the real CLI in subprocesses, a run whose controller
+(or every process of it) is killed with SIGKILL mid-run, then resumed into the same run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from harness.cli.run_attempts import alive
+from harness.report.allure_prune import scenario_of
+from tests.e2e.test_cli_run import LAB, ROOT, allure_results, harness_run, journal, plan_file
+
+SMOKE = ROOT / "testplans" / "smoke.yaml"
+SCENARIOS = 4  # of `_plan`
+FINAL = {"passed", "observed", "failed", "expectation-may-be-wrong", "dut-error"}
+FINAL |= {"infrastructure-error", "harness-bug"}
+
+
+def _plan(tmp_path: Path) -> Path:
+    """The smoke plan on tb-01 only: 4 scenarios (2 driver packages, unlocked and locked)."""
+    text = SMOKE.read_text()  # edited as text: a YAML round trip would turn on/off into booleans
+    for old, new in (
+        ("name: smoke", "name: resume"),
+        ("names: [tb-01, m2-01]", "names: [tb-01]"),
+        ("devices: [nvme-tb, nvme-m2]", "devices: [nvme-tb]"),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "resume.yaml"
+    path.write_text(text)
+    return path
+
+
+def _start(plan: Path, reports: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(plan), "--reports", str(reports)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_records(proc: subprocess.Popen[str], reports: Path, count: int) -> Path:
+    """The run directory, once its journal has `count` lines (and pytest and the lab started)."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, f"fewer than {count} scenarios finished in 120 s"
+        for j in reports.glob("*/journal.jsonl"):
+            if len(j.read_text().splitlines()) >= count:
+                return j.parent
+        time.sleep(0.1)
+
+
+def _pids(run_dir: Path) -> list[tuple[int, str | None]]:
+    info = json.loads((run_dir / "run.json").read_text())
+    return [
+        (a[key], a.get(f"{key}_start"))
+        for a in info["attempts"]
+        for key in ("pid", "pytest_pid", "lab_pid")
+        if a.get(key)
+    ]
+
+
+def _wait_all_gone(pids: list[tuple[int, str | None]], timeout_s: float) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while any(alive(p, s) for p, s in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p, s in pids if alive(p, s)]
+
+
+def _kill_mid_run(tmp_path: Path, *, everything: bool) -> tuple[Path, list[dict[str, Any]]]:
+    reports = tmp_path / "reports"
+    proc = _start(_plan(tmp_path), reports)
+    try:
+        run_dir = _wait_for_records(proc, reports, 2)
+        if everything:  # while the controller lives, the run cannot be resumed
+            busy = harness_run("--resume", str(run_dir))
+            assert busy.returncode == 2 and "being run right now" in busy.stderr, busy.stderr
+        attempt = json.loads((run_dir / "run.json").read_text())["attempts"][-1]
+        before = journal(run_dir)
+        os.kill(proc.pid, signal.SIGKILL)
+        if everything:
+            for key in ("pytest_pid", "lab_pid"):  # each leads its own process group
+                os.killpg(attempt[key], signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    return run_dir, before
+
+
+def _check_resumed(run_dir: Path, before: list[dict[str, Any]]) -> None:
+    r = harness_run("--resume", str(run_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    lines = journal(run_dir)
+    # nothing recorded was lost or rewritten; what was final then was not run again
+    assert lines[: len(before)] == before
+    done = {x["scenario"] for x in before if x["outcome"] in FINAL}
+    assert len(done) >= 2
+    assert not done & {x["scenario"] for x in lines[len(before) :]}
+    finals = Counter(x["scenario"] for x in lines if x["outcome"] in FINAL)
+    assert set(finals) == set(info["scenarios"]) and len(info["scenarios"]) == SCENARIOS
+    assert set(finals.values()) == {1}, finals
+    # the report lists each scenario once
+    named = Counter(scenario_of(x) for x in allure_results(run_dir))
+    assert named == Counter(info["scenarios"]), named
+    suite = ET.parse(run_dir / "junit.xml").getroot()
+    cases = Counter(c.get("name") for c in suite.iter("testcase"))
+    assert len(cases) == SCENARIOS and set(cases.values()) == {1}, cases
+    assert (run_dir / "report.html").is_file()
+    first, second = info["attempts"]
+    assert first["ended"] is None and not first["resumed"]
+    assert second["resumed"] and second["exit_code"] == 0 and info["exit_code"] == 0
+    assert second["scenarios"] == SCENARIOS - len(done)
+    assert _wait_all_gone(_pids(run_dir), 10) == []
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "a process of the run is still running"
+    assert not Path(first["lab_tempdir"]).exists()
+
+
+def test_resume_after_the_controller_is_killed(tmp_path: Path) -> None:
+    run_dir, before = _kill_mid_run(tmp_path, everything=False)
+    # the orphaned pytest child and virtual lab notice and stop by themselves
+    assert _wait_all_gone(_pids(run_dir), 60) == []
+    assert "KeyboardInterrupt" in (run_dir / "pytest.log").read_text()  # torn down as on Ctrl-C
+    _check_resumed(run_dir, before)
+    # again: nothing is left, the run is re-rendered and keeps its code
+    lines = journal(run_dir)
+    again = harness_run("--resume", str(run_dir))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing left to run" in again.stdout
+    assert journal(run_dir) == lines
+    assert len(json.loads((run_dir / "run.json").read_text())["attempts"]) == 3
+
+
+def test_resume_after_every_process_of_the_run_is_killed(tmp_path: Path) -> None:
+    run_dir, before = _kill_mid_run(tmp_path, everything=True)
+    _check_resumed(run_dir, before)
+
+
+def _fake_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A run directory (never run) of a one-scenario plan, and the plan file."""
+    plan = plan_file(tmp_path, "tiny", session=["unlocked"])
+    run_dir = tmp_path / "reports" / "20260101T000000Z-tiny"
+    (run_dir / "allure-results").mkdir(parents=True)
+    info = {
+        "run_id": run_dir.name,
+        "plan": str(plan),
+        "plan_name": "tiny",
+        "purpose": "manual",
+        "lab": str(LAB),
+        "lab_sha256": hashlib.sha256(LAB.read_bytes()).hexdigest(),
+        "harness_version": "0",
+        "started": "2026-01-01T00:00:00+00:00",
+        "scenarios": ["tb-01.x"],
+        "plan_sha256": hashlib.sha256(plan.read_bytes()).hexdigest(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir, plan
+
+
+def _snapshot(d: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in d.rglob("*")}
+
+
+def test_resume_refuses_bad_requests_and_writes_nothing(tmp_path: Path) -> None:
+    run_dir, plan = _fake_run(tmp_path)
+    r = harness_run("--resume", str(run_dir), str(SMOKE))
+    assert r.returncode == 2 and "not with PLAN" in r.stderr, r.stderr
+    r = harness_run(
+        "--resume", str(run_dir), "--scenario", "tb-*", "--dut", "tb-01", "--last-failed"
+    )
+    assert r.returncode == 2, r.stderr
+    assert all(o in r.stderr for o in ("--scenario", "--dut", "--last-failed")), r.stderr
+    r = harness_run("--resume", str(tmp_path))
+    assert r.returncode == 2 and "not a run directory" in r.stderr, r.stderr
+    before = _snapshot(run_dir)
+    plan.write_text(plan.read_text() + "# edited\n")
+    r = harness_run("--resume", str(run_dir))
+    assert r.returncode == 2 and str(plan) in r.stderr and "changed" in r.stderr, r.stderr
+    assert _snapshot(run_dir) == before
+    r = harness_run()
+    assert r.returncode == 2 and "PLAN" in r.stderr
