@@ -36,6 +36,7 @@ from harness.config.lab import load_lab
 from harness.config.plan import load_plan
 from harness.config.scenarios import expand, select
 from harness.errors import InfrastructureError
+from harness.lab.schedule import package_drivers, schedule
 
 
 def _workers(value: str | None) -> str | None:
@@ -95,7 +96,7 @@ def run(
         lab = load_lab(lab_file)
         plan = load_plan(plan_file)
         scenarios = expand(plan, lab)
-    planned = {s.dut for s in scenarios}
+    planned = {d for s in scenarios for d in s.eligible}  # a pool's scenarios: any of its DUTs
     for name in duts or ():
         if name not in lab.duts:
             raise usage_error(f"--dut: no DUT '{name}' in {lab.path}")
@@ -117,6 +118,8 @@ def run(
         if not chosen:
             typer.echo(f"--last-failed: nothing failed in {earlier[-1].path}; nothing to run")
             raise typer.Exit(0)
+    with config_errors_exit():  # each scenario's DUT, in run order (harness/lab/schedule.py)
+        chosen = schedule(chosen, lab, package_drivers(lab, chosen)).ordered()
     job = RunJob(
         lab=lab,
         plan=plan,
@@ -140,16 +143,22 @@ def _resume(run_dir: Path) -> int:
     except InfrastructureError as exc:
         typer.echo(f"error: {exc}", err=True)
         return ExitCode.INFRASTRUCTURE
+    filters = dict(r.info.filters or {})
+    remaining = r.remaining
+    if remaining:
+        with config_errors_exit():
+            remaining = schedule(remaining, r.lab, package_drivers(r.lab, remaining)).ordered()
     job = RunJob(
         lab=r.lab,
         plan=r.plan,
-        scenarios=r.remaining,
+        scenarios=remaining,
         reports=r.run_dir.path.parent,
         workers=r.info.workers,
         pytest_args=list(r.info.pytest_args),
         argv=sys.argv[1:],
         resume=(r.run_dir, r.info, lock),
         totals=r.totals,
+        filters=filters,
     )
     return job.execute()
 

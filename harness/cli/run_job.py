@@ -171,6 +171,8 @@ class RunJob:
         cmd += ["--rootdir", str(Path(self.plan.path).resolve().parent)]
         cmd += ["--lab", str(self.lab.path), "--plan", str(self.plan.path)]
         cmd += ["--scenario-list", str(listing), "--run-dir", str(rd.path)]
+        for dut in self.filters.get("duts") or ():  # restricts pools: the same DUT assignment
+            cmd += ["--dut", str(dut)]
         cmd += ["--alluredir", str(rd.allure_results)]
         cmd += ["--junitxml", str(self._junit(rd, attempt))]
         if endpoints is not None:

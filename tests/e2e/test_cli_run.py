@@ -260,3 +260,36 @@ def test_a_qualification_run_writes_a_bundle_whose_manifest_checks_out(tmp_path:
         timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_pools_scenarios_spread_over_the_chosen_duts_one_worker_each(tmp_path: Path) -> None:
+    """lab_config/virtual_pool.yaml: four interchangeable DUTs; `--dut` picks two of them."""
+    reports = tmp_path / "reports"
+    r = harness_run(
+        "testplans/nightly.yaml",
+        "--lab",
+        "lab_config/virtual_pool.yaml",
+        "--dut",
+        "tb-02",
+        "--dut",
+        "tb-03",
+        "--scenario",
+        "*.inf1.external.dv-off.kdp-on.guard[x1].*",
+        "-n",
+        "auto",
+        "--reports",
+        str(reports),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_dir = (reports / "latest").resolve()
+    lines = journal(run_dir)
+    assert len(lines) == 6 and {x["scenario"].split(".")[0] for x in lines} == {"tb-pool"}
+    per_dut = {d: [x for x in lines if x["dut"] == d] for d in {x["dut"] for x in lines}}
+    assert set(per_dut) == {"tb-02", "tb-03"}  # only the chosen DUTs, both used
+    assert all(len({x["worker"] for x in v}) == 1 for v in per_dut.values())
+    assert len({x["worker"] for x in lines}) == 2
+    # Each DUT got one whole boot state (guard x = the baseline, guard 1): the lower bound.
+    reboots = sum(bool(x.get("rebooted")) for x in lines)
+    teardown = [json.loads(p.read_text()) for p in (run_dir / "teardown").glob("*.json")]
+    assert {t["dut"] for t in teardown} == {"tb-02", "tb-03"} and all(t["ok"] for t in teardown)
+    assert reboots + sum(t["rebooted"] for t in teardown) == 2
