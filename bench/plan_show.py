@@ -84,6 +84,7 @@ def main() -> None:
     from harness.config.lab import load_lab
     from harness.config.plan import load_plan
     from harness.config.scenarios import expand
+    from harness.lab.schedule import package_drivers, schedule
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -96,10 +97,12 @@ def main() -> None:
         expanded = time.perf_counter()
         expectations(scenarios)
         judged = time.perf_counter()
+        schedule(scenarios, lab, package_drivers(lab, scenarios))
+        scheduled = time.perf_counter()
         print(f"scenarios: {len(scenarios)}")
         print(
             f"in-process: load {loaded - start:.3f}s, expand {expanded - loaded:.3f}s, "
-            f"oracle {judged - expanded:.3f}s"
+            f"oracle {judged - expanded:.3f}s, schedule {scheduled - judged:.3f}s"
         )
 
         exe = shutil.which("harness") or sys.exit("the harness script is not installed")

@@ -247,7 +247,7 @@ def order_dut(
     in_order = [states[s.id] for s in ordered]
     return DutSchedule(
         dut=dut,
-        scenarios=tuple(replace(s, dut=dut) for s in ordered),
+        scenarios=tuple(s if s.dut == dut else replace(s, dut=dut) for s in ordered),
         reboots=count_reboots(in_order, base, base),
         plan_order_reboots=count_reboots((states[s.id] for s in scenarios), base, base),
         reboot_lower_bound=reboot_lower_bound(in_order, base, base),
