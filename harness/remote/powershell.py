@@ -1,6 +1,7 @@
-"""How a PowerShell script reaches powershell.exe on a Windows host, whatever the transport.
+"""How a PowerShell script reaches a NEW powershell.exe per call (the transports' fallback).
 
-A script travels as `-EncodedCommand` (UTF-16LE, base64) while that command line fits cmd.exe's
+By default the transports run scripts in a persistent host instead (`harness.remote.ps_host`).
+Per call, a script travels as `-EncodedCommand` (UTF-16LE, base64) while that command line fits cmd.exe's
 8191-character limit, and otherwise on stdin to `-Command -`, so no script fails on its size.
 Both WinRM (cmd.exe shell) and Windows OpenSSH (cmd.exe default shell) run it the same way, and
 both return PowerShell's redirected error stream as `#< CLIXML`, which `clean_clixml` reduces to

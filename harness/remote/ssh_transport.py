@@ -8,7 +8,11 @@ fingerprint and how to trust it. Every call has a deadline: the channel is polle
 and, on expiry, closed (Windows OpenSSH then ends the process) before `InfrastructureError`.
 
 The host is a Windows OpenSSH server with cmd.exe as its default shell, so a command line is
-limited to 8191 characters. `run_powershell` sends `-EncodedCommand` when that fits, else the
+limited to 8191 characters. `run_powershell` (default, `persistent_powershell=True`) writes the
+script as one framed line to ONE persistent PowerShell host per connection, an exec channel kept
+open (`harness.remote.ssh_ps_host`, `harness.remote.ps_host`): no powershell.exe start and no
+channel set-up per call, no size limit. With `persistent_powershell=False` (the fallback, one
+powershell.exe per call) it sends `-EncodedCommand` when that fits, else the
 script through stdin to `powershell.exe -NoProfile -NonInteractive -Command -`: no temp file to
 create and clean up, no execution policy to bypass, the same route as the WinRM transport (so a
 Windows operation behaves alike on both). Caveat on a real host: with `-Command -`, PowerShell
@@ -36,7 +40,6 @@ import logging
 import posixpath
 import select
 import socket
-import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -49,6 +52,8 @@ from harness.errors import InfrastructureError
 from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
 from harness.remote.powershell import clean_clixml, invocation
+from harness.remote.sftp_files import makedirs, remote_sha256, windows_sftp_path
+from harness.remote.ssh_ps_host import SshHostedPowerShell, signed32
 from harness.remote.transcript import Redactor, Transcript
 
 log = logging.getLogger(__name__)
@@ -73,21 +78,9 @@ class SshSettings:
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
 
-def windows_sftp_path(remote: str) -> str:
-    """`C:\\harness\\x.inf` -> `/C:/harness/x.inf` (the form Windows OpenSSH's SFTP expects)."""
-    path = remote.replace("\\", "/")
-    if len(path) >= 2 and path[1] == ":":
-        path = "/" + path
-    return path
-
-
 def _fingerprint(key: paramiko.PKey) -> str:
     digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
     return f"SHA256:{digest}"
-
-
-def _signed32(code: int) -> int:
-    return code - (1 << 32) if code >= 1 << 31 else code
 
 
 class _RejectAndRecord(paramiko.MissingHostKeyPolicy):
@@ -103,7 +96,7 @@ class _RejectAndRecord(paramiko.MissingHostKeyPolicy):
         raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
 
 
-class SshShell:
+class SshShell(SshHostedPowerShell):
     """`RemoteShell` over SSH. Not for concurrent use from several threads (calls serialise)."""
 
     #: `upload` reads the file back over SFTP and compares SHA-256 itself.
@@ -115,8 +108,12 @@ class SshShell:
         *,
         transcript: Transcript | None = None,
         secrets: Sequence[str] = (),
+        persistent_powershell: bool = True,
     ) -> None:
         self.settings = settings
+        self.persistent_powershell = persistent_powershell
+        self.powershell_starts = 0  # powershell.exe processes this shell has started
+        self._host_chan: paramiko.Channel | None = None
         self.transcript = transcript or Transcript(Redactor())
         for s in (settings.password or "", *secrets):
             self.transcript.redactor.add(s)
@@ -144,6 +141,9 @@ class SshShell:
     ) -> CommandResult:
         what = f"PowerShell script ({len(script)} characters) on {self.settings.host_key_name}"
         dl = call_deadline(timeout_s, deadline, what)
+        if self.persistent_powershell:
+            return self._run_hosted(script, dl)
+        self.powershell_starts += 1
         inv = invocation(script)
         result = self._execute(inv.command_line, inv.stdin, inv.shown, dl)
         return dataclasses.replace(result, stderr=clean_clixml(result.stderr))
@@ -162,9 +162,9 @@ class SshShell:
                 sftp = self._connected(dl).open_sftp()
                 try:
                     sftp.get_channel().settimeout(max(0.1, dl.remaining()))
-                    self._makedirs(sftp, posixpath.dirname(target))
+                    makedirs(sftp, posixpath.dirname(target))
                     sftp.put(str(local), target, callback=lambda _done, _total: dl.check())
-                    got = self._remote_sha256(sftp, target, dl)
+                    got = remote_sha256(sftp, target, dl)
                     if got != want:
                         with contextlib.suppress(OSError):
                             sftp.remove(target)
@@ -288,6 +288,7 @@ class SshShell:
         return f"ssh-keyscan -t ed25519 -p {s.port} {s.host} >> {s.known_hosts}"
 
     def _drop(self) -> None:
+        self._close_host()
         client, self._client, self._sock = self._client, None, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -388,7 +389,7 @@ class SshShell:
                 chan.close()
                 if rc == -1:
                     raise self._lost("no exit status")
-                return _signed32(rc)
+                return signed32(rc)
             if dl.expired:
                 chan.close()
                 raise dl.error("the command was still running; its channel was closed")
@@ -404,29 +405,3 @@ class SshShell:
             out.append(chan.recv(_BUF))
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(_BUF))
-
-    # -- SFTP helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
-        missing: list[str] = []
-        while folder and folder not in ("/", "."):
-            try:
-                if stat.S_ISDIR(sftp.stat(folder).st_mode or 0):
-                    break
-            except FileNotFoundError:
-                missing.append(folder)
-                folder = posixpath.dirname(folder)
-                continue
-            raise InfrastructureError(f"{folder} exists on the host and is not a folder")
-        for f in reversed(missing):
-            sftp.mkdir(f)
-
-    @staticmethod
-    def _remote_sha256(sftp: paramiko.SFTPClient, path: str, dl: Deadline) -> str:
-        h = hashlib.sha256()
-        with sftp.open(path, "rb") as f:
-            f.prefetch()
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-                dl.check()
-        return h.hexdigest()

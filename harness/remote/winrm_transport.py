@@ -6,9 +6,20 @@ pywinrm's OperationTimeout is only a poll period: every request gets a read time
 the call's `Deadline`, and a command still running at the deadline is terminated on the host
 (Signal terminate) before `InfrastructureError` is raised.
 
-PowerShell: a script whose `-EncodedCommand` line fits cmd.exe's 8191-character limit is sent
-that way (3 requests). A longer script is fed through stdin to
-`powershell.exe -NoProfile -NonInteractive -Command -` (Send requests of <= 48 KiB): unlike
+PowerShell (default, `persistent_powershell=True`): the first `run_powershell` starts ONE
+persistent PowerShell host in the shell (`harness.remote.ps_host`: a Command running
+`powershell.exe ... -EncodedCommand <loop>`); every script is then one framed stdin line (Send)
+and one Receive that returns with the answer and its end frame: 2 requests per operation on a
+warm connection, no powershell.exe start, no command-line limit. A Receive that ends because of
+OperationTimeout is simply repeated until the call's deadline; a call that overruns its deadline
+terminates the host (Signal terminate) and raises `InfrastructureError`, and the next call starts
+a new one, as does any call after a reboot, `reconnect()` or a dropped connection. `run` (native
+command lines) keeps its own Command per call.
+
+Per-call PowerShell (`persistent_powershell=False`, the fallback): a script whose
+`-EncodedCommand` line fits cmd.exe's 8191-character limit is sent that way (3 requests). A
+longer script is fed through stdin to `powershell.exe -NoProfile -NonInteractive -Command -`
+(Send requests of <= 48 KiB): unlike
 `WINRS_SKIP_CMD_SHELL`, which only raises the limit to CreateProcess's 32767 characters (about a
 12,000-character script once UTF-16LE + base64 encoded), stdin has no size limit. The shell uses
 codepage 65001, so scripts and output travel as UTF-8. `upload` sends the file in chunks through
@@ -49,6 +60,7 @@ from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
 from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.transcript import Redactor, Transcript
+from harness.remote.winrm_ps_host import WinRMHostedPowerShell
 from harness.windows.ops import OperationCatalog, parse_result
 
 log = logging.getLogger(__name__)
@@ -80,7 +92,7 @@ class WinRMSettings:
         return self.url.lower().startswith("https://")
 
 
-class WinRMShell:
+class WinRMShell(WinRMHostedPowerShell):
     """`RemoteShell` over WinRM. Not for concurrent use from several threads (calls serialise)."""
 
     def __init__(
@@ -91,8 +103,11 @@ class WinRMShell:
         secrets: Sequence[str] = (),
         protocol_factory: Callable[..., Protocol] = Protocol,
         catalog: OperationCatalog | None = None,
+        persistent_powershell: bool = True,
     ) -> None:
         self.settings = settings
+        self.persistent_powershell = persistent_powershell
+        self.powershell_starts = 0  # powershell.exe processes this shell has started
         self.catalog = catalog if catalog is not None else OperationCatalog()
         self.transcript = transcript or Transcript(Redactor())
         for s in (settings.password, *secrets):
@@ -119,6 +134,7 @@ class WinRMShell:
         self._lock = threading.Lock()
         self._proto: Protocol | None = None
         self._shell_id: str | None = None
+        self._host_id: str | None = None  # CommandId of the persistent PowerShell host
 
     # -- RemoteShell -----------------------------------------------------------------------------
     def run(
@@ -140,6 +156,9 @@ class WinRMShell:
     ) -> CommandResult:
         what = f"PowerShell script ({len(script)} characters) on {self.settings.url}"
         dl = call_deadline(timeout_s, deadline, what)
+        if self.persistent_powershell:
+            return self._run_hosted(script, dl)
+        self.powershell_starts += 1
         inv = invocation(script)
         result = self._execute(inv.command_line, [], inv.stdin, inv.shown, dl)
         return CommandResult(
@@ -209,11 +228,15 @@ class WinRMShell:
         self.close()
 
     # -- internals -------------------------------------------------------------------------------
+    @property
+    def _where(self) -> str:
+        return self.settings.url
+
     def _drop(self) -> None:
         if self._proto is not None:
             with contextlib.suppress(Exception):
                 self._proto.transport.close_session()
-        self._proto, self._shell_id = None, None
+        self._proto, self._shell_id, self._host_id = None, None, None
 
     def _open(self, dl: Deadline) -> tuple[Protocol, str]:
         s = self.settings

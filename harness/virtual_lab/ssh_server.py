@@ -15,7 +15,8 @@ stdin is forwarded until EOF. The SFTP subsystem is rooted in a per-DUT director
 Drive letters are upper-cased, `..` never leaves the drive, and paths are reported back to the
 client the way Windows OpenSSH does (`/C:/harness/x`). Faults: `refuse()` stops accepting (new
 connections are refused, open ones live on; `accept()` listens again on the same port) and
-`drop_next()` aborts the connection of the next exec once the command has started;
+`drop_next()` aborts the connection of the next exec once the command has started, or of the
+next request a running persistent PowerShell host receives (`winrm.ps_host`);
 `reject_auth = True` fails every authentication until cleared. asyncssh's
 own INFO log would print command lines, so its logger is raised to WARNING unless configured.
 
@@ -36,7 +37,7 @@ import posixpath
 import re
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ import asyncssh
 from harness.virtual_lab.service import Service
 from harness.virtual_lab.ssh_keys import HostKey
 from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
+from harness.virtual_lab.winrm.ps_host import PsHostLoop
 from harness.virtual_lab.winrm.shells import CMD_LINE_LIMIT, TOO_LONG_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -308,7 +310,7 @@ class SshEndpoint(Service):
         else:
             running = self.executor.start(line, [], skip_cmd_shell=False)
         self._running.add(running)
-        pump = asyncio.ensure_future(self._pump_stdin(proc, running))
+        pump = asyncio.ensure_future(self._pump_stdin(proc, running, self._drop_check(running)))
         try:
             if self._take_drop():
                 proc.channel.get_connection().abort()
@@ -343,8 +345,18 @@ class SshEndpoint(Service):
                 return None
             await loop.run_in_executor(self._pool, running.wait, _WAIT_SLICE_S)
 
+    def _drop_check(self, running: RunningCommand) -> Callable[[], bool]:
+        """For a persistent host: whether the request now arriving is to be dropped (fault)."""
+        if isinstance(running, PsHostLoop):
+            return self._take_drop
+        return lambda: False
+
     @staticmethod
-    async def _pump_stdin(proc: asyncssh.SSHServerProcess[bytes], running: RunningCommand) -> None:
+    async def _pump_stdin(
+        proc: asyncssh.SSHServerProcess[bytes],
+        running: RunningCommand,
+        drop: Callable[[], bool],
+    ) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         try:
             while True:
@@ -352,6 +364,10 @@ class SshEndpoint(Service):
                 if not data:
                     break
                 running.write_stdin(decoder.decode(data), end=False)
+                if drop():  # fault: the operation has started, then the connection goes away
+                    proc.channel.get_connection().abort()
+                    running.terminate()
+                    break
         except Exception:  # break/signal/closed channel: stdin simply ends
             pass
         finally:

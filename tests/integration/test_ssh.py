@@ -117,7 +117,8 @@ def test_encoded_command_powershell(shell: SshShell, executor: BuiltinExecutor) 
     assert "Write-Output 'hi'" in r.command  # recorded decoded
 
 
-def test_long_script_goes_through_stdin(shell: SshShell, executor: BuiltinExecutor) -> None:
+def test_long_script_goes_through_stdin(ep: SshEndpoint, executor: BuiltinExecutor) -> None:
+    shell = SshShell(_settings(ep), persistent_powershell=False)  # the per-call fallback
     body = "\n".join(f"Write-Output 'line {i:04d} of a long operation script'" for i in range(300))
     tail = "\nexit 7"
     script = body + "\n# " + "x" * (20_000 - len(body) - len(tail) - 3) + tail
@@ -126,6 +127,7 @@ def test_long_script_goes_through_stdin(shell: SshShell, executor: BuiltinExecut
     assert r.exit_code == 7
     assert r.stdout.splitlines() == [f"line {i:04d} of a long operation script" for i in range(300)]
     assert executor.started[-1][0].endswith("-Command -")
+    shell.close()
 
 
 def test_command_past_deadline_is_closed(shell: SshShell, executor: BuiltinExecutor) -> None:

@@ -52,7 +52,15 @@ def shell(ep: WinRMEndpoint) -> Iterator[WinRMShell]:
         yield sh
 
 
-def test_one_connection_one_shell_reused(ep: WinRMEndpoint, shell: WinRMShell) -> None:
+@pytest.fixture
+def per_call_shell(ep: WinRMEndpoint) -> Iterator[WinRMShell]:
+    """The fallback: one powershell.exe per run_powershell (persistent host off)."""
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh:
+        yield sh
+
+
+def test_one_connection_one_shell_reused(ep: WinRMEndpoint, per_call_shell: WinRMShell) -> None:
+    shell = per_call_shell
     n = 5
     for i in range(n):
         r = shell.run("echo", [f"call{i}"], timeout_s=10)
@@ -125,7 +133,8 @@ def test_reconnect_after_the_host_restarts_on_the_same_port(
         assert second.action_counts["Create"] == 1
 
 
-def test_transcript_redacts_secrets_and_decodes_scripts(shell: WinRMShell) -> None:
+def test_transcript_redacts_secrets_and_decodes_scripts(per_call_shell: WinRMShell) -> None:
+    shell = per_call_shell
     r = shell.run_powershell(f"Write-Output 'token {PASSWORD} here'", timeout_s=5)
     assert PASSWORD in r.stdout  # the caller gets real data
     entry = shell.transcript.entries[-1]
@@ -193,7 +202,7 @@ def test_reused_shell_needs_fewer_requests_than_run_ps(ep: WinRMEndpoint) -> Non
     for _ in range(n):
         session.run_ps("Write-Output 'x'")
     per_session = (ep.requests_total - r0) / n
-    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh:
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh:
         sh.run("hostname", timeout_s=5)  # connect + shell
         r1 = ep.requests_total
         for _ in range(n):
@@ -253,7 +262,7 @@ def test_upload_in_chunks_through_file_write(cert_dir: Path, tmp_path: Path) -> 
         WinRMEndpoint(
             sink, USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
         ) as ep,
-        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh,
+        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
     ):
         sh.upload(local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
         small = tmp_path / "small.json"
@@ -278,7 +287,7 @@ def test_upload_failure_names_the_chunk(cert_dir: Path, tmp_path: Path) -> None:
         WinRMEndpoint(
             _Refuse(), USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
         ) as ep,
-        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD)) as sh,
+        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
         pytest.raises(InfrastructureError, match=r"chunk 1/1: operation file_write failed: exit 1"),
     ):
         sh.upload(local, r"C:\x.bin", timeout_s=10)

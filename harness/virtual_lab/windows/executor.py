@@ -5,6 +5,11 @@
   `-ParamsBase64 '...'`. The parameters are decoded as data and recorded exactly as received
   (`machine.operations_log()`); the handler runs under the machine lock; the result line is
   written after the operation's real-world duration times `time_scale`.
+- The harness's persistent PowerShell host (`powershell.exe -EncodedCommand <loop>`, recognised
+  by its marker line; `harness.virtual_lab.winrm.ps_host`): each framed request on its stdin is
+  run as a `WindowsScript`, so an operation behaves exactly as in a one-off powershell.exe.
+- Every powershell.exe start (one-off or the loop) costs `POWERSHELL_START_S` real-world seconds
+  times `time_scale` before the script runs (`powershell_starts` counts them).
 - A native tool line (`hostname`, `whoami`, `pnputil ...`, `verifier ...`, `shutdown /r /t 0`,
   `bcdedit ...`), directly or inside a PowerShell script.
 - Anything else: the built-in cmd.exe / PowerShell subset of the WinRM test executor.
@@ -29,6 +34,7 @@ from harness.virtual_lab.winrm.builtin import (
     split_statements,
 )
 from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand
+from harness.virtual_lab.winrm.ps_host import POWERSHELL_START_S, PsHostLoop, is_ps_host
 
 _OPERATION = re.compile(r"^# Operation: ([a-z0-9_]+)\s*$", re.MULTILINE)
 _PARAMS = re.compile(r"-ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
@@ -46,12 +52,20 @@ def parse_operation(script: str) -> tuple[str, str] | None:
 class WindowsScript(PowerShellScript):
     """A PowerShell script on the simulated DUT: an operation, or the PowerShell subset."""
 
-    def __init__(self, machine: WindowsMachine, script: str | None, *, clixml: bool) -> None:
+    def __init__(
+        self,
+        machine: WindowsMachine,
+        script: str | None,
+        *,
+        clixml: bool,
+        startup_s: float = 0.0,
+    ) -> None:
         super().__init__(
             script,
             hostname=machine.hostname,
             user=f"{machine.hostname}\\{machine.username}",
             clixml=clixml,
+            startup_s=startup_s,
         )
         self._machine = machine
         self._raw = script
@@ -67,6 +81,8 @@ class WindowsScript(PowerShellScript):
     def step(self, now: float) -> float | None:
         if self._hung:
             return None
+        if now < self.ready_at:
+            return self.ready_at  # powershell.exe is still starting
         if self._op_result is not None:
             self.emit(self._op_result)
             self.finish(0)
@@ -129,6 +145,8 @@ class WindowsExecutor:
             hostname=machine.hostname, user=f"{machine.hostname}\\{machine.username}"
         )
         self.started_total = 0
+        self.powershell_starts = 0  # powershell.exe processes started (one-off or host loop)
+        self.host_requests_total = 0  # scripts served by persistent host loops
 
     def start(self, command: str, args: list[str], *, skip_cmd_shell: bool) -> RunningCommand:
         self.started_total += 1
@@ -147,7 +165,18 @@ class WindowsExecutor:
         if isinstance(parsed, FinishedCommand):
             return parsed
         script, clixml = parsed
-        return WindowsScript(self._machine, script, clixml=clixml)
+        self.powershell_starts += 1
+        startup = self._machine.scaled(POWERSHELL_START_S)
+        if is_ps_host(script):
+            return PsHostLoop(self._script, startup_s=startup, on_request=self._count_request)
+        return WindowsScript(self._machine, script, clixml=clixml, startup_s=startup)
+
+    def _script(self, script: str) -> WindowsScript:
+        """One script inside a persistent host: the process is already running."""
+        return WindowsScript(self._machine, script, clixml=False)
+
+    def _count_request(self) -> None:
+        self.host_requests_total += 1
 
 
 __all__ = ["WindowsExecutor", "WindowsScript", "parse_operation"]

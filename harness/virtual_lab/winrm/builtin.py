@@ -2,7 +2,9 @@
 
 cmd.exe: `hostname`, `whoami`, `echo ...`, `exit N` (`exit /b N`), `more` (copies stdin to stdout
 when stdin ends). PowerShell: `powershell[.exe] ... -EncodedCommand <base64 UTF-16LE>` or
-`... -Command -` (script read from stdin until it ends). The PowerShell subset: `Write-Output`,
+`... -Command -` (script read from stdin until it ends); the harness's persistent host loop
+(`ps_host.PsHostLoop`) runs each of its scripts with the same subset. Every powershell.exe start
+takes `powershell_start_s` (default 0: a test executor). The PowerShell subset: `Write-Output`,
 `Write-Host`, `Write-Error`, `throw`, `exit N`, `hostname`, `whoami`, comments, `;` and newlines,
 and `Start-Sleep -Seconds N` / `-Milliseconds N`, which takes *simulated* time: the command stays
 Running until its deadline and is only polled. Unknown PowerShell terms are errors (rc 1 at the
@@ -20,9 +22,11 @@ import binascii
 import re
 import shlex
 import threading
+import time
 from dataclasses import dataclass, field
 
 from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand, SteppedCommand
+from harness.virtual_lab.winrm.ps_host import PsHostLoop, is_ps_host
 
 _PS_NAMES = ("powershell", "powershell.exe", "pwsh", "pwsh.exe")
 _STATEMENT_SPLIT = re.compile(r"""((?:[^;'"\n]|'[^']*'|"[^"]*")+)""")
@@ -57,8 +61,17 @@ def split_statements(script: str) -> list[str]:
 class PowerShellScript(SteppedCommand):
     """Runs the PowerShell subset; with `script=None` it first reads the script from stdin."""
 
-    def __init__(self, script: str | None, *, hostname: str, user: str, clixml: bool) -> None:
+    def __init__(
+        self,
+        script: str | None,
+        *,
+        hostname: str,
+        user: str,
+        clixml: bool,
+        startup_s: float = 0.0,
+    ) -> None:
         super().__init__()
+        self.ready_at = time.monotonic() + max(0.0, startup_s)  # powershell.exe start-up
         self._hostname = hostname
         self._user = user
         self._clixml = clixml
@@ -78,6 +91,8 @@ class PowerShellScript(SteppedCommand):
         self.emit(stderr=_clixml_error(message) if self._clixml else message + "\r\n")
 
     def step(self, now: float) -> float | None:
+        if now < self.ready_at:
+            return self.ready_at
         if self._statements is None:
             if not self.stdin_closed:
                 return None
@@ -174,6 +189,8 @@ class BuiltinExecutor:
 
     hostname: str = "DUT-01"
     user: str = "lab\\tester"
+    powershell_start_s: float = 0.0  # simulated start-up of every powershell.exe
+    powershell_starts: int = 0
     started: list[tuple[str, RunningCommand]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -212,4 +229,18 @@ class BuiltinExecutor:
         if isinstance(parsed, FinishedCommand):
             return parsed
         script, clixml = parsed
-        return PowerShellScript(script, hostname=self.hostname, user=self.user, clixml=clixml)
+        with self._lock:
+            self.powershell_starts += 1
+        if is_ps_host(script):
+            return PsHostLoop(self._script, startup_s=self.powershell_start_s)
+        return PowerShellScript(
+            script,
+            hostname=self.hostname,
+            user=self.user,
+            clixml=clixml,
+            startup_s=self.powershell_start_s,
+        )
+
+    def _script(self, script: str) -> SteppedCommand:
+        """One script inside the persistent host (no powershell.exe start, errors as text)."""
+        return PowerShellScript(script, hostname=self.hostname, user=self.user, clixml=False)

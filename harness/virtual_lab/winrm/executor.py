@@ -88,6 +88,11 @@ class SteppedCommand:
     def stdin_text(self) -> str:
         return "".join(self._stdin)
 
+    @property
+    def next_step_at(self) -> float | None:
+        """When `step` is due next (monotonic time); None while waiting for stdin or forever."""
+        return self._next_step_at
+
     # -- RunningCommand -------------------------------------------------------------------------
     def _advance(self) -> None:
         now = time.monotonic()

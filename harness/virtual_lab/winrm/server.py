@@ -181,7 +181,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400)
             return
         answer = ep._service.handle(req, user=result.user, client_ip=self.client_address[0])
-        if req.action.endswith("/Command") and ep._take_drop():
+        starts_work = req.action.endswith(("/Command", "/Send"))  # Send: a persistent host's op
+        if starts_work and ep._take_drop():
             # fault: the command has started, then the connection goes away without an answer
             log.info("dropping the connection during a command (fault)")
             self.close_connection = True
@@ -289,7 +290,8 @@ class WinRMEndpoint(Service):
 
     # -- faults ---------------------------------------------------------------------------------
     def drop_next(self, armed: bool = True) -> None:
-        """Drop the connection of the next Command once it has started (one-shot);
+        """Drop the connection of the next Command (or Send: an operation for a persistent
+        PowerShell host) once it has started (one-shot);
         `armed=False` cancels it."""
         with self._fault_lock:
             self._drop_next = armed

@@ -1,0 +1,150 @@
+"""SSH side of the persistent PowerShell host (`harness.remote.ps_host`): one channel, one line per script.
+
+`SshShell` inherits `SshHostedPowerShell`. The host is one exec channel on the reused connection
+(`powershell.exe ... -EncodedCommand <loop>` through Windows OpenSSH's cmd.exe), opened on first
+use and kept open: each script is one line written to the channel and one answer read back until
+its end frame, a single exchange instead of channel open + exec + output/exit-status. At the
+call's deadline the channel is closed (Windows OpenSSH then ends the process), the error raised,
+and the next call opens a new host; dropping the connection (reboot, reconnect, transport
+error) drops the host with it. A host process that ends without answering is an
+`InfrastructureError` naming its exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import threading
+import time
+
+import paramiko
+
+from harness.errors import InfrastructureError
+from harness.remote import ps_host
+from harness.remote.base import CommandResult
+from harness.remote.deadline import Deadline
+from harness.remote.transcript import Transcript
+
+log = logging.getLogger(__name__)
+
+_POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
+_BUF = 65536
+
+
+def signed32(code: int) -> int:
+    """A Windows exit code (uint32 on the wire) as the signed 32-bit value Windows reports."""
+    return code - (1 << 32) if code >= 1 << 31 else code
+
+
+class SshHostedPowerShell:
+    """Mixin: the persistent-host path of `SshShell.run_powershell`."""
+
+    transcript: Transcript
+    powershell_starts: int
+    _lock: threading.Lock
+    _host_chan: paramiko.Channel | None
+
+    def _connected(self, dl: Deadline) -> paramiko.SSHClient:
+        raise NotImplementedError
+
+    def _translate(self, dl: Deadline, doing: str) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _lost(self, why: str) -> InfrastructureError:
+        raise NotImplementedError
+
+    def _run_hosted(self, script: str, dl: Deadline) -> CommandResult:
+        req = ps_host.new_request(script)
+        reader = ps_host.AnswerReader(req.nonce)
+        err: list[bytes] = []
+        started = time.monotonic()
+        try:
+            with self._lock, self._translate(dl, "running a script in the persistent host"):
+                answer = self._hosted_locked(req, dl, reader, err)
+        except InfrastructureError as exc:
+            self.transcript.record(
+                ps_host.shown(script),
+                exit_code=None,
+                stdout=reader.partial_stdout,
+                stderr=b"".join(err).decode("utf-8", "replace"),
+                duration_s=time.monotonic() - started,
+                error=str(exc),
+            )
+            raise
+        stderr = ps_host.combine_errors(answer.errors, b"".join(err))
+        entry = self.transcript.record(
+            ps_host.shown(script),
+            exit_code=answer.exit_code,
+            stdout=answer.stdout,
+            stderr=stderr,
+            duration_s=time.monotonic() - started,
+        )
+        return CommandResult(
+            entry.command, answer.exit_code, answer.stdout, stderr, entry.duration_s
+        )
+
+    def _close_host(self) -> None:
+        chan, self._host_chan = self._host_chan, None
+        if chan is not None:
+            with contextlib.suppress(Exception):
+                chan.close()
+
+    def _host_channel(self, dl: Deadline) -> paramiko.Channel:
+        client = self._connected(dl)
+        chan = self._host_chan
+        if chan is not None and not chan.closed and not chan.eof_received:
+            return chan
+        self._close_host()
+        transport = client.get_transport()
+        assert transport is not None
+        try:
+            chan = transport.open_session(timeout=max(0.1, dl.remaining()))
+            chan.settimeout(max(0.1, dl.remaining()))
+            chan.exec_command(ps_host.launch_command_line())
+        except EOFError as exc:
+            raise self._lost("EOF") from exc
+        self._host_chan = chan
+        self.powershell_starts += 1
+        return chan
+
+    def _hosted_locked(
+        self, req: ps_host.Request, dl: Deadline, reader: ps_host.AnswerReader, err: list[bytes]
+    ) -> ps_host.Answer:
+        chan = self._host_channel(dl)
+        try:
+            chan.settimeout(max(0.1, dl.remaining()))
+            try:
+                chan.sendall(req.line)
+            except (OSError, EOFError) as exc:  # the connection went while the line was sent
+                raise self._lost(type(exc).__name__) from exc
+            while True:
+                while chan.recv_ready():
+                    reader.feed(chan.recv(_BUF))
+                while chan.recv_stderr_ready():
+                    err.append(chan.recv_stderr(_BUF))
+                if reader.done:
+                    return reader.answer()
+                finished = chan.closed or chan.eof_received
+                if finished and chan.exit_status_ready():
+                    rc = chan.exit_status  # -1: none came (the connection dropped)
+                    self._close_host()
+                    if rc == -1:
+                        raise self._lost("no exit status")
+                    raise InfrastructureError(
+                        f"the persistent PowerShell host ended (exit {signed32(rc)}) before "
+                        "answering; the next call starts a new one"
+                    )
+                if dl.expired:
+                    raise dl.error(
+                        "the script was still running; the persistent PowerShell host's "
+                        "channel was closed"
+                    )
+                wait = min(dl.remaining(), _POLL_SLICE_S)
+                if finished:
+                    chan.status_event.wait(wait)
+                else:
+                    select.select([chan], [], [], wait)
+        except BaseException:
+            self._close_host()
+            raise

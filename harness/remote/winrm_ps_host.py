@@ -1,0 +1,136 @@
+"""WinRM side of the persistent PowerShell host (`harness.remote.ps_host`): Send + Receive per script.
+
+`WinRMShell` inherits `WinRMHostedPowerShell`. The host is a Command in the shell the transport
+already reuses, started on first use (1 request); each script is then one Send (more only for a
+script over 192 KiB) and one Receive that the server holds until output arrives, which is the whole
+answer with its end frame, written by the host in one piece. A Receive that ends on
+OperationTimeout is repeated until the call's deadline; at the deadline the host is terminated
+(Signal terminate), the error raised, and the next call starts a new host. A host process that
+ends without answering is an `InfrastructureError` too. Forgetting the shell (`_drop`: reboot,
+reconnect, transport error) forgets the host too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+from winrm.exceptions import WinRMOperationTimeoutError
+from winrm.protocol import Protocol
+
+from harness.errors import InfrastructureError
+from harness.remote import ps_host
+from harness.remote.base import CommandResult
+from harness.remote.deadline import Deadline
+from harness.remote.transcript import Transcript
+
+log = logging.getLogger(__name__)
+
+HOST_SEND_CHUNK = 192 * 1024  # one Send (about 256 KB base64) within WinRM's 500 KB envelope
+
+
+class WinRMHostedPowerShell:
+    """Mixin: the persistent-host path of `WinRMShell.run_powershell`."""
+
+    transcript: Transcript
+    powershell_starts: int
+    _lock: threading.Lock
+    _proto: Protocol | None
+    _shell_id: str | None
+    _host_id: str | None
+
+    @property
+    def _where(self) -> str:
+        raise NotImplementedError
+
+    def _open(self, dl: Deadline) -> tuple[Protocol, str]:
+        raise NotImplementedError
+
+    def _set_timeouts(self, dl: Deadline, *, receive: bool = False) -> None:
+        raise NotImplementedError
+
+    def _translate(self, dl: Deadline, doing: str) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _terminate(self, proto: Protocol, shell_id: str, command_id: str) -> None:
+        raise NotImplementedError
+
+    def _run_hosted(self, script: str, dl: Deadline) -> CommandResult:
+        req = ps_host.new_request(script)
+        reader = ps_host.AnswerReader(req.nonce)
+        err: list[bytes] = []
+        started = time.monotonic()
+        try:
+            with self._lock:
+                answer = self._hosted_locked(req, dl, reader, err)
+        except InfrastructureError as exc:
+            self.transcript.record(
+                ps_host.shown(script),
+                exit_code=None,
+                stdout=reader.partial_stdout,
+                stderr=b"".join(err).decode("utf-8", "replace"),
+                duration_s=time.monotonic() - started,
+                error=str(exc),
+            )
+            raise
+        stderr = ps_host.combine_errors(answer.errors, b"".join(err))
+        entry = self.transcript.record(
+            ps_host.shown(script),
+            exit_code=answer.exit_code,
+            stdout=answer.stdout,
+            stderr=stderr,
+            duration_s=time.monotonic() - started,
+        )
+        return CommandResult(
+            entry.command, answer.exit_code, answer.stdout, stderr, entry.duration_s
+        )
+
+    def _hosted_locked(
+        self, req: ps_host.Request, dl: Deadline, reader: ps_host.AnswerReader, err: list[bytes]
+    ) -> ps_host.Answer:
+        if self._proto is None or self._shell_id is None:
+            self._open(dl)
+        proto, shell_id = self._proto, self._shell_id
+        assert proto is not None and shell_id is not None
+        if self._host_id is None:
+            with self._translate(dl, "starting the persistent PowerShell host"):
+                self._set_timeouts(dl)
+                self._host_id = proto.run_command(shell_id, ps_host.launch_command_line())
+                self.powershell_starts += 1
+        host_id = self._host_id
+        try:
+            with self._translate(dl, "sending the script to the persistent PowerShell host"):
+                for i in range(0, len(req.line), HOST_SEND_CHUNK):
+                    self._set_timeouts(dl)
+                    proto.send_command_input(
+                        shell_id, host_id, req.line[i : i + HOST_SEND_CHUNK], end=False
+                    )
+            while True:
+                if dl.expired:
+                    raise dl.error(
+                        "the script was still running; the persistent PowerShell host is "
+                        "terminated (Signal terminate)"
+                    )
+                with self._translate(dl, "receiving output"):
+                    self._set_timeouts(dl, receive=True)
+                    try:
+                        o, e, rc, done = proto.get_command_output_raw(shell_id, host_id)
+                    except WinRMOperationTimeoutError:
+                        continue  # nothing within one poll period
+                reader.feed(o)
+                err.append(e)
+                if reader.done:
+                    return reader.answer()
+                if done:  # the host process ended without answering
+                    self._host_id = None
+                    raise InfrastructureError(
+                        f"the persistent PowerShell host on {self._where} ended (exit {rc}) "
+                        "before answering; the next call starts a new one"
+                    )
+        except InfrastructureError:
+            if dl.expired and self._proto is not None and self._host_id is not None:
+                self._terminate(proto, shell_id, host_id)
+            self._host_id = None
+            raise
