@@ -10,8 +10,13 @@ goes back to its `baseline:` (lab file):
 4. the post-check: the DUT is observed afresh (nothing carried over from the run) and every
    setting whose in-effect or next-boot value is not the baseline's is reported as drift.
 
-Each step is bounded by the deadline given and runs even when an earlier one failed; the
-result (`BaselineCheck`) says what was done, what failed and what drifted, per DUT.
+Each step is bounded by the deadline given and runs even when an earlier one failed; after an
+infrastructure error it is retried once, once the DUT answers again (a bounded wait), and the
+DUT's boot time is compared with the last one known: a reboot on its own puts the crash evidence
+in `BaselineCheck.crash`. A DUT that does not answer is unreachable (its remaining steps are
+skipped). The result (`BaselineCheck`) says what was done, what failed and what drifted, per
+DUT; a DUT not at its baseline (or that crashed) is marked quarantined with the reason, so that
+every DUT ends at its baseline or quarantined, never neither (docs/reliability.md).
 
 >>> check = restore_baseline(kit, Deadline.after(900, "tb-01 baseline"))  # doctest: +SKIP
 >>> check.ok, check.drift                                                # doctest: +SKIP
@@ -20,18 +25,24 @@ result (`BaselineCheck`) says what was done, what failed and what drifted, per D
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from harness.errors import HarnessError
+from harness.errors import DutError, HarnessError, InfrastructureError
+from harness.lab.flow import crash_report, crashed, last_known_boot, wait_for_answer
 from harness.lab.state import DutState, Required, Setting
 from harness.lab.strategy import unmet
 from harness.remote.deadline import Deadline
+from harness.windows.actions import DutCrashed, reconnect
+from harness.windows.results import CrashEvidence
 
 if TYPE_CHECKING:
     from harness.lab.kit import DutKit
 
 __all__ = ["BaselineCheck", "drift", "restore_baseline"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,8 @@ class BaselineCheck:
     checked: bool = False  # the post-check could read the DUT
     quarantined: str | None = None
     uninstalled: tuple[str, ...] = field(default=())
+    crash: str | None = None  # crash evidence of a reboot on its own during teardown
+    notes: tuple[str, ...] = ()  # retries and clean reboots met on the way
 
     @property
     def ok(self) -> bool:
@@ -62,15 +75,19 @@ class BaselineCheck:
             "problems": list(self.problems),
             "quarantined": self.quarantined,
             "uninstalled": list(self.uninstalled),
+            "crash": self.crash,
+            "notes": list(self.notes),
         }
 
     def summary(self) -> str:
+        q = f"; quarantined: {self.quarantined}" if self.quarantined else ""
         if self.ok:
-            return f"{self.dut}: at baseline ({self.baseline})"
+            crash = " after a crash during teardown" if self.crash else ""
+            return f"{self.dut}: at baseline ({self.baseline}){crash}{q}"
         parts = [*(f"drift: {d}" for d in self.drift), *self.problems]
         if not self.checked:
             parts.append("not read back")
-        return f"{self.dut}: NOT at baseline: " + "; ".join(parts)
+        return f"{self.dut}: NOT at baseline: " + "; ".join(parts) + q
 
 
 def _pending_drift(state: DutState, required: Required) -> list[str]:
@@ -96,48 +113,167 @@ def drift(state: DutState, required: Required) -> list[str]:
     return [*unmet(state, required), *_pending_drift(state, required)]
 
 
-def _attempt(problems: list[str], what: str, action: Any) -> Any:
-    try:
-        return action()
-    except HarnessError as exc:
-        problems.append(f"{what}: {exc}")
-    return None
+class _Teardown:
+    """The steps of `restore_baseline` on one DUT: each step bounded and retried once after an
+    infrastructure error, once the DUT answers again (a bounded wait); the boot time is then
+    compared with the last one known, and the crash evidence of a reboot on its own kept. A DUT
+    that does not answer is unreachable: its remaining steps are skipped."""
+
+    def __init__(self, kit: DutKit, deadline: Deadline) -> None:
+        self.kit = kit
+        self.deadline = deadline
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self.crash: str | None = None
+        self.unreachable: str | None = None
+        self.boot: datetime | None = last_known_boot(kit.strategy)
+        self._dut_error = False
+
+    def attempt(self, what: str, action: Callable[[], _T], *, dut: bool = True) -> _T | None:
+        """`action()`; after an InfrastructureError, one retry once the DUT answers again. A
+        step on the DUT is skipped once the DUT is known unreachable."""
+        if dut and self.unreachable is not None:
+            self.problems.append(f"{what}: skipped, {self.kit.name} is unreachable")
+            return None
+        try:
+            return action()
+        except InfrastructureError as exc:
+            first = exc
+        except DutCrashed as exc:  # in the teardown's own reboot
+            self._crashed(exc.evidence, f"{what}: {exc}")
+            self.problems.append(f"{what}: {exc}")
+            return None
+        except HarnessError as exc:
+            self.problems.append(f"{what}: {exc}")
+            self._dut_error = self._dut_error or isinstance(exc, DutError)
+            return None
+        except Exception as exc:  # a bug below us must not cost the other steps and DUTs
+            self.problems.append(f"{what}: harness bug: {type(exc).__name__}: {exc}")
+            return None
+        if dut and not self._wait_back(what, first):
+            self.problems.append(f"{what}: {first}")
+            return None
+        self.notes.append(f"{what}: retried once after: {first}")
+        try:
+            return action()
+        except DutCrashed as exc:
+            self._crashed(exc.evidence, f"{what}: {exc}")
+            self.problems.append(f"{what} (retry): {exc}")
+        except Exception as exc:
+            self.problems.append(f"{what}: {first}; retry: {type(exc).__name__}: {exc}")
+        return None
+
+    def _wait_back(self, what: str, lost: InfrastructureError) -> bool:
+        """Wait (bounded, once per teardown) until the DUT answers; compare its boot time with
+        the last known one and keep the crash evidence if it rebooted on its own. False if it
+        does not answer (it is then unreachable for the rest of the teardown)."""
+        kit, host = self.kit, self.kit.host
+        # after a DutError (e.g. no return from the restore reboot) the DUT had its reboot wait
+        # already: one bounded reconnect, not a second reboot deadline
+        budget = kit.strategy.step_s if self._dut_error else kit.strategy.reboot_s
+        budget = min(budget, max(0.1, self.deadline.remaining()))
+        wait = self.deadline.child(budget, f"{kit.name} to answer again during teardown")
+        try:
+            if self._dut_error:
+                reconnect(host, wait)
+                facts = host.host_facts(deadline=wait)
+            else:
+                facts = wait_for_answer(host, wait, lost)
+        except Exception as exc:  # DutError: it did not come back; anything else: no answer
+            self.unreachable = f"{what}: {exc}"
+            return False
+        if self.boot is not None and facts.last_boot_utc > self.boot:
+            try:
+                evidence = host.crash_evidence(host.unseen_since(self.boot), deadline=wait)
+            except HarnessError as exc:
+                self.problems.append(f"{what}: rebooted on its own; crash evidence unread: {exc}")
+            else:
+                if crashed(evidence):
+                    self._crashed(evidence, f"rebooted on its own during teardown ({what})")
+                else:
+                    self.notes.append(f"{what}: rebooted (clean shutdown) during teardown")
+        self.boot = facts.last_boot_utc
+        kit.strategy.forget()  # whatever it saw may be gone with the reboot
+        return True
+
+    def _crashed(self, evidence: CrashEvidence, what: str) -> None:
+        first = evidence.bugchecks[0].describe() if evidence.bugchecks else "no bugcheck recorded"
+        text = f"{what}: {first}\n{crash_report(evidence)}"
+        self.crash = text if self.crash is None else f"{self.crash}\n\n{text}"
 
 
 def restore_baseline(
     kit: DutKit, deadline: Deadline, *, quarantined: str | None = None
 ) -> BaselineCheck:
-    """Steps 1-4 of the module doc on one DUT, within `deadline`; never raises a HarnessError."""
-    problems: list[str] = []
+    """Steps 1-4 of the module doc on one DUT, within `deadline`; never raises a HarnessError.
+
+    A DUT that is not at its baseline afterwards (it crashed, could not be reached, did not
+    come back, or drifted) is marked quarantined with the reason: never neither."""
+    td = _Teardown(kit, deadline)
+    # a DUT quarantined during the run (e.g. it did not come back) had its full wait already:
+    # one bounded reconnect here, not a second reboot deadline
+    td._dut_error = quarantined is not None
     step = kit.strategy.step_s
     for port_name, port in kit.config.ports.items():
-        _attempt(
-            problems,
-            f"unplug {port_name}",
-            lambda port=port: kit.switch(port.switch).disconnect(port.channel),
+
+        def unplug(port: Any = port) -> None:
+            kit.switch(port.switch).disconnect(port.channel)
+
+        td.attempt(f"unplug {port_name}", unplug, dut=False)
+    if td.boot is None:  # the strategy knows nothing: the boot time to compare with, now
+        td.boot = td.attempt(
+            "boot time",
+            lambda: kit.host.host_facts(deadline=deadline.child(step, "boot time")).last_boot_utc,
         )
-    _attempt(problems, "unlock", lambda: kit.session.unlock(deadline.child(step, "unlock")))
+    td.attempt("unlock", lambda: kit.session.unlock(deadline.child(step, "unlock")))
     installed = [p.published_name for p in kit.packages.installer.installed.values()]
-    _attempt(
-        problems, "uninstall", lambda: kit.packages.remove_all(deadline.child(step, "uninstall"))
-    )
+    td.attempt("uninstall", lambda: kit.packages.remove_all(deadline.child(step, "uninstall")))
     uninstalled = tuple(
         n
         for n in installed
         if n not in {p.published_name for p in kit.packages.installer.installed.values()}
     )
     required = Required.from_baseline(kit.config.baseline, kit.packages.drivers())
-    transition = _attempt(problems, "restore", lambda: kit.strategy.bring_to(required, deadline))
+    transition = td.attempt("restore", lambda: kit.strategy.bring_to(required, deadline))
     kit.strategy.forget()  # the post-check believes nothing from the run
-    state = _attempt(problems, "post-check", lambda: kit.strategy.observe(deadline))
+    state = td.attempt("post-check", lambda: kit.strategy.observe(deadline))
+    if state is not None and td.boot is not None and state.last_boot_utc > td.boot:
+        ours = transition.after.last_boot_utc if transition and transition.rebooted else None
+        if ours is None or state.last_boot_utc > ours:
+            td.attempt("crash check", lambda: _check_crash(td, kit, deadline))
     found = tuple(drift(state, required)) if state is not None else ()
-    return BaselineCheck(
+    check = BaselineCheck(
         dut=kit.name,
         baseline=required.describe(),
         rebooted=bool(transition is not None and transition.rebooted),
-        problems=tuple(problems),
+        problems=tuple(td.problems),
         drift=found,
         checked=state is not None,
         quarantined=quarantined,
         uninstalled=uninstalled,
+        crash=td.crash,
+        notes=tuple(td.notes),
     )
+    if quarantined is None and (not check.ok or td.crash is not None):
+        check = replace(check, quarantined=_reason(check, td))
+    return check
+
+
+def _check_crash(td: _Teardown, kit: DutKit, deadline: Deadline) -> None:
+    """The post-check saw a boot later than any the teardown knew: look for crash evidence."""
+    assert td.boot is not None
+    host = kit.host
+    evidence = host.crash_evidence(host.unseen_since(td.boot), deadline=deadline)
+    if crashed(evidence):
+        td._crashed(evidence, "rebooted on its own during teardown")
+
+
+def _reason(check: BaselineCheck, td: _Teardown) -> str:
+    if td.crash is not None:
+        return "teardown: crashed: " + td.crash.splitlines()[0]
+    if td.unreachable is not None:
+        return f"teardown: unreachable: {td.unreachable}"
+    parts = [*(f"drift: {d}" for d in check.drift), *check.problems]
+    if not check.checked:
+        parts.append("not read back")
+    return "teardown: not at baseline: " + "; ".join(parts)

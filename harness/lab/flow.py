@@ -10,7 +10,10 @@ observations against the oracle. Teardown always runs: unplug, unlock, and a cra
 A DUT that drops off the network in the middle of the flow is waited for: if it comes back with
 a later boot time it crashed, and its crash evidence decides the outcome: a 0xE6 (DRIVER_VERIFIER
 _DMA_VIOLATION) in a Verifier scenario is a product defect (`ScenarioCrashed`, a `TestFailure`);
-any other crash is a `DutError`.
+any other crash is a `DutError`. The same holds for a connection lost while installing the
+package or bringing about the conditions (outside the strategy's own reboot, which checks its
+own boot): the boot time is compared with the last one the harness knew, and a later boot counts
+as a crash when a bugcheck or an unexpected shutdown is on record.
 
 Every step goes through `steps.step(name)` (an Allure step and a progress update in the
 pytest plugin); evidence goes through `steps.attach(...)`.
@@ -28,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.config.plan import Plan
 from harness.config.scenarios import Scenario
@@ -43,6 +46,9 @@ from harness.remote.deadline import Deadline
 from harness.windows.actions import REBOOT_BACKOFF, DutCrashed, reconnect
 from harness.windows.polling import WaitTimeout
 from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
+
+if TYPE_CHECKING:
+    from harness.windows.host import WindowsHost
 
 #: Real-world seconds a blocked device is given to start after unlock before it is judged.
 UNLOCK_SETTLE_S = 10.0
@@ -108,6 +114,36 @@ def crash_report(evidence: CrashEvidence) -> str:
     return "\n".join(lines)
 
 
+def crashed(evidence: CrashEvidence) -> bool:
+    """A bugcheck (event 1001) or an unexpected shutdown (Kernel-Power 41) is on record."""
+    return bool(evidence.bugchecks or evidence.unexpected_shutdowns)
+
+
+def last_known_boot(strategy: Any) -> datetime | None:
+    """The boot time of the strategy's last observation of its DUT (None: it knows nothing,
+    e.g. before its first observation or after `forget()`)."""
+    last = getattr(strategy, "last_state", None) or getattr(strategy, "_last", None)
+    boot = getattr(last, "last_boot_utc", None)
+    return boot if isinstance(boot, datetime) else None
+
+
+def wait_for_answer(host: WindowsHost, wait: Deadline, lost: Exception) -> HostFacts:
+    """Reconnect with backoff until `host_facts` answers, within `wait`; `DutError` if the
+    host does not answer in time (it did not come back)."""
+    for pause_s in REBOOT_BACKOFF.delays():
+        try:
+            reconnect(host, wait)
+            return host.host_facts(deadline=wait)
+        except InfrastructureError as exc:
+            if wait.expired:
+                raise DutError(
+                    f"{host.name} did not come back within {wait.budget_s:.0f} s after "
+                    f"the connection was lost ({lost}); last error: {exc}"
+                ) from lost
+            host.sleep(min(pause_s, wait.remaining()))
+    raise AssertionError("unreachable: the backoff never ends")  # pragma: no cover
+
+
 class ScenarioRunner:
     """Runs scenarios on one DUT (`DutKit`) for one plan."""
 
@@ -131,8 +167,16 @@ class ScenarioRunner:
         dl = self.deadline(scenario)
         exp = expect(scenario.oracle_conditions())
         self.steps.attach("expectation", _json(exp.to_json()), kind="json")
+        known = self._known_boot(dl)
         try:
-            prepared = self.prepare(scenario, dl)
+            try:
+                prepared = self.prepare(scenario, dl)
+            except InfrastructureError as lost:  # install or conditions, outside a reboot's wait
+                facts = self._wait_back(lost, dl)
+                self._raise_if_crashed(
+                    scenario, known, dl, cause=lost, facts=facts, clean_reboot_ok=True
+                )
+                raise
             seen = self.plug_and_observe(scenario, dl, prepared.boot)
             if "no_bugcheck" in self.plan.checks:
                 with self.steps.step("no bugcheck"):
@@ -255,22 +299,21 @@ class ScenarioRunner:
         return out.exit_code == 0
 
     # -- crashes ---------------------------------------------------------------------------------
+    def _known_boot(self, dl: Deadline) -> datetime:
+        """The DUT's boot time as the harness last knew it: the strategy's last observation, or
+        (first scenario, or after a retry made the strategy forget) one `host_facts` now."""
+        known = last_known_boot(self.kit.strategy)
+        if known is not None:
+            return known
+        return self.kit.host.host_facts(deadline=self._dl(dl, "boot time")).last_boot_utc
+
     def _wait_back(self, lost: InfrastructureError, dl: Deadline) -> HostFacts:
         """After a lost connection, reconnect with backoff until the DUT answers again."""
         host = self.kit.host
         with self.steps.step("DUT lost: wait for it to answer again"):
+            self.steps.attach("connection lost", str(lost))
             wait = dl.child(self.t.reboot_s, f"{host.name} to come back after a lost connection")
-            for pause_s in REBOOT_BACKOFF.delays():
-                try:
-                    reconnect(host, wait)
-                    return host.host_facts(deadline=wait)
-                except InfrastructureError as exc:
-                    if wait.expired:
-                        raise DutError(
-                            f"{host.name} did not come back within {wait.budget_s:.0f} s after "
-                            f"the connection was lost ({lost}); last error: {exc}"
-                        ) from lost
-                    host.sleep(min(pause_s, wait.remaining()))
+            return wait_for_answer(host, wait, lost)
 
     def _raise_if_crashed(
         self,
@@ -280,15 +323,27 @@ class ScenarioRunner:
         *,
         cause: Exception | None,
         facts: HostFacts | None = None,
+        clean_reboot_ok: bool = False,
     ) -> None:
         """If the DUT booted since `boot` (it rebooted on its own), raise what its crash says:
-        `ScenarioCrashed` for a 0xE6 under Verifier, `DutError` for anything else."""
+        `ScenarioCrashed` for a 0xE6 under Verifier, `DutError` for anything else.
+
+        `clean_reboot_ok`: the harness itself may have rebooted the DUT since `boot` (the
+        strategy's reboot in `prepare`): a later boot is a crash only with crash evidence (a
+        bugcheck or an unexpected shutdown); a clean one is noted and not raised."""
         host = self.kit.host
         if facts is None:
             facts = host.host_facts(deadline=dl)
         if facts.last_boot_utc <= boot:
             return
         evidence = host.crash_evidence(host.unseen_since(boot), deadline=dl)
+        if clean_reboot_ok and not crashed(evidence):
+            self.steps.attach(
+                "boot times",
+                f"{host.name} booted at {facts.last_boot_utc:%H:%M:%S}Z (known: "
+                f"{boot:%H:%M:%S}Z) after a clean shutdown: not a crash",
+            )
+            return
         report = crash_report(evidence) or "no bugcheck recorded (event 1001 absent)"
         self.steps.attach("crash evidence", report)
         first = evidence.bugchecks[0] if evidence.bugchecks else None

@@ -83,6 +83,7 @@ def record(
     remote_s: float = 0.0,
     cpu_s: float | None = None,
     remote_calls: int | None = None,
+    retries: list[str] | None = None,
 ) -> None:
     s = planned.scenario
     data: dict[str, Any] = {
@@ -101,6 +102,8 @@ def record(
         "remote_calls": remote_calls,
         "conditions": s.conditions_json(),
     }
+    if retries:
+        data["retries"] = list(retries)  # the infrastructure errors each retry came after
     pool = item.config.stash.get(POOL_KEY, None)
     if pool is not None:
         reason = pool.quarantine.note(s.dut, outcome, text, s.id)
@@ -130,16 +133,18 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
     delays = DEFAULT_BACKOFF.delays()
     result: ScenarioResult | None = None
     error: BaseException | None = None
+    retried: list[str] = []
     while True:
         attempts += 1
         try:
             result = runner.run(planned.scenario)
             error = None
             break
-        except InfrastructureError as exc:
+        except (InfrastructureError, WaitTimeout) as exc:  # both classified infrastructure
             error = exc
             if attempts > plan.retries.infrastructure:
                 break
+            retried.append(f"attempt {attempts}: {exc}")
             with allure.step(f"retry {attempts} of {plan.retries.infrastructure} after: {exc}"):
                 kit.strategy.forget()
                 try:
@@ -176,6 +181,7 @@ def execute(item: pytest.Item, planned: PlannedScenario, runner: ScenarioRunner)
         remote_s=remote,
         cpu_s=time.process_time() - cpu0,
         remote_calls=len(kit.transcript.entries) - first_entry,
+        retries=retried,
     )
     shown = message(outcome, text)
     if outcome is Outcome.OBSERVED:

@@ -39,7 +39,7 @@ import pytest
 from harness.config.lab import Lab
 from harness.config.plan import Plan, Timeouts
 from harness.config.scenarios import Scenario, expand
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.lab.baseline import BaselineCheck, restore_baseline
 from harness.lab.flow import Prepared, ScenarioRunner
 from harness.lab.kit import ActivePackage, DutKit, open_kit
@@ -184,9 +184,12 @@ class DutPool:
                 problems.append(check.summary())
             try:
                 self.write_facts(name)
-            except HarnessError as exc:
+            except Exception as exc:  # one DUT's trouble must not stop the others' teardown
                 problems.append(f"{name}: facts: {exc}")
-            problems += [f"{name}: {p}" for p in kit.close(dl)]
+            try:
+                problems += [f"{name}: {p}" for p in kit.close(dl)]
+            except Exception as exc:
+                problems.append(f"{name}: closing: {exc}")
         self.kits.clear()
         for lease in self.leases.values():
             lease.release()

@@ -289,7 +289,9 @@ class WinRMShell(WinRMHostedPowerShell):
         except requests.exceptions.ConnectionError as exc:
             self._drop()
             raise InfrastructureError(f"cannot connect while {where}: {exc}") from exc
-        except InvalidCredentialsError as exc:
+        except (InvalidCredentialsError, PermissionError) as exc:
+            # requests_ntlm raises PermissionError ("Access denied: Server did not respond with
+            # NTLM challenge token") when the server rejects the logon.
             self._drop()
             raise InfrastructureError(
                 f"authentication as {self.settings.username!r} ({self.settings.auth.value}) "
