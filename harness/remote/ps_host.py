@@ -32,10 +32,13 @@ import binascii
 import functools
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.remote.base import CommandResult
 from harness.remote.powershell import CMD_LINE_LIMIT, PS_PREFIX, clean_clixml
+from harness.remote.transcript import Transcript
 
 #: The first line of the bootstrap; the virtual lab recognises the loop by it.
 MARKER = "# harness-ps-host: v1"
@@ -137,3 +140,32 @@ def combine_errors(frame_errors: str, raw_stderr: bytes) -> str:
     """The error text of one answer plus whatever the process wrote to stderr meanwhile."""
     extra = clean_clixml(raw_stderr.decode("utf-8", "replace")).strip()
     return "\n".join(t for t in (frame_errors, extra) if t)
+
+
+def record_failure(
+    transcript: Transcript, script: str, stdout: str, err: list[bytes], started: float, error: str
+) -> None:
+    """Transcript entry of a hosted script whose answer never came (both transports)."""
+    transcript.record(
+        shown(script),
+        exit_code=None,
+        stdout=stdout,
+        stderr=b"".join(err).decode("utf-8", "replace"),
+        duration_s=time.monotonic() - started,
+        error=error,
+    )
+
+
+def record_answer(
+    transcript: Transcript, script: str, answer: Answer, err: list[bytes], started: float
+) -> CommandResult:
+    """Transcript entry and result of a hosted script's answer (both transports)."""
+    stderr = combine_errors(answer.errors, b"".join(err))
+    entry = transcript.record(
+        shown(script),
+        exit_code=answer.exit_code,
+        stdout=answer.stdout,
+        stderr=stderr,
+        duration_s=time.monotonic() - started,
+    )
+    return CommandResult(entry.command, answer.exit_code, answer.stdout, stderr, entry.duration_s)

@@ -66,26 +66,11 @@ class WinRMHostedPowerShell:
             with self._lock:
                 answer = self._hosted_locked(req, dl, reader, err)
         except InfrastructureError as exc:
-            self.transcript.record(
-                ps_host.shown(script),
-                exit_code=None,
-                stdout=reader.partial_stdout,
-                stderr=b"".join(err).decode("utf-8", "replace"),
-                duration_s=time.monotonic() - started,
-                error=str(exc),
+            ps_host.record_failure(
+                self.transcript, script, reader.partial_stdout, err, started, str(exc)
             )
             raise
-        stderr = ps_host.combine_errors(answer.errors, b"".join(err))
-        entry = self.transcript.record(
-            ps_host.shown(script),
-            exit_code=answer.exit_code,
-            stdout=answer.stdout,
-            stderr=stderr,
-            duration_s=time.monotonic() - started,
-        )
-        return CommandResult(
-            entry.command, answer.exit_code, answer.stdout, stderr, entry.duration_s
-        )
+        return ps_host.record_answer(self.transcript, script, answer, err, started)
 
     def _hosted_locked(
         self, req: ps_host.Request, dl: Deadline, reader: ps_host.AnswerReader, err: list[bytes]
