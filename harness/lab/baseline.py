@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import DutError, HarnessError, InfrastructureError
-from harness.lab.flow import crash_report, crashed, last_known_boot, wait_for_answer
+from harness.lab.flow import crash_report, crashed, wait_for_answer
 from harness.lab.state import DutState, Required, Setting
 from harness.lab.strategy import unmet
 from harness.remote.deadline import Deadline
@@ -126,7 +126,7 @@ class _Teardown:
         self.notes: list[str] = []
         self.crash: str | None = None
         self.unreachable: str | None = None
-        self.boot: datetime | None = last_known_boot(kit.strategy)
+        self.boot: datetime | None = kit.strategy.last_boot_utc
         self._dut_error = False
 
     def attempt(self, what: str, action: Callable[[], _T], *, dut: bool = True) -> _T | None:

@@ -119,14 +119,6 @@ def crashed(evidence: CrashEvidence) -> bool:
     return bool(evidence.bugchecks or evidence.unexpected_shutdowns)
 
 
-def last_known_boot(strategy: Any) -> datetime | None:
-    """The boot time of the strategy's last observation of its DUT (None: it knows nothing,
-    e.g. before its first observation or after `forget()`)."""
-    last = getattr(strategy, "last_state", None) or getattr(strategy, "_last", None)
-    boot = getattr(last, "last_boot_utc", None)
-    return boot if isinstance(boot, datetime) else None
-
-
 def wait_for_answer(host: WindowsHost, wait: Deadline, lost: Exception) -> HostFacts:
     """Reconnect with backoff until `host_facts` answers, within `wait`; `DutError` if the
     host does not answer in time (it did not come back)."""
@@ -302,7 +294,7 @@ class ScenarioRunner:
     def _known_boot(self, dl: Deadline) -> datetime:
         """The DUT's boot time as the harness last knew it: the strategy's last observation, or
         (first scenario, or after a retry made the strategy forget) one `host_facts` now."""
-        known = last_known_boot(self.kit.strategy)
+        known = self.kit.strategy.last_boot_utc
         if known is not None:
             return known
         return self.kit.host.host_facts(deadline=self._dl(dl, "boot time")).last_boot_utc

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from harness.config.lab_models import Dut
@@ -265,6 +266,11 @@ class DutStrategy:
 
     def __repr__(self) -> str:
         return f"DutStrategy({self.dut_name!r})"
+
+    @property
+    def last_boot_utc(self) -> datetime | None:
+        """The boot time of the last observation (None before one, or after `forget()`)."""
+        return self._last.last_boot_utc if self._last is not None else None
 
     def forget(self) -> None:
         """Drop what was seen (e.g. after someone else changed a setting): observe afresh."""
