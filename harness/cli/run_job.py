@@ -169,16 +169,16 @@ class RunJob:
         cmd += ["-p", "harness.pytest_plugin.lifeline", "--lifeline-fd", str(life)]
         cmd += ["--lifeline-grace", str(INTERRUPT_GRACE_S)]
         cmd += ["--rootdir", str(Path(self.plan.path).resolve().parent)]
-        cmd += ["--lab", str(self.lab.path), "--plan", str(self.plan.path)]
-        cmd += ["--scenario-list", str(listing), "--run-dir", str(rd.path)]
+        cmd += ["--dma-lab", str(self.lab.path), "--dma-plan", str(self.plan.path)]
+        cmd += ["--dma-scenario-list", str(listing), "--dma-run-dir", str(rd.path)]
         for dut in self.filters.get("duts") or ():  # restricts pools: the same DUT assignment
-            cmd += ["--dut", str(dut)]
+            cmd += ["--dma-dut", str(dut)]
         cmd += ["--alluredir", str(rd.allure_results)]
         cmd += ["--junitxml", str(self._junit(rd, attempt))]
         if endpoints is not None:
-            cmd += ["--lab-endpoints", str(endpoints)]
+            cmd += ["--dma-lab-endpoints", str(endpoints)]
         if self.workers:
-            cmd += ["-n", self.workers, "--dist", "loadgroup"]
+            cmd += ["-n", self.workers]  # the plugin hands each worker whole DUTs
         return cmd + self.pytest_args
 
     def _run_pytest(self, rd: RunDir, info: RunInfo, attempt: dict[str, Any]) -> int:

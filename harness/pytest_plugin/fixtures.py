@@ -68,8 +68,8 @@ class LabSession:
 @pytest.fixture(scope="session")
 def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
     config = selection(pytestconfig).lab
-    run_dir = pytestconfig.getoption("--run-dir")
-    endpoints_file = pytestconfig.getoption("--lab-endpoints")
+    run_dir = pytestconfig.getoption("--dma-run-dir")
+    endpoints_file = pytestconfig.getoption("--dma-lab-endpoints")
     running = None
     endpoints: LabEndpoints | None = None
     if endpoints_file:

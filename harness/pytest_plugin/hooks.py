@@ -23,6 +23,7 @@ import pytest
 
 from harness.pytest_plugin.deadlines import RUN_END, RUN_END_INPUT
 from harness.pytest_plugin.execute import RECORD, classify, record
+from harness.pytest_plugin.options import read_options
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.steps import utc_now
 from harness.report.journal import Journal, JournalEntry
@@ -35,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "dma_conditions(dut, port, driver_package, kdp=, dmaguard=, verifier_dma=, "
         "test_signing=, session=): the conditions a hand-written scenario test needs",
     )
-    run_dir = config.getoption("--run-dir", None)
+    run_dir = config.getoption("--dma-run-dir", None)
     if run_dir and not hasattr(config, "workerinput"):
         from pathlib import Path
 
@@ -52,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _plans(config: pytest.Config) -> tuple[Any, ...]:
-    if not config.getoption("--plan", None):
+    if not read_options(config).plans:
         return ()
     return selection(config).plans
 

@@ -20,6 +20,7 @@ from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand, select
 from harness.errors import ConfigError
 from harness.lab.schedule import package_drivers, schedule
+from harness.pytest_plugin.options import read_options
 
 _KEY = pytest.StashKey["Selection"]()
 
@@ -56,15 +57,16 @@ def run_order(scenarios: list[Scenario], lab: Lab) -> list[Scenario]:
 
 
 def _load(config: pytest.Config) -> Selection:
-    lab = load_lab(config.getoption("--lab"))
-    plans = tuple(load_plan(p) for p in config.getoption("--plan"))
-    duts: list[str] = config.getoption("--dut") or []
+    options = read_options(config)
+    lab = load_lab(options.lab_path())
+    plans = tuple(load_plan(p) for p in options.plans)
+    duts: list[str] = list(options.duts)
     for name in duts:
         if name not in lab.duts:
             raise ConfigError(f"--dut: no DUT '{name}' in {lab.path}")
-    pattern = config.getoption("--scenario")
+    pattern = options.scenario
     wanted: set[str] | None = None
-    listing = config.getoption("--scenario-list")
+    listing = options.scenario_list
     if listing:
         wanted = {
             line.strip()

@@ -47,7 +47,7 @@ def test_handwritten_tests_with_the_marker(tmp_path: Path) -> None:
             "-q",
             "--rootdir",
             str(tmp_path),
-            "--lab",
+            "--dma-lab",
             str(ROOT / "lab_config" / "virtual.yaml"),
         ],
         cwd=tmp_path,
