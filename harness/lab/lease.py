@@ -61,7 +61,12 @@ def lease_dir() -> Path:
 
 
 class LeaseRefused(InfrastructureError):
-    """The DUT is leased by another live process (the message names it)."""
+    """The DUT is leased by another live process (the message names it; `owner` is its owner
+    record, or None when there is none to read)."""
+
+    def __init__(self, message: str, owner: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
 
 
 def _key(dut: str, address: str) -> str:
@@ -106,7 +111,7 @@ class DutLease:
             lock.acquire(timeout=0)
         except Timeout:
             raise LeaseRefused(
-                f"DUT {dut} is leased by someone else: {_describe(owner_file)}"
+                f"DUT {dut} is leased by someone else: {_describe(owner_file)}", _read(owner_file)
             ) from None
         now = _stamp(_now())
         owner: dict[str, Any] = {

@@ -22,7 +22,7 @@ import pytest
 from harness.errors import ConfigError, DutError, HarnessBug, InfrastructureError, TestFailure
 from harness.lab.flow import ScenarioResult, ScenarioRunner
 from harness.lab.kit import DutKit
-from harness.pytest_plugin.fixtures import POOL_KEY
+from harness.pytest_plugin.runinfo import POOL_KEY
 from harness.pytest_plugin.selection import PlannedScenario
 from harness.pytest_plugin.steps import utc_now
 from harness.remote.deadline import Deadline
@@ -31,6 +31,11 @@ from harness.windows.actions import reconnect
 from harness.windows.polling import DEFAULT_BACKOFF, WaitTimeout
 
 RECORD = "harness"
+#: A hand-written test's scenario (from its `dma_conditions` marker), set by the
+#: `planned_scenario` fixture: the test is journaled and labelled like a plan scenario.
+HANDWRITTEN = pytest.StashKey[PlannedScenario]()
+#: When a hand-written test's scenario started (UTC, ISO 8601).
+STARTED = pytest.StashKey[str]()
 
 
 class ScenarioBroken(Exception):
@@ -54,9 +59,9 @@ def message(outcome: Outcome, text: str) -> str:
     return f"{prefix} {text}" if prefix else text
 
 
-def label(planned: PlannedScenario) -> None:
+def label(planned: PlannedScenario, title: str | None = None) -> None:
     s, plan = planned.scenario, planned.plan
-    allure.dynamic.title(s.id)
+    allure.dynamic.title(title or s.id)
     allure.dynamic.epic(plan.purpose)
     allure.dynamic.feature(
         f"kdp-{s.kdp.value} dmaguard-{s.dmaguard.value} "
@@ -80,6 +85,7 @@ def record(
     duration_s: float,
     result: ScenarioResult | None = None,
     attempts: int = 1,
+    expectation: dict[str, Any] | None = None,
     remote_s: float = 0.0,
     cpu_s: float | None = None,
     remote_calls: int | None = None,
@@ -111,6 +117,8 @@ def record(
             data["quarantined"] = reason
             with contextlib.suppress(Exception):  # outside a test (setup report) there is no step
                 allure.attach(reason, name=f"DUT {s.dut} quarantined")
+    if expectation is not None:
+        data["expected"] = expectation
     if result is not None:
         data["expected"] = result.expectation.to_json()
         data["observed"] = result.observations.to_json()

@@ -39,7 +39,8 @@ import pytest
 from harness.config.lab import Lab
 from harness.config.plan import Plan, Timeouts
 from harness.config.scenarios import Scenario, expand
-from harness.errors import ConfigError
+from harness.domain.policy import Expectation, expect
+from harness.errors import ConfigError, HarnessBug
 from harness.lab.baseline import BaselineCheck, restore_baseline
 from harness.lab.flow import Prepared, ScenarioRunner
 from harness.lab.kit import ActivePackage, DutKit, open_kit
@@ -47,9 +48,12 @@ from harness.lab.lease import DutLease, LeaseRefused
 from harness.lab.verdict import PlugObservations
 from harness.private_files import private_dir, write_private
 from harness.pytest_plugin.deadlines import run_deadline
+from harness.pytest_plugin.execute import HANDWRITTEN, STARTED, label
+from harness.pytest_plugin.options import read_options
 from harness.pytest_plugin.quarantine import Quarantine
+from harness.pytest_plugin.runinfo import LAB_ENDPOINTS, POOL_KEY, RUN_ID
 from harness.pytest_plugin.selection import PlannedScenario, selection
-from harness.pytest_plugin.steps import AllureSteps, Progress, stepped
+from harness.pytest_plugin.steps import AllureSteps, Progress, stepped, utc_now
 from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor
@@ -67,9 +71,13 @@ class LabSession:
 
 @pytest.fixture(scope="session")
 def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
+    """The lab of `--dma-lab` (or the default lab): its config, a connector to its DUTs and
+    instruments, the run directory; a virtual lab is started here unless the run already has
+    one (`--dma-lab-endpoints`, or the one an xdist controller started), and stopped at the
+    end of the session."""
     config = selection(pytestconfig).lab
-    run_dir = pytestconfig.getoption("--dma-run-dir")
-    endpoints_file = pytestconfig.getoption("--dma-lab-endpoints")
+    run_dir = read_options(pytestconfig).run_dir
+    endpoints_file = pytestconfig.stash.get(LAB_ENDPOINTS, None)
     running = None
     endpoints: LabEndpoints | None = None
     if endpoints_file:
@@ -88,14 +96,14 @@ def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
             running.stop()
 
 
-POOL_KEY = pytest.StashKey["DutPool"]()
-
-
 class DutPool:
     """One kit per DUT for the session; closed (baseline, facts, uninstall) at the end."""
 
-    def __init__(self, session: LabSession, quarantine: Quarantine | None = None) -> None:
+    def __init__(
+        self, session: LabSession, quarantine: Quarantine | None = None, run_id: str = ""
+    ) -> None:
         self.session = session
+        self.run_id = run_id or (session.run_dir.path.name if session.run_dir else "")
         self.kits: dict[str, DutKit] = {}
         self.leases: dict[str, DutLease] = {}
         self.progress: dict[str, Progress] = {}
@@ -110,14 +118,18 @@ class DutPool:
             s = self.session
             redact = s.redactor.redact
             if name not in self.leases:
-                run_id = s.run_dir.path.name if s.run_dir else ""
                 address = s.config.duts[name].address
                 endpoints = s.connector.endpoints
                 if s.config.is_virtual(name) and endpoints is not None:
                     address = endpoints.duts[name].control_url  # this virtual lab's DUT
                 try:
-                    self.leases[name] = DutLease.acquire(name, address, run_id=run_id)
+                    self.leases[name] = DutLease.acquire(name, address, run_id=self.run_id)
                 except LeaseRefused as exc:
+                    if exc.owner and self.run_id and exc.owner.get("run_id") == self.run_id:
+                        raise HarnessBug(
+                            f"DUT {name} was given to two workers of this run ({exc}): the "
+                            "DUT scheduler must keep a DUT on one worker"
+                        ) from None
                     pytest.skip(
                         f"DUT {name} is quarantined: {self.quarantine.unreachable(name, str(exc))}"
                     )
@@ -206,9 +218,12 @@ class DutPool:
 
 @pytest.fixture(scope="session")
 def dut_pool(lab: LabSession, pytestconfig: pytest.Config) -> Iterator[DutPool]:
+    """One `DutKit` per DUT for the session, opened on first use under a lease; the run's
+    quarantine; at the end every opened DUT goes back to the lab's baseline and is read back
+    (`teardown/<dut>.json` in the run directory)."""
     plans = selection(pytestconfig).plans
     limit = min((p.retries.quarantine_after for p in plans), default=2)
-    pool = DutPool(lab, Quarantine(limit=limit))
+    pool = DutPool(lab, Quarantine(limit=limit), pytestconfig.stash.get(RUN_ID, ""))
     pytestconfig.stash[POOL_KEY] = pool  # execute.record() counts outcomes for quarantine
     try:
         yield pool
@@ -255,14 +270,30 @@ def _marker_scenario(request: pytest.FixtureRequest, lab: Lab) -> PlannedScenari
 
 @pytest.fixture
 def planned_scenario(request: pytest.FixtureRequest, lab: LabSession) -> PlannedScenario:
+    """The scenario this test runs: the plan's (`planned` parameter) or the one its
+    `@pytest.mark.dma_conditions(...)` declares. A hand-written test is labelled in Allure and
+    journaled like a plan scenario."""
     if "planned" in request.fixturenames:
         found: PlannedScenario = request.getfixturevalue("planned")
         return found
-    return _marker_scenario(request, lab.config)
+    planned = _marker_scenario(request, lab.config)
+    request.node.stash[HANDWRITTEN] = planned
+    request.node.stash[STARTED] = utc_now()
+    label(planned, title=f"{request.node.name} ({planned.id})")
+    return planned
+
+
+@pytest.fixture
+def expected(planned_scenario: PlannedScenario) -> Expectation:
+    """The oracle's expectation for this test's scenario (`harness expect` for its
+    conditions): DEVPKEY value, blocked while locked, started after unlock, each with its
+    evidence level (documented, inferred, unverified)."""
+    return expect(planned_scenario.scenario.oracle_conditions())
 
 
 @pytest.fixture
 def dut(planned_scenario: PlannedScenario, dut_pool: DutPool) -> DutKit:
+    """The kit of the DUT this test runs on: its Windows host, strategy, packages, switches."""
     return dut_pool.get(planned_scenario.scenario.dut, planned_scenario.plan.timeouts)
 
 
@@ -274,6 +305,8 @@ def scenario_runner(
     dut_pool: DutPool,
     lab: LabSession,
 ) -> ScenarioRunner:
+    """The scenario flow on this test's DUT (prepare, plug and observe, teardown), with
+    Allure steps, live progress and the run's deadline."""
     progress = dut_pool.progress_for(dut.name)
     progress.start_scenario(planned_scenario.id, planned_scenario.plan.timeouts.scenario_s)
     steps = AllureSteps(progress, lab.redactor.redact)
@@ -292,6 +325,7 @@ class _Prepared:
 
 @pytest.fixture
 def _prepared(planned_scenario: PlannedScenario, scenario_runner: ScenarioRunner) -> _Prepared:
+    """The scenario's driver package installed and its conditions brought about."""
     s = planned_scenario.scenario
     dl = scenario_runner.deadline(s)
     return _Prepared(s, scenario_runner.prepare(s, dl), dl)
@@ -299,16 +333,19 @@ def _prepared(planned_scenario: PlannedScenario, scenario_runner: ScenarioRunner
 
 @pytest.fixture
 def scenario(_prepared: _Prepared) -> Scenario:
+    """The scenario, with its driver package installed and the DUT in its conditions."""
     return _prepared.scenario
 
 
 @pytest.fixture
 def driver_package(_prepared: _Prepared) -> ActivePackage:
+    """The scenario's driver package as installed (published name, version, signer, hashes)."""
     return _prepared.prepared.active
 
 
 @pytest.fixture
 def switch(planned_scenario: PlannedScenario, dut: DutKit) -> Any:
+    """The hot-plug switch wired to the scenario's port."""
     port = dut.config.ports[planned_scenario.scenario.port_name]
     return dut.switch(port.switch)
 
@@ -317,6 +354,8 @@ def switch(planned_scenario: PlannedScenario, dut: DutKit) -> Any:
 def plugged_device(
     _prepared: _Prepared, scenario_runner: ScenarioRunner
 ) -> Iterator[PlugObservations]:
+    """The device unplugged, the session put in the scenario's state, the device plugged and
+    observed (at plug, after unlock); teardown unplugs and unlocks."""
     try:
         yield scenario_runner.plug_and_observe(
             _prepared.scenario, _prepared.deadline, _prepared.prepared.boot

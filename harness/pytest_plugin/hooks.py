@@ -2,8 +2,8 @@
 
 - Test generation: a test that takes `planned` runs once per selected scenario of `--plan`,
   with the scenario id as its test id, in run order (selection.py).
-- xdist: each DUT's scenarios form one `xdist_group`, so one worker drives one DUT;
-  `-n auto` starts one worker per DUT of the selection.
+- xdist: the DUT scheduler (xdist_scheduler.py, registered by active.py) gives each worker
+  whole DUTs; `-n auto` starts one worker per DUT of the selection (plugin.py).
 - Deadlines: the plans' `timeouts.run_s` becomes one run deadline (wall clock, set in the
   controller and handed to xdist workers) that every scenario deadline nests in; each scenario
   test also gets a pytest-timeout mark as a backstop only (its scenario deadline, retries and
@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from harness.domain.policy import expect
 from harness.pytest_plugin.deadlines import RUN_END, RUN_END_INPUT
-from harness.pytest_plugin.execute import RECORD, classify, record
+from harness.pytest_plugin.execute import HANDWRITTEN, RECORD, STARTED, classify, record
 from harness.pytest_plugin.options import read_options
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.steps import utc_now
@@ -31,12 +32,7 @@ from harness.report.outcomes import Outcome
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "dma_conditions(dut, port, driver_package, kdp=, dmaguard=, verifier_dma=, "
-        "test_signing=, session=): the conditions a hand-written scenario test needs",
-    )
-    run_dir = config.getoption("--dma-run-dir", None)
+    run_dir = read_options(config).run_dir
     if run_dir and not hasattr(config, "workerinput"):
         from pathlib import Path
 
@@ -58,22 +54,11 @@ def _plans(config: pytest.Config) -> tuple[Any, ...]:
     return selection(config).plans
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist: every worker's scenarios end by the same run deadline as the controller's."""
-    node.workerinput[RUN_END_INPUT] = node.config.stash.get(RUN_END, None)
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "planned" not in metafunc.fixturenames:
         return
     chosen = selection(metafunc.config).scenarios
-    # The xdist group is a mark of the parameter itself, so it exists from the item's creation:
-    # xdist's own collection hook on a worker reads it to suffix the node id with the group.
-    params = [
-        pytest.param(p, marks=pytest.mark.xdist_group(p.scenario.dut), id=p.id) for p in chosen
-    ]
-    metafunc.parametrize("planned", params)
+    metafunc.parametrize("planned", [pytest.param(p, id=p.id) for p in chosen])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -86,10 +71,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(backstop, method="signal"))
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    return max(1, len(selection(config).duts))
-
-
 def _planned(item: pytest.Item) -> PlannedScenario | None:
     callspec = getattr(item, "callspec", None)
     value = callspec.params.get("planned") if callspec is not None else None
@@ -100,16 +81,49 @@ def _planned(item: pytest.Item) -> PlannedScenario | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    planned = _planned(item)
-    if planned is None or call.when != "setup" or call.excinfo is None:
-        return
     if any(name == RECORD for name, _ in item.user_properties):
+        return  # recorded already (by execute() or an earlier phase)
+    planned = _planned(item)
+    if planned is not None:
+        if call.when != "setup" or call.excinfo is None:
+            return
+        kind, text = classify(call.excinfo.value)
+        if call.excinfo.errisinstance(pytest.skip.Exception):
+            kind, text = Outcome.NOT_RUN, str(call.excinfo.value)
+        record(item, planned, kind, text, started=utc_now(), duration_s=call.duration)
+        report.user_properties = list(item.user_properties)
         return
-    kind, text = classify(call.excinfo.value)
-    if call.excinfo.errisinstance(pytest.skip.Exception):
-        kind, text = Outcome.NOT_RUN, str(call.excinfo.value)
-    record(item, planned, kind, text, started=utc_now(), duration_s=call.duration)
+    handwritten = item.stash.get(HANDWRITTEN, None)
+    if handwritten is None or (call.when == "setup" and call.excinfo is None):
+        return
+    if call.when == "teardown" and call.excinfo is None:
+        return  # the call phase recorded it
+    kind, text = _handwritten_outcome(call)
+    started = item.stash.get(STARTED, None) or utc_now()
+    expectation = expect(handwritten.scenario.oracle_conditions()).to_json()
+    record(
+        item,
+        handwritten,
+        kind,
+        text,
+        started=started,
+        duration_s=call.duration,
+        expectation=expectation,
+    )
     report.user_properties = list(item.user_properties)
+
+
+def _handwritten_outcome(call: pytest.CallInfo[None]) -> tuple[Outcome, str]:
+    """A hand-written test's outcome, classified like a plan scenario's: a failed assertion is
+    a failed expectation; lab trouble is infrastructure; anything else a harness bug."""
+    if call.excinfo is None:
+        return Outcome.PASSED, ""
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        return Outcome.NOT_RUN, str(call.excinfo.value)
+    if call.excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
+        text = str(call.excinfo.value).strip().splitlines()
+        return Outcome.FAILED, text[0] if text else "assertion failed"
+    return classify(call.excinfo.value)
 
 
 class JournalWriter:
