@@ -4,6 +4,7 @@ under the declared conditions, and teardown unplugs and unlocks."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,15 @@ def test_opted_out_driver_is_blocked_while_locked(plugged_device, driver_package
 
 
 @pytest.mark.dma_conditions(dut="tb-01", port="tb4", driver_package="nvme-inf2")
-def test_conditionally_opted_in_driver_starts(plugged_device):
+def test_conditionally_opted_in_driver_starts(plugged_device, expected):
     assert plugged_device.at_plug.started
-    assert plugged_device.at_plug.dma_policy == 2
+    assert plugged_device.at_plug.dma_policy == expected.devpkey == 2
+    assert expected.evidence["devpkey"].value in ("documented", "inferred")
+
+
+@pytest.mark.dma_conditions(dut="tb-01", port="tb4", driver_package="nvme-inf2")
+def test_a_wrong_expectation_fails(plugged_device):
+    assert plugged_device.at_plug.dma_policy == 0, "deliberately wrong"
 
 
 @pytest.mark.dma_conditions(dut="tb-01", port="no-such-port", driver_package="nvme-inf2")
@@ -36,6 +43,8 @@ def test_a_bad_marker_is_a_usage_error(plugged_device):
 
 def test_handwritten_tests_with_the_marker(tmp_path: Path) -> None:
     (tmp_path / "test_mine.py").write_text(TEST)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
     r = subprocess.run(
         [
             sys.executable,
@@ -49,6 +58,10 @@ def test_handwritten_tests_with_the_marker(tmp_path: Path) -> None:
             str(tmp_path),
             "--dma-lab",
             str(ROOT / "lab_config" / "virtual.yaml"),
+            "--dma-run-dir",
+            str(run_dir),
+            "--alluredir",
+            str(tmp_path / "allure"),
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -56,5 +69,18 @@ def test_handwritten_tests_with_the_marker(tmp_path: Path) -> None:
         timeout=180,
     )
     out = r.stdout + r.stderr
-    assert "2 passed" in out, out
+    assert "2 passed" in out and "1 failed" in out, out
     assert "1 error" in out and "dma_conditions" in out and "no-such-port" in out, out
+    # journaled like plan scenarios: outcome, DUT, the oracle's expectation
+    entries = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+    outcomes = sorted(e["outcome"] for e in entries)
+    assert outcomes == ["failed", "passed", "passed"], entries
+    assert {e["dut"] for e in entries} == {"tb-01"}
+    failed = next(e for e in entries if e["outcome"] == "failed")
+    assert "deliberately wrong" in failed["message"]
+    assert sorted(e["expected"]["devpkey"] for e in entries) == [1, 2, 2], entries
+    # and in the Allure results with the scenario's labels
+    results = [json.loads(f.read_text()) for f in (tmp_path / "allure").glob("*-result.json")]
+    hosts = {lab["value"] for r in results for lab in r["labels"] if lab["name"] == "host"}
+    assert hosts == {"tb-01"}
+    assert any("inf0.external" in str(r.get("parameters")) for r in results), results
