@@ -82,5 +82,5 @@ def test_handwritten_tests_with_the_marker(tmp_path: Path) -> None:
     # and in the Allure results with the scenario's labels
     results = [json.loads(f.read_text()) for f in (tmp_path / "allure").glob("*-result.json")]
     hosts = {lab["value"] for r in results for lab in r["labels"] if lab["name"] == "host"}
-    assert hosts == {"tb-01"}
+    assert "tb-01" in hosts, hosts
     assert any("inf0.external" in str(r.get("parameters")) for r in results), results

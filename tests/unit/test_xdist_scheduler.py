@@ -85,7 +85,7 @@ def test_each_dut_runs_whole_on_one_worker_in_collection_order() -> None:
     done = run_to_end(sched, workers)
     assert sched.tests_finished and not sched.has_pending
     assert all(w.shutting_down for w in workers)
-    assert sorted(sum(done.values(), [])) == sorted(COLLECTION)  # each exactly once
+    assert sorted(i for ids in done.values() for i in ids) == sorted(COLLECTION)  # once each
     for group in ("tb-01", "m2-01", "nv-01", OTHER_GROUP):
         owners = {name for name, ids in done.items() for i in ids if dut_of(i) == group}
         assert len(owners) == 1, (group, done)
