@@ -83,4 +83,6 @@ def test_handwritten_tests_with_the_marker(tmp_path: Path) -> None:
     results = [json.loads(f.read_text()) for f in (tmp_path / "allure").glob("*-result.json")]
     hosts = {lab["value"] for r in results for lab in r["labels"] if lab["name"] == "host"}
     assert "tb-01" in hosts, hosts
-    assert any("inf0.external" in str(r.get("parameters")) for r in results), results
+    titled = [r for r in results if any("inf0.external" in lab["value"] for lab in r["labels"])]
+    assert len(titled) == 1, results
+    assert {"kdp", "session", "port"} <= {p["name"] for p in titled[0]["parameters"]}
