@@ -4,6 +4,7 @@
 #   nodejs, npm       the pinned Allure 3 report renderer (package.json; `npm ci` installs it)
 #   chromium          the tests open the single-file HTML report in headless Chromium
 #   fonts-dejavu-core fonts for Chromium's screenshots
+#   python3-venv      `python3 -m venv` on Debian's own Python (PEP 668 refuses a system-wide pip)
 # Debian/Ubuntu package names. Idempotent: installs only what is missing.
 set -eu
 missing=""
@@ -12,6 +13,7 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -d /usr/share/fonts/truetype/dejavu ] || missing="$missing fonts-dejavu-core"
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 if [ -z "$missing" ]; then
   exit 0
 fi

@@ -233,7 +233,14 @@ def run_case(case: Case, base: Path) -> Run:
         reports.mkdir()
         cmd = [sys.executable, "-m", "pytest", "testplans/test_scenarios.py"]
         cmd += ["-p", "no:cacheprovider", "-q", "-rN", "--color=no"]
-        cmd += ["--rootdir", str(ROOT / "testplans"), "--dma-lab", str(lab), "--dma-plan", str(plan)]
+        cmd += [
+            "--rootdir",
+            str(ROOT / "testplans"),
+            "--dma-lab",
+            str(lab),
+            "--dma-plan",
+            str(plan),
+        ]
         cmd += ["--dma-run-dir", str(reports)]
         cmd += ["--alluredir", str(reports / "allure-results")]
     try:
