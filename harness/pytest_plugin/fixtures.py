@@ -96,6 +96,21 @@ def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
             running.stop()
 
 
+def lease_for_run(dut: str, address: str, run_id: str, directory: Path | None = None) -> DutLease:
+    """The DUT's lease for this run. Held by another run: LeaseRefused (the DUT is busy).
+    Held by another worker of this same run: a HarnessBug, because the DUT scheduler must keep
+    a DUT on one worker; it is never reported as an unreachable DUT."""
+    try:
+        return DutLease.acquire(dut, address, run_id=run_id, directory=directory)
+    except LeaseRefused as exc:
+        if exc.owner and run_id and exc.owner.get("run_id") == run_id:
+            raise HarnessBug(
+                f"DUT {dut} was given to two workers of this run ({exc}): the DUT scheduler "
+                "must keep a DUT on one worker"
+            ) from None
+        raise
+
+
 class DutPool:
     """One kit per DUT for the session; closed (baseline, facts, uninstall) at the end."""
 
@@ -123,13 +138,8 @@ class DutPool:
                 if s.config.is_virtual(name) and endpoints is not None:
                     address = endpoints.duts[name].control_url  # this virtual lab's DUT
                 try:
-                    self.leases[name] = DutLease.acquire(name, address, run_id=self.run_id)
+                    self.leases[name] = lease_for_run(name, address, self.run_id)
                 except LeaseRefused as exc:
-                    if exc.owner and self.run_id and exc.owner.get("run_id") == self.run_id:
-                        raise HarnessBug(
-                            f"DUT {name} was given to two workers of this run ({exc}): the "
-                            "DUT scheduler must keep a DUT on one worker"
-                        ) from None
                     pytest.skip(
                         f"DUT {name} is quarantined: {self.quarantine.unreachable(name, str(exc))}"
                     )

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InfrastructureError
-from harness.lab.lease import DutLease
+from harness.lab.lease import DutLease, LeaseRefused
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from harness.lab.lease import DutLease
+from harness.lab.lease import DutLease, LeaseRefused
 lease = DutLease.acquire("tb-01", "10.0.0.5", run_id="other-run", directory=Path(sys.argv[1]))
 print("held", flush=True)
 sys.stdin.readline()  # hold until told (or killed)
@@ -106,3 +106,20 @@ def test_a_stale_heartbeat_is_reported_as_a_hung_owner(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_a_lease_held_by_another_worker_of_the_same_run_is_a_harness_bug(tmp_path: Path) -> None:
+    from harness.errors import HarnessBug
+    from harness.pytest_plugin.fixtures import lease_for_run
+
+    held = DutLease.acquire("tb-01", "10.0.0.5", run_id="run-A", directory=tmp_path)
+    try:
+        with pytest.raises(HarnessBug, match="two workers of this run"):
+            lease_for_run("tb-01", "10.0.0.5", "run-A", directory=tmp_path)
+        with pytest.raises(LeaseRefused, match="leased by someone else") as refused:
+            lease_for_run("tb-01", "10.0.0.5", "run-B", directory=tmp_path)
+        assert refused.value.owner is not None and refused.value.owner["run_id"] == "run-A"
+    finally:
+        held.release()
+    mine = lease_for_run("tb-01", "10.0.0.5", "run-B", directory=tmp_path)
+    mine.release()
