@@ -87,3 +87,22 @@ def test_a_conftest_with_its_own_plan_and_lab_options(tmp_path: Path) -> None:
     project = _project(tmp_path, OWN_OPTIONS)
     _pytest(project, "--plan", "mine.yaml", "--lab", "x")
     _pytest(project, "--plan", "mine.yaml", "-n", "2")
+
+
+def test_given_a_lab_every_fixture_is_registered_and_documented(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    project = _project(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--fixtures", "-v"]
+        + ["--dma-lab", str(root / "lab_config" / "virtual.yaml")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    ours = r.stdout.split("fixtures defined from harness.pytest_plugin")[1].split("\n---")[0]
+    names = [line.split()[0] for line in ours.splitlines()[1:] if line and line[0] != " "]
+    public = {"lab", "dut_pool", "dut", "scenario", "expected", "driver_package", "switch"}
+    assert public | {"plugged_device", "planned_scenario", "scenario_runner"} <= set(names)
+    assert "no docstring available" not in ours, ours
