@@ -92,9 +92,19 @@ def test_a_conftest_with_its_own_plan_and_lab_options(tmp_path: Path) -> None:
 def test_given_a_lab_every_fixture_is_registered_and_documented(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     project = _project(tmp_path)
+    lab = str(root / "lab_config" / "virtual.yaml")
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--fixtures", "-v"]
-        + ["--dma-lab", str(root / "lab_config" / "virtual.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--fixtures",
+            "-v",
+            "--dma-lab",
+            lab,
+        ],
         cwd=project,
         capture_output=True,
         text=True,
