@@ -1,6 +1,6 @@
 """Hooks of the harness's pytest plugin.
 
-- Test generation: a test that takes `planned` runs once per selected scenario of `--plan`,
+- Test generation: a test that takes `planned` runs once per selected scenario of `--dma-plan`,
   with the scenario id as its test id, in run order (selection.py).
 - xdist: the DUT scheduler (xdist_scheduler.py, registered by active.py) gives each worker
   whole DUTs; `-n auto` starts one worker per DUT of the selection (plugin.py).
@@ -9,7 +9,9 @@
   test also gets a pytest-timeout mark as a backstop only (its scenario deadline, retries and
   teardown plus a margin), which a working deadline never reaches.
 - Outcomes: a setup error (e.g. the DUT does not answer) is classified like one in the test
-  body; the controller appends one line per finished scenario to `journal.jsonl` (flushed and
+  body; a hand-written test (`dma_conditions`) is recorded from its call: passed, failed (an
+  assertion), else classified like a scenario's error, with the oracle's expectation; the
+  controller appends one line per finished scenario to `journal.jsonl` (flushed and
   fsynced) as soon as its teardown is reported, from whichever worker ran it.
 """
 
