@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -156,16 +156,14 @@ def test_schema_unknown_kind() -> None:
     assert "choose 'lab' or 'plan'" in result.stderr
 
 
-def _harness() -> str:
-    exe = shutil.which("harness")
-    if exe is None:
-        pytest.skip("the harness script is not installed")
-    return exe
+def _harness() -> list[str]:
+    """The CLI as the interpreter running the tests runs it (never a `harness` on PATH)."""
+    return [sys.executable, "-m", "harness"]
 
 
 def test_installed_script_plan_show_json() -> None:
     proc = subprocess.run(
-        [_harness(), "plan", "show", "testplans/tb_release_qualification.yaml", "--json"],
+        [*_harness(), "plan", "show", "testplans/tb_release_qualification.yaml", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -185,7 +183,7 @@ def test_installed_script_broken_lab_no_traceback(tmp_path: Path, text: str) -> 
     bad.write_text(text)
     for args in (["lab", "validate", str(bad)], ["plan", "show", str(PLANS[0]), "--lab", str(bad)]):
         proc = subprocess.run(
-            [_harness(), *args], capture_output=True, text=True, timeout=60, check=False
+            [*_harness(), *args], capture_output=True, text=True, timeout=60, check=False
         )
         assert proc.returncode == 2
         assert proc.stderr.startswith(f"error: {bad}")

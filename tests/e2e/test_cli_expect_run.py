@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,10 +112,11 @@ def test_run_bad_selection_exit_2(extra: list[str], needle: str) -> None:
 
 
 def test_installed_script_expect_build_error_exit_2() -> None:
-    exe = shutil.which("harness")
-    assert exe, "the harness console script is not installed"
     r = subprocess.run(
-        [exe, "expect", "--build", "16299", "--json"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "harness", "expect", "--build", "16299", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2
     assert "17134" in r.stderr and "Traceback" not in r.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import codecs
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,15 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli.main import app
+from tests.corpora import corpus
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "inf-samples"
-LSI = SAMPLES / "storage" / "miniports" / "lsi_u3" / "src" / "lsi_u3.inf"
-NETVADAPTER = SAMPLES / "network" / "netadaptercx" / "netvadapter" / "km" / "netvadapter.inf"
+LSI = ("storage", "miniports", "lsi_u3", "src", "lsi_u3.inf")
+NETVADAPTER = ("network", "netadaptercx", "netvadapter", "km", "netvadapter.inf")
+
+
+def _sample(*parts: str) -> Path:
+    return corpus("inf-samples").joinpath(*parts)
+
 
 OPTED_IN = """\
 [Version]
@@ -61,10 +66,8 @@ MALFORMED = "[Version]\r\nClass = Net\r\n\r\n[Manufacturer\r\n%Mfg% = Models\r\n
 runner = CliRunner()
 
 
-def _harness() -> str:
-    exe = shutil.which("harness")
-    assert exe is not None, "the `harness` console script is not installed"
-    return exe
+def _harness() -> list[str]:
+    return [sys.executable, "-m", "harness"]
 
 
 def _check_shape(data: dict[str, Any]) -> None:
@@ -92,7 +95,7 @@ def _check_shape(data: dict[str, Any]) -> None:
 
 
 def test_show_json_on_a_sample() -> None:
-    result = runner.invoke(app, ["inf", "show", str(LSI), "--json"])
+    result = runner.invoke(app, ["inf", "show", str(_sample(*LSI)), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     _check_shape(data)
@@ -148,7 +151,7 @@ def test_show_text_summary(tmp_path: Path) -> None:
 
 
 def test_show_text_on_a_graphics_sample() -> None:
-    path = SAMPLES / "video" / "KMDOD" / "Sample" / "sampledisplay.inf"
+    path = _sample("video", "KMDOD", "Sample", "sampledisplay.inf")
     result = runner.invoke(app, ["inf", "show", str(path)])
     assert result.exit_code == 0, result.output
     assert "Display" in result.stdout
@@ -185,7 +188,9 @@ def test_not_an_inf_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("as_json", [True, False])
 def test_installed_script_on_utf16_sample(as_json: bool) -> None:
-    args = [_harness(), "inf", "show", str(NETVADAPTER)] + (["--json"] if as_json else [])
+    args = [*_harness(), "inf", "show", str(_sample(*NETVADAPTER))] + (
+        ["--json"] if as_json else []
+    )
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     if as_json:
@@ -201,7 +206,7 @@ def test_installed_script_malformed_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.inf"
     path.write_bytes(MALFORMED.encode())
     proc = subprocess.run(
-        [_harness(), "inf", "show", str(path), "--json"],
+        [*_harness(), "inf", "show", str(path), "--json"],
         capture_output=True,
         text=True,
         timeout=60,

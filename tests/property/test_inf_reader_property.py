@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 
 from harness.domain.inf import parse_inf, read_inf, source_disks_files
 from harness.domain.inf_lexer import InfError
+from tests.corpora import corpus, corpus_dir
 from tests.property.hostile import PROPERTY, ROOT
 
-SAMPLES = sorted(Path("/work/shared/data/inf-samples").rglob("*.inf")) + sorted(
+_CORPUS = corpus_dir("inf-samples")
+#: Microsoft's sample INFs when the corpus is given, and always the lab's own packages.
+SAMPLES = sorted(_CORPUS.rglob("*.inf") if _CORPUS else []) + sorted(
     (ROOT / "lab_config" / "packages").glob("*.inf")
 )
 NAME = "pkg/driver.inf"
@@ -153,3 +156,9 @@ def test_every_sample_reads_or_is_a_typed_error(path: Path) -> None:
         read_inf(path)
     except InfError as exc:
         assert exc.path == str(path)
+
+
+def test_the_sample_corpus_is_among_the_inputs() -> None:
+    """With the corpus given, the properties above run over Microsoft's samples too."""
+    folder = corpus("inf-samples")
+    assert any(p.is_relative_to(folder) for p in SAMPLES)

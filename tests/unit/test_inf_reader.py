@@ -18,8 +18,7 @@ from harness.domain.inf import (
     parse_inf,
     read_inf,
 )
-
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "inf-samples"
+from tests.corpora import corpus
 
 # relative path -> (class name, graphics, service names in order per model, model count)
 EXPECTED: dict[str, tuple[str, bool, set[tuple[str, ...]], int]] = {
@@ -56,9 +55,14 @@ EXPECTED: dict[str, tuple[str, bool, set[tuple[str, ...]], int]] = {
 }
 
 
-def _sample_files() -> list[Path]:
+@pytest.fixture
+def samples() -> Path:
+    return corpus("inf-samples")
+
+
+def _sample_files(samples: Path) -> list[Path]:
     return sorted(
-        p for p in SAMPLES.rglob("*") if p.suffix.lower() in (".inf", ".inx") and p.is_file()
+        p for p in samples.rglob("*") if p.suffix.lower() in (".inf", ".inx") and p.is_file()
     )
 
 
@@ -67,16 +71,15 @@ def _sample_files() -> list[Path]:
 # ------------------------------------------------------------------------------------------
 
 
-def test_samples_directory_exists_and_every_file_is_expected() -> None:
-    assert SAMPLES.is_dir(), f"INF samples missing: {SAMPLES.resolve()}"
-    found = {p.relative_to(SAMPLES).as_posix() for p in _sample_files()}
+def test_samples_directory_exists_and_every_file_is_expected(samples: Path) -> None:
+    found = {p.relative_to(samples).as_posix() for p in _sample_files(samples)}
     assert found == set(EXPECTED)
 
 
 @pytest.mark.parametrize("relative", sorted(EXPECTED))
-def test_sample_reads_with_right_class_and_services(relative: str) -> None:
+def test_sample_reads_with_right_class_and_services(relative: str, samples: Path) -> None:
     class_name, graphics, services, model_count = EXPECTED[relative]
-    info = read_inf(SAMPLES / relative)
+    info = read_inf(samples / relative)
     assert info.class_name == class_name
     assert info.graphics is graphics
     assert len(info.models) == model_count
@@ -92,8 +95,8 @@ def test_sample_reads_with_right_class_and_services(relative: str) -> None:
     assert info.catalog_file and info.catalog_file.lower().endswith(".cat")
 
 
-def test_utf16_sample_is_utf16() -> None:
-    path = SAMPLES / "network/netadaptercx/netvadapter/km/netvadapter.inf"
+def test_utf16_sample_is_utf16(samples: Path) -> None:
+    path = samples / "network/netadaptercx/netvadapter/km/netvadapter.inf"
     assert path.read_bytes().startswith(codecs.BOM_UTF16_LE)
     info = read_inf(path)
     assert info.provider == "Microsoft"
@@ -101,15 +104,15 @@ def test_utf16_sample_is_utf16() -> None:
     assert info.models[0].services[0].binary == "%12%\\netvadapter.sys"
 
 
-def test_sample_details() -> None:
-    toast = read_inf(SAMPLES / "general/toaster/toastpkg/inf/toastpkg.inf")
+def test_sample_details(samples: Path) -> None:
+    toast = read_inf(samples / "general/toaster/toastpkg/inf/toastpkg.inf")
     assert toast.driver_ver == "09/21/2006,6.0.5736.1"
     assert toast.models[0].install_section == "Toaster_Device"
-    wlan = read_inf(SAMPLES / "network/wlan/WDI/PLATFORM/WinInf/SDIO/x64/netrtwlans.inf")
+    wlan = read_inf(samples / "network/wlan/WDI/PLATFORM/WinInf/SDIO/x64/netrtwlans.inf")
     assert wlan.catalog_file == "netrtwlans.cat"  # CatalogFile.NT
-    lsi = read_inf(SAMPLES / "storage/miniports/lsi_u3/src/lsi_u3.inf")
+    lsi = read_inf(samples / "storage/miniports/lsi_u3/src/lsi_u3.inf")
     assert lsi.model_for("pci\\ven_1000&dev_0021") is lsi.models[1]
-    display = read_inf(SAMPLES / "video/KMDOD/Sample/sampledisplay.inf")
+    display = read_inf(samples / "video/KMDOD/Sample/sampledisplay.inf")
     assert display.driver_ver == "03/15/2011,0.03.15.0011"
     assert display.model_for("PCI\\CC_03*") is display.models[0]
     assert display.model_for("USB\\*") is None
