@@ -144,6 +144,9 @@ def render_report(
     write_environment(results, environment_from(run_dir))
     mark_observations(results)
     if history is not None:
+        # Allure runs in a temporary directory: a relative path would put the history there
+        # (and lose it with the directory), so it is made absolute here.
+        history = history.resolve()
         private_dir(history.parent)
 
     with tempfile.TemporaryDirectory(prefix="harness-allure-") as tmp_name:

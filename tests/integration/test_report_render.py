@@ -372,3 +372,21 @@ def test_cli_report_exit_3_when_rendering_fails(results_dir: Path, tmp_path: Pat
     assert r.returncode == 3
     assert "renderer exploded" in r.stderr
     assert "exit code 7" in r.stderr
+
+
+def test_a_relative_reports_folder_keeps_its_history(
+    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness run --reports reports` (the default) passes a relative history path; the
+    renderer runs in a temporary directory, where that path used to land and be deleted."""
+    monkeypatch.setenv("HARNESS_ALLURE", str(find_allure()))
+    monkeypatch.chdir(tmp_path)
+    reports = Path("reports")
+    rd = make_run_dir(reports, "20261121-1000-smoke", purpose="manual", scenarios=[])
+    shutil.copytree(results_dir, rd.allure_results, dirs_exist_ok=True)
+    history = history_file(reports, "smoke")
+    assert not history.is_absolute()
+    for _ in range(2):
+        render_report(rd, history=history, title="smoke 20261121-1000-smoke")
+    kept = tmp_path / "reports" / ".history" / "smoke.jsonl"
+    assert len(kept.read_text(encoding="utf-8").splitlines()) == 2
