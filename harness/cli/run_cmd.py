@@ -21,6 +21,7 @@ passed, 1 a scenario failed, 2 usage or configuration error, 3 only infrastructu
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,11 @@ from harness.config.plan import load_plan
 from harness.config.scenarios import expand, select
 from harness.errors import InfrastructureError
 from harness.lab.schedule import package_drivers, schedule
+
+
+def native_windows() -> bool:
+    """The controller runs on native Windows (WSL2 reports posix)."""
+    return os.name == "nt"
 
 
 def _workers(value: str | None) -> str | None:
@@ -68,6 +74,11 @@ def run(
     ),
 ) -> None:
     """Run a test plan against the lab: report, journal and exit code."""
+    if native_windows():
+        raise usage_error(
+            "harness run needs a POSIX controller (Linux, macOS or WSL2): it relies on process "
+            "groups, signals and descriptor passing that native Windows does not have"
+        )
     if resume is not None:
         given = [
             name
@@ -90,6 +101,8 @@ def run(
         raise typer.Exit(_resume(resume))
     if plan_file is None:
         raise usage_error("missing PLAN (or --resume RUN_DIR)")
+    if last_failed and lab_file is None:
+        lab_file, duts, scenario = _last_run_selection(reports, plan_file, duts, scenario)
     lab_file = lab_file or Path(DEFAULT_LAB)
     n = _workers(workers)
     with config_errors_exit():
@@ -131,6 +144,24 @@ def run(
         filters={"duts": duts or [], "scenario": scenario, "last_failed": last_failed},
     )
     raise typer.Exit(job.execute())
+
+
+def _last_run_selection(
+    reports: Path, plan_file: Path, duts: list[str] | None, scenario: str | None
+) -> tuple[Path | None, list[str] | None, str | None]:
+    """--last-failed without --lab: the lab (and, unless given, the DUT and scenario filters)
+    of the plan's last run, so its failures are rerun where they failed."""
+    with config_errors_exit():
+        plan = load_plan(plan_file)
+    earlier = previous_runs(reports, plan.name)
+    if not earlier:
+        return None, duts, scenario
+    with config_errors_exit():
+        info = earlier[-1].read_info()
+    lab = info.resolve("lab")
+    filters = dict(info.filters or {})
+    typer.echo(f"--last-failed: the lab of run {info.run_id}: {lab}")
+    return lab, duts or list(filters.get("duts") or []) or None, scenario or filters.get("scenario")
 
 
 def _resume(run_dir: Path) -> int:

@@ -115,6 +115,8 @@ class RunJob:
         )
         rd.write_info(info)
         rd.write_private("selected.txt", "\n".join(info.scenarios) + "\n")
+        # `latest` names the run from its first second: after a crash it says what to resume
+        point_latest(self.reports, run_id)
         return rd, info
 
     def _attempt(self, rd: RunDir, info: RunInfo) -> int:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from harness.report.allure_files import message_regex
@@ -174,8 +175,10 @@ def test_faulty_driver_under_verifier_fails_with_bugcheck_evidence_and_last_fail
     ]
     assert evidence, "the crash evidence (bugcheck and dump) is attached"
 
-    again = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports), "--last-failed")
+    # without --lab: the lab of the run it reads (the faulty one), not the default lab
+    again = harness_run(str(plan), "--reports", str(reports), "--last-failed")
     assert again.returncode == 1, again.stdout + again.stderr
+    assert f"the lab of run {first.name}: {lab}" in again.stdout
     second = (reports / "latest").resolve()
     assert second != first
     assert [line["scenario"] for line in journal(second)] == failed
@@ -293,3 +296,17 @@ def test_a_pools_scenarios_spread_over_the_chosen_duts_one_worker_each(tmp_path:
     teardown = [json.loads(p.read_text()) for p in (run_dir / "teardown").glob("*.json")]
     assert {t["dut"] for t in teardown} == {"tb-02", "tb-03"} and all(t["ok"] for t in teardown)
     assert reboots + sum(t["rebooted"] for t in teardown) == 2
+
+
+def test_native_windows_controller_is_refused_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+
+    monkeypatch.setattr("harness.cli.run_cmd.native_windows", lambda: True)
+    r = CliRunner().invoke(app, ["run", "testplans/smoke.yaml", "--reports", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    assert "Linux, macOS or WSL2" in r.output
+    assert not (tmp_path / "r").exists()
