@@ -174,6 +174,14 @@ def _resume(run_dir: Path) -> int:
     except InfrastructureError as exc:
         typer.echo(f"error: {exc}", err=True)
         return ExitCode.INFRASTRUCTURE
+    # What is left is computed only now: the old attempt's processes are gone, so nothing they
+    # were still finishing is run (and journaled) a second time.
+    try:
+        with config_errors_exit():
+            r = resumable(run_dir)
+    except BaseException:
+        lock.release()
+        raise
     filters = dict(r.info.filters or {})
     remaining = r.remaining
     if remaining:

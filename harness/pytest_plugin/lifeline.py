@@ -42,7 +42,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def restore_default_signals() -> None:
+    """Undo an inherited SIG_IGN for SIGINT and SIGTERM (cron, CI agents and `nohup ... &`
+    start the run with SIGINT ignored, and every child inherits that): the lifeline's SIGINT
+    must reach pytest as KeyboardInterrupt, so the scenario tears down and pytest stops."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if os.name == "posix" and threading.current_thread() is threading.main_thread():
+        restore_default_signals()  # in the pytest controller and in every xdist worker
     fd = config.getoption("--lifeline-fd", None)
     if fd is None or hasattr(config, "workerinput") or os.name != "posix":
         return

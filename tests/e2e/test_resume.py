@@ -195,3 +195,50 @@ def test_resume_refuses_bad_requests_and_writes_nothing(tmp_path: Path) -> None:
     assert _snapshot(run_dir) == before
     r = harness_run()
     assert r.returncode == 2 and "PLAN" in r.stderr
+
+
+def test_started_as_cron_starts_it_killed_with_its_group_then_resumed(tmp_path: Path) -> None:
+    """cron, CI agents and `nohup ... &` start the run in the background of a non-interactive
+    shell: its own session, no TTY, no stdin, SIGINT ignored (inherited by every child). A
+    SIGKILL of the controller's process group must still leave no process behind once the
+    current scenario has torn down, and a resume started at once must wait for the old
+    processes before it decides what is left: every scenario is journaled exactly once."""
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(_plan(tmp_path)), "--reports", str(reports)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # setsid: no controlling terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        # `latest` names the run while it runs, so a crash still says what to resume
+        run_dir = _wait_for_records(proc, reports, 1)
+        assert (reports / "latest").resolve() == run_dir.resolve()
+        before = journal(run_dir)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    # resume at once: it must wait for the orphans, then compute what is left
+    r = harness_run("--resume", str(run_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    gone_after = time.monotonic() - killed
+    print(f"kill -9 of the group -> resumed run finished: {gone_after:.1f} s")
+    lines = journal(run_dir)
+    assert lines[: len(before)] == before
+    info = json.loads((run_dir / "run.json").read_text())
+    finals = Counter(x["scenario"] for x in lines if x["outcome"] in FINAL)
+    assert set(finals) == set(info["scenarios"]) and set(finals.values()) == {1}, finals
+    assert _wait_all_gone(_pids(run_dir), 10) == []
+    # the orphans stopped within the scenario teardown budget, not the run's 300 s grace
+    first = info["attempts"][0]
+    pytest_log = (run_dir / "pytest.log").read_text()
+    assert "KeyboardInterrupt" in pytest_log, pytest_log[-2000:]
+    assert first["ended"] is None
