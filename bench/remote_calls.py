@@ -23,7 +23,7 @@ CreatePipeline message as the first fragment of a WSMan Command (further fragmen
 then `end_invoke()`, which Receives until the pipeline leaves the Running state: at least 2
 requests per invocation on an open RunspacePool, i.e. the same as the persistent host here;
 opening the pool costs Create + Receive(s) and closing it Delete (3 + 2N measured for N invokes,
-docs in /work/shared/domain/protocols-and-tools.md), and pypsrp's high-level `Client.execute_ps`
+docs in the protocol notes the project was built from), and pypsrp's high-level `Client.execute_ps`
 opens a new pool per call (maintainer, jborean93/pypsrp#106). PSRP runs in one wsmprovhost.exe
 per pool, also no powershell.exe per call. The stdin loop was chosen because it (1) works the
 same over SSH, where Windows PowerShell 5.1 has no PSRP (that needs PowerShell 7's `-sshs`

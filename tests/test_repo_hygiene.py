@@ -48,3 +48,24 @@ def test_ci_runs_the_readme_test_command() -> None:
 @pytest.mark.parametrize("heading", ["### Run the main job", "### Run the tests"])
 def test_readme_commands_are_single_lines(heading: str) -> None:
     assert "\n" not in _readme_block(heading)
+
+
+def test_the_repository_stands_alone() -> None:
+    """Nothing outside the tests refers to files beside the clone (../shared): a plain clone, a
+    wheel and the docs must be readable and runnable on their own."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    offenders = []
+    for name in tracked:
+        if name.startswith(("tests/", ".ci/")) or not (ROOT / name).is_file():
+            continue
+        try:
+            text = (ROOT / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if any(s in text for s in ("../shared", "/work/shared", "windows-dma.md")):
+            offenders.append(name)
+    assert offenders == []

@@ -1,6 +1,6 @@
 """Windows build numbers and the version thresholds the DMA rules depend on.
 
-Sources are in ../shared/domain/windows-dma.md (section numbers in comments).
+Sources are in docs/domain.md (section numbers in comments).
 
 >>> release_name(22631)
 'Windows 11 23H2'

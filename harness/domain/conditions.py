@@ -15,7 +15,7 @@ from enum import Enum
 
 
 class InfValue(str, Enum):
-    """Per-driver `HKR,Parameters,DmaRemappingCompatible` value in the INF [windows-dma.md §1.1]."""
+    """Per-driver `HKR,Parameters,DmaRemappingCompatible` value in the INF [docs/domain.md §1.1]."""
 
     ABSENT = "absent"
     V0 = "0"

@@ -1,4 +1,4 @@
-"""The INF reader: what a driver package declares about DMA remapping (windows-dma.md §1).
+"""The INF reader: what a driver package declares about DMA remapping (docs/domain.md §1).
 
 It reads an INF (or ``.inx`` template) the way Windows' setup parser does (see
 :mod:`harness.domain.inf_lexer` for encodings, comments, quotes and continuations), picks the

@@ -1,7 +1,7 @@
 """The oracle: from the conditions of one plug event to what Windows is expected to do.
 
 A pure function, `expect(conditions) -> Expectation`, implementing the rules and the truth table of
-../shared/domain/windows-dma.md §10 (with §1, §2 and §4). Every field of the expectation carries
+docs/domain.md §10 (with §1, §2 and §4). Every field of the expectation carries
 an evidence level and the reasons name the sections they rest on:
 
 - `documented`: Microsoft says so; asserted.
@@ -46,6 +46,7 @@ from harness.domain.conditions import (
     PortKind,
     SessionState,
 )
+from harness.domain.sources import sources_line
 
 DEVPKEY_FRIENDLY = "DEVPKEY_Device_DmaRemappingPolicy"
 #: `'{GUID} PID'` form that Get-PnpDeviceProperty accepts on every build [§2, P1].
@@ -429,6 +430,7 @@ def expect(c: Conditions) -> Expectation:
         reasons.append(
             "before 1903 the property has no friendly name: read it by its '{GUID} 18' key (§2)"
         )
+    reasons.append(sources_line(reasons))
     evidence.update(
         devpkey=prop.evidence,
         # "0 or property absent" is the documented wording; decompiled kernels delete it at 0 (§2).

@@ -6,7 +6,7 @@ order and balance scenarios, and `harness plan show --json` reports the estimate
 
 A boot state (`BootState`) is the part of a scenario's conditions that only a reboot changes:
 Kernel DMA Protection (firmware), the DMAGuard policy, Driver Verifier's DMA verification with
-the drivers it targets, and test signing (windows-dma.md §3.4, §4.1, §5). Everything else
+the drivers it targets, and test signing (docs/domain.md §3.4, §4.1, §5). Everything else
 (driver package, session state) changes without a reboot.
 
 >>> from harness.config.lab_models import CostModel

@@ -1,7 +1,7 @@
 """What a DUT's conditions must be (`Required`) and what they are (`DutState`).
 
 Four settings decide a scenario's conditions, and every one of them applies only at the next
-boot (windows-dma.md §3.4, §4.1, §5; the virtual lab models the same): the firmware's Kernel
+boot (docs/domain.md §3.4, §4.1, §5; the virtual lab models the same): the firmware's Kernel
 DMA Protection, the DMAGuard `DeviceEnumerationPolicy`, Driver Verifier's DMA verification
 (flag 0x80) on the package's drivers, and test signing. Each is therefore observed twice: what
 is in effect now (`active`) and what the next boot will use (`pending`).
@@ -62,7 +62,7 @@ __all__ = [
     "observe",
 ]
 
-#: Driver Verifier flag bit 7: DMA verification (windows-dma.md §5).
+#: Driver Verifier flag bit 7: DMA verification (docs/domain.md §5).
 DMA_VERIFICATION = 0x80
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """A virtual MCCI Model 3141 "USB4 Switch" (2:1 switch), over raw TCP instead of USB CDC serial.
 
 The real 3141 is a CDC serial device (8N1, 9600 or 115200 baud) taking CR LF-terminated text
-commands (domain/windows-dma.md §8). This emulator answers every command with exactly one
+commands (docs/domain.md §8). This emulator answers every command with exactly one
 CR LF-terminated line, which is what MCCI's own tools expect for `port`/`version` (they write a
 command then read one line). The real `status` prints a multi-line block; ours prints one line.
 The exact reply wording below is this emulator's design, not copied from MCCI firmware:

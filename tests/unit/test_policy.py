@@ -360,3 +360,10 @@ def test_invariants_over_the_whole_condition_space() -> None:
         # a verdict is never more certain than the property it rests on when that matters
         if not e.starts_at_plug and e.evidence["devpkey"] is U and not gfx:
             assert e.evidence["starts_at_plug"] is U
+
+
+def test_every_expectation_names_its_sources() -> None:
+    e = expect(c(W11, "2", port=EXT, session=LOCKED))
+    last = e.reasons[-1]
+    assert last.startswith("sources: docs/domain.md §")
+    assert "https://learn.microsoft.com/windows-hardware/drivers/pci/enabling-dma-remapping" in last

@@ -1,6 +1,6 @@
 """Native Windows tools of a simulated DUT with realistic output: what a user types over WinRM or
 SSH (`hostname`, `whoami`, `pnputil`, `verifier`, `shutdown`, `bcdedit`), and what the
-operations call underneath (windows-dma.md §5–§6).
+operations call underneath (docs/domain.md §5–§6).
 
 `run_command_line(machine, line)` returns `(exit_code, stdout)` or None when the line is not one
 of these tools (the caller falls back to its generic cmd.exe subset). pnputil's output is the

@@ -1,4 +1,4 @@
-"""The simulated driver store with pnputil's semantics (windows-dma.md §6).
+"""The simulated driver store with pnputil's semantics (docs/domain.md §6).
 
 `add(inf_path)` stages a package as `oemNN.inf` after checking the Authenticode signature of
 every file in its `[SourceDisksFiles]` for real (signify, through `harness.virtual_lab.signing`):

@@ -1,4 +1,4 @@
-"""The DUT's firmware (BIOS/UEFI) settings that decide Kernel DMA Protection (windows-dma.md §3.4).
+"""The DUT's firmware (BIOS/UEFI) settings that decide Kernel DMA Protection (docs/domain.md §3.4).
 
 Kernel DMA Protection cannot be changed from Windows; the only lever is firmware, scriptable
 through the vendor's WMI interface: Lenovo `Lenovo_SetBiosSetting("KernelDMAProtection,Enable")`

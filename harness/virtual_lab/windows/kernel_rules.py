@@ -1,6 +1,6 @@
 """The simulated kernel's DMA rules, written as the mechanism Windows implements.
 
-This is deliberately a second, independent model of windows-dma.md (the harness's oracle in
+This is deliberately a second, independent model of docs/domain.md (the harness's oracle in
 `harness/domain/policy.py` is the first): it reads the *registry* the way the kernel does at
 device add (`PiDmaGuardProcessPreAddDevice` and friends, §1–§2), and DMAGuard decides started vs
 Code 55 from the policy applied at boot, the port and the session (§3–§4). Neither module imports
@@ -11,7 +11,7 @@ service's `Parameters\\DmaRemappingCompatible` and the stack is aggregated: any 
 any conditional → 2 if the device is external (or exposed, quirk `inf2_exposed_port`) else 0;
 else any opt-in → 2; else 0 (property absent).
 
-Quirks (windows-dma.md §10.3, undocumented behaviour; defaults noted):
+Quirks (docs/domain.md §10.3, undocumented behaviour; defaults noted):
 - `inf3_on_win10`: `like-2` (default; the documented fallback) or `none` (decompiled kernels
   treat 3 as no directive) or `opt-in`.
 - `inf2_exposed_port`: `opt-in` (default; newer kernels test external-or-exposed) or

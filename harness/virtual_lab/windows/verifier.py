@@ -1,4 +1,4 @@
-"""`verifier.exe` on a simulated DUT (windows-dma.md §5).
+"""`verifier.exe` on a simulated DUT (docs/domain.md §5).
 
 Persistent settings (`/flags F /driver a.sys`, `/standard`, `/reset`) are written to
 `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Memory Management`

@@ -3,7 +3,7 @@
 #   type is already loaded) for the three native queries below.
 #   https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/add-type?view=powershell-5.1
 # Facility: NtQuerySystemInformation(SystemDmaGuardPolicyInformation = 202) via Add-Type; the class and its
-#   one-BOOLEAN layout are undocumented (phnt headers, windows-dma.md section 3.3)
+#   one-BOOLEAN layout are undocumented (phnt headers, docs/domain.md section 3.3)
 #   https://learn.microsoft.com/windows/win32/api/winternl/nf-winternl-ntquerysysteminformation
 # Facility: NtQuerySystemInformation(SystemCodeIntegrityInformation = 103) via Add-Type:
 #   SYSTEM_CODEINTEGRITY_INFORMATION.CodeIntegrityOptions of the running kernel; CODEINTEGRITY_OPTION_TESTSIGN

@@ -3,7 +3,7 @@
 #   volatile changes included); exit codes 0 success, 1 error, 2 reboot needed
 #   https://learn.microsoft.com/windows-hardware/drivers/devtest/verifier-command-line
 # Facility: HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management values
-#   VerifyDriverLevel (REG_DWORD flags) and VerifyDrivers (REG_SZ, space-separated) (windows-dma.md section 5)
+#   VerifyDriverLevel (REG_DWORD flags) and VerifyDrivers (REG_SZ, space-separated) (docs/domain.md section 5)
 #   https://learn.microsoft.com/windows-hardware/drivers/devtest/dma-verification
 # Parameters: {}
 # Result: {"pending": {"flags": int?, "drivers": [...]}, "active": {"flags": int?, "drivers": [...]}, "reboot_pending": bool}
