@@ -97,7 +97,7 @@ class SecretRef:
         except ImportError:
             raise ConfigError(
                 f"secret {self}: the 'keyring' package is not installed "
-                "(pip install keyring), or use an env: or file: reference"
+                "(pip install 'dma-lab-harness[keyring]'), or use an env: or file: reference"
             ) from None
         try:
             value = keyring.get_password(service, user)

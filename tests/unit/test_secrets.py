@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,10 +57,13 @@ def test_resolve_file_strips_trailing_newline(tmp_path: Path) -> None:
         SecretRef.parse("file:missing").resolve(base_dir=tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("keyring") is not None, reason="keyring installed")
-def test_keyring_missing_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="'keyring' package is not installed"):
+def test_keyring_missing_is_a_clear_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "keyring", None)  # import keyring -> ImportError
+    with pytest.raises(ConfigError, match="'keyring' package is not installed") as err:
         SecretRef.parse("keyring:svc/user").resolve()
+    assert "dma-lab-harness[keyring]" in str(err.value)
 
 
 def test_pydantic_field_and_schema() -> None:
