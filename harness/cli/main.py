@@ -8,6 +8,8 @@ harness plan show testplans/smoke.yaml --lab lab_config/virtual.yaml --json
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from harness import __version__
@@ -46,5 +48,7 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    from harness.cli.resume import bare_resume
+
+    app(args=bare_resume(sys.argv[1:] if argv is None else argv))

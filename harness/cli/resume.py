@@ -36,6 +36,38 @@ from harness.report.run_dir import RunDir, RunInfo
 WAIT_MARGIN_S = 45.0
 
 
+#: What `harness run --resume` with no RUN_DIR stands for: the newest interrupted run.
+NEWEST = "@newest-interrupted"
+
+
+def bare_resume(argv: list[str]) -> list[str]:
+    """`harness run --resume` without a value (last, or followed by another option) means the
+    newest interrupted run under --reports."""
+    args = list(argv)
+    if args[:1] == ["run"] and "--resume" in args:
+        i = args.index("--resume")
+        if i + 1 == len(args) or args[i + 1].startswith("-"):
+            args.insert(i + 1, NEWEST)
+    return args
+
+
+def newest_interrupted(reports: Path) -> Path:
+    """The newest run under `reports` that never finished (no exit code in its run.json)."""
+    found: list[tuple[str, Path]] = []
+    for d in reports.iterdir() if reports.is_dir() else ():
+        if d.is_symlink() or not (d / "run.json").is_file():
+            continue
+        try:
+            info = RunDir(d).read_info()
+        except ConfigError:
+            continue
+        if info.exit_code is None:
+            found.append((info.started, d))
+    if not found:
+        raise ConfigError(f"--resume: no interrupted run in {reports}")
+    return max(found)[1]
+
+
 @dataclass
 class Resumable:
     run_dir: RunDir

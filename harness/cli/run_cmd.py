@@ -29,7 +29,7 @@ import typer
 
 from harness.cli.common import ExitCode, config_errors_exit, usage_error
 from harness.cli.plan_cmd import DEFAULT_LAB
-from harness.cli.resume import claim, resumable
+from harness.cli.resume import NEWEST, claim, newest_interrupted, resumable
 from harness.cli.run_attempts import RunBusy
 from harness.cli.run_job import RunJob
 from harness.cli.run_support import not_passed, previous_runs
@@ -98,6 +98,10 @@ def run(
                 f"--resume takes the plan, lab and selection of the run it continues; "
                 f"not with {', '.join(given)}"
             )
+        if str(resume) == NEWEST:
+            with config_errors_exit():
+                resume = newest_interrupted(reports)
+            typer.echo(f"--resume: the newest interrupted run is {resume}")
         raise typer.Exit(_resume(resume))
     if plan_file is None:
         raise usage_error("missing PLAN (or --resume RUN_DIR)")

@@ -226,9 +226,11 @@ def test_started_as_cron_starts_it_killed_with_its_group_then_resumed(tmp_path: 
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
-    # resume at once: it must wait for the orphans, then compute what is left
-    r = harness_run("--resume", str(run_dir))
+    # resume at once, without naming the run (the newest interrupted one under --reports): it
+    # must wait for the orphans, then compute what is left
+    r = harness_run("--resume", "--reports", str(reports))
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"the newest interrupted run is {run_dir.resolve()}" in r.stdout, r.stdout
     gone_after = time.monotonic() - killed
     print(f"kill -9 of the group -> resumed run finished: {gone_after:.1f} s")
     lines = journal(run_dir)
