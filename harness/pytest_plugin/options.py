@@ -27,8 +27,7 @@ import pytest
 
 PLAN_ENV = "DMA_HARNESS_PLAN"
 LAB_ENV = "DMA_HARNESS_LAB"
-#: The default lab when none is named: `lab_config/virtual.yaml` of the current directory if it
-#: exists, else the virtual lab shipped in the package (harness.shipped).
+#: The default lab when none is named: `lab_config/virtual.yaml` of the current directory.
 DEFAULT_LAB = "lab_config/virtual.yaml"
 
 
@@ -38,8 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--dma-lab",
         action="store",
         default=None,
-        help=f"lab inventory YAML (ini dma_lab, env {LAB_ENV}; default: {DEFAULT_LAB} if it "
-        "exists, else the packaged virtual lab). Giving a lab or a plan activates the plugin.",
+        help=f"lab inventory YAML (ini dma_lab, env {LAB_ENV}; default: {DEFAULT_LAB}). "
+        "Giving a lab or a plan activates the plugin.",
     )
     group.addoption(
         "--dma-plan",
@@ -96,12 +95,7 @@ class DmaOptions:
         """The lab named, or the default one (see DEFAULT_LAB)."""
         if self.lab is not None:
             return self.lab
-        local = Path(DEFAULT_LAB)
-        if local.is_file():
-            return local
-        from harness.shipped import packaged_lab
-
-        return packaged_lab()
+        return Path(DEFAULT_LAB)  # a missing file is a usage error naming it (selection.py)
 
 
 def read_options(config: pytest.Config) -> DmaOptions:
