@@ -6,6 +6,7 @@ JSON list with `--json`); exit 0 when nothing FAILs, 1 when something is broken,
 file, 3 when the virtual lab itself cannot start.
 
     harness lab doctor lab_config/virtual.yaml
+    harness lab doctor          # lab_config/virtual.yaml here, else the packaged virtual lab
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harness.config.lab import Lab, load_lab
 from harness.doctor import broken, render, run_doctor
 from harness.errors import InfrastructureError
 from harness.remote.connect import LabConnector
+from harness.shipped import default_lab
 from harness.virtual_lab.endpoints import LabEndpoints
 from harness.virtual_lab.launcher import start_virtual_lab
 
@@ -36,11 +38,17 @@ def lab_endpoints(lab: Lab, lab_path: Path) -> Iterator[LabEndpoints | None]:
 
 
 def doctor(
-    lab_path: Path = typer.Argument(..., help="lab inventory YAML"),
+    lab_path: Path | None = typer.Argument(
+        None,
+        help="lab inventory YAML (default: lab_config/virtual.yaml if it exists, "
+        "else the packaged virtual lab)",
+        show_default=False,
+    ),
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="per-check budget, seconds"),
     as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
 ) -> None:
     """Check reachability, trust, builds, KDP, Verifier, scripts, switches and devices."""
+    lab_path = lab_path or default_lab()
     with config_errors_exit():
         lab = load_lab(lab_path)
     try:

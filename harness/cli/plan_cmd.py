@@ -21,8 +21,14 @@ from harness.config.scenarios import Scenario, expand
 from harness.domain.conditions import Conditions, Evidence
 from harness.domain.policy import Expectation, expect
 from harness.lab.schedule import Schedule, package_drivers, schedule
+from harness.shipped import LOCAL_LAB, default_lab
 
-DEFAULT_LAB = Path("lab_config/virtual.yaml")
+#: The lab of `--lab` when none is given: this one in the current directory if it exists, else
+#: the virtual lab packaged with the harness (harness.shipped.default_lab).
+DEFAULT_LAB = LOCAL_LAB
+DEFAULT_LAB_HELP = (
+    f"The lab YAML file (default: {DEFAULT_LAB} if it exists, else the packaged virtual lab)."
+)
 
 plan_app = typer.Typer(
     name="plan",
@@ -138,12 +144,12 @@ def schedule_lines(sched: Schedule) -> list[str]:
 @plan_app.command("show")
 def show(
     plan_file: Path = typer.Argument(..., metavar="PLAN", help="The test plan YAML file."),
-    lab_file: Path = typer.Option(DEFAULT_LAB, "--lab", help="The lab YAML file."),
+    lab_file: Path | None = typer.Option(None, "--lab", help=DEFAULT_LAB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/plan-json.md)."),
 ) -> None:
     """Expand a plan against a lab and show each scenario's expected outcome."""
     with config_errors_exit():
-        lab = load_lab(lab_file)
+        lab = load_lab(lab_file or default_lab())
         plan = load_plan(plan_file)
         scenarios = expand(plan, lab)
         sched = schedule(scenarios, lab, package_drivers(lab, scenarios))

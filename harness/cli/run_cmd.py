@@ -28,16 +28,17 @@ from pathlib import Path
 import typer
 
 from harness.cli.common import ExitCode, config_errors_exit, usage_error
-from harness.cli.plan_cmd import DEFAULT_LAB
+from harness.cli.plan_cmd import DEFAULT_LAB_HELP
 from harness.cli.resume import NEWEST, claim, newest_interrupted, resumable
 from harness.cli.run_attempts import RunBusy
 from harness.cli.run_job import RunJob
-from harness.cli.run_support import not_passed, previous_runs
+from harness.cli.run_support import not_passed, previous_runs, scenario_tests
 from harness.config.lab import load_lab
 from harness.config.plan import load_plan
 from harness.config.scenarios import expand, select
 from harness.errors import InfrastructureError
 from harness.lab.schedule import package_drivers, schedule
+from harness.shipped import default_lab
 
 
 def native_windows() -> bool:
@@ -54,9 +55,7 @@ def _workers(value: str | None) -> str | None:
 def run(
     ctx: typer.Context,
     plan_file: Path = typer.Argument(None, metavar="PLAN", help="The test plan YAML file."),
-    lab_file: Path = typer.Option(
-        None, "--lab", help=f"The lab YAML file (default: {DEFAULT_LAB})."
-    ),
+    lab_file: Path = typer.Option(None, "--lab", help=DEFAULT_LAB_HELP),
     duts: list[str] = typer.Option(None, "--dut", help="Only these DUTs (repeatable)."),
     scenario: str = typer.Option(None, "--scenario", help="Only scenario ids matching this glob."),
     last_failed: bool = typer.Option(
@@ -107,12 +106,13 @@ def run(
         raise usage_error("missing PLAN (or --resume RUN_DIR)")
     if last_failed and lab_file is None:
         lab_file, duts, scenario = _last_run_selection(reports, plan_file, duts, scenario)
-    lab_file = lab_file or Path(DEFAULT_LAB)
+    lab_file = lab_file or default_lab()
     n = _workers(workers)
     with config_errors_exit():
         lab = load_lab(lab_file)
         plan = load_plan(plan_file)
         scenarios = expand(plan, lab)
+        scenario_tests(Path(plan.path))  # the test module pytest will run, before any lab action
     planned = {d for s in scenarios for d in s.eligible}  # a pool's scenarios: any of its DUTs
     for name in duts or ():
         if name not in lab.duts:
@@ -171,6 +171,7 @@ def _last_run_selection(
 def _resume(run_dir: Path) -> int:
     with config_errors_exit():
         r = resumable(run_dir)
+        scenario_tests(Path(r.plan.path))  # before any lab action
     try:
         lock = claim(r, sys.stdout)
     except RunBusy as exc:

@@ -17,8 +17,8 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.private_files import write_private
 from harness.report.journal import Journal
-from harness.report.render import repo_root
 from harness.report.run_dir import RunDir
+from harness.shipped import scenario_tests_module
 
 #: Seconds pytest gets to tear down after Ctrl-C (or its controller's death) before SIGTERM.
 INTERRUPT_GRACE_S = 300.0
@@ -33,14 +33,20 @@ def sha256_file(path: Path) -> str:
 
 
 def scenario_tests(plan_path: Path) -> list[Path]:
-    """The scenario test files: `test_*.py` next to the plan, else the harness's own."""
+    """The scenario test files: `test_*.py` next to the plan, else the packaged
+    testplans/test_scenarios.py (harness.shipped). `harness run` calls this before the lab
+    starts, so a missing file is a ConfigError (exit 2), never a crash mid-run."""
     local = sorted(plan_path.resolve().parent.glob("test_*.py"))
     if local:
         return local
-    bundled = repo_root() / "testplans" / "test_scenarios.py"
-    if not bundled.is_file():
-        raise ConfigError(f"no test_*.py next to {plan_path} and no {bundled}")
-    return [bundled]
+    packaged = scenario_tests_module()
+    if not packaged.is_file():
+        raise ConfigError(
+            f"no test_*.py next to the plan and no packaged {packaged}: reinstall the harness "
+            "or put a test module next to the plan (harness init writes one)",
+            path=str(plan_path),
+        )
+    return [packaged]
 
 
 def previous_runs(reports: Path, plan_name: str) -> list[RunDir]:

@@ -92,10 +92,13 @@ class DmaOptions:
         return bool(self.plans) or self.lab is not None
 
     def lab_path(self) -> Path:
-        """The lab named, or the default one (see DEFAULT_LAB)."""
+        """The lab named, or the default one: DEFAULT_LAB of the current directory if it exists,
+        else the virtual lab packaged with the harness (harness.shipped.default_lab)."""
         if self.lab is not None:
             return self.lab
-        return Path(DEFAULT_LAB)  # a missing file is a usage error naming it (selection.py)
+        from harness.shipped import default_lab  # standard library only
+
+        return default_lab()
 
 
 def read_options(config: pytest.Config) -> DmaOptions:
