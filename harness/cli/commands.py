@@ -14,6 +14,7 @@ _MODULES = [
     "harness.cli.schema_cmd",
     "harness.cli.run_cmd",
     "harness.cli.report_cmd",
+    "harness.cli.init_cmd",
 ]
 
 
