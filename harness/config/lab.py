@@ -32,6 +32,7 @@ from harness.config.yaml_loader import KeyPath, LoadedYaml, load_yaml
 from harness.domain.conditions import OnOff
 from harness.domain.inf import InfError, InfInfo, read_inf
 from harness.errors import ConfigError
+from harness.extras import available, is_serial_resource, missing_message
 
 __all__ = ["Device", "DriverPackage", "Dut", "Instrument", "Lab", "load_lab"]
 
@@ -97,8 +98,9 @@ def load_lab(path: str | Path, *, check_files: bool = True) -> Lab:
     errors: list[ConfigError] = []
     for check in (_check_virtual, _check_wiring, _check_session, _check_transport, _check_pools):
         errors.extend(check(lab))
-    if check_files:
+    if check_files:  # the lab as used from here: its files, and the packages it needs
         errors.extend(_check_files(lab))
+        errors.extend(_check_extras(lab))
     if errors:
         errors.sort(key=lambda e: e.line or 0)
         first = errors[0]
@@ -291,6 +293,18 @@ def _check_pools(lab: Lab) -> list[ConfigError]:
                 )
             )
     return errors
+
+
+def _check_extras(lab: Lab) -> list[ConfigError]:
+    """Serial-port instruments need pyserial (the `serial` extra), which pyvisa-py imports only
+    when the port is opened: said here, before any lab action, naming the extra."""
+    if available("serial"):
+        return []
+    return [
+        lab.error(missing_message("serial"), ("instruments", name, "resource"))
+        for name, inst in lab.instruments.items()
+        if is_serial_resource(inst.resource)
+    ]
 
 
 def _check_files(lab: Lab) -> list[ConfigError]:

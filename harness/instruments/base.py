@@ -14,6 +14,8 @@ Roles (small `typing.Protocol`s, so a test or another vendor's driver fits witho
   through pyvisa fails because pyvisa-py registers the generic `_set_attribute` (which raises
   `UnknownAttribute`) as its setter; the getter works. So we set the option on the session's
   socket (`visalib.sessions[session].interface`) and read it back through the VISA attribute.
+- a serial resource (`ASRL...`) needs pyserial; without it, opening is a `ConfigError` naming
+  the extra to install (`pip install 'dma-lab-harness[serial]'`);
 - a bounded transcript of the exchanges is kept for evidence (`transcript()`); callers pass a
   redacted form for secrets.
 
@@ -36,7 +38,8 @@ import pyvisa
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
-from harness.errors import InfrastructureError
+from harness.errors import ConfigError, InfrastructureError
+from harness.extras import available, is_serial_resource, missing_message
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,9 @@ class VisaSession:
     def open(self) -> None:
         if self._inst is not None:
             return
+        if is_serial_resource(self.resource) and not available("serial"):
+            # pyvisa-py would fail inside open_resource with its own hint; ours names the extra
+            raise ConfigError(f"{self.name} ({self.resource}): {missing_message('serial')}")
         t0 = time.perf_counter()
         ms = max(1, round(self.timeout_s * 1000))
         try:
@@ -109,7 +115,7 @@ class VisaSession:
             )
         except Exception as e:  # pyvisa-py raises a bare Exception("could not connect: ...")
             raise self.error(f"cannot open: {e}") from e
-        if self.resource.upper().startswith("ASRL"):
+        if is_serial_resource(self.resource):
             inst.baud_rate = self._baud
             inst.data_bits = 8
             inst.parity = constants.Parity.none
