@@ -28,6 +28,8 @@ import pytest
 PLAN_ENV = "DMA_HARNESS_PLAN"
 LAB_ENV = "DMA_HARNESS_LAB"
 #: The default lab when none is named: `lab_config/virtual.yaml` of the current directory.
+# the default lab, relative to the current directory; when it is absent, the virtual lab
+# packaged with the harness (harness.shipped.default_lab)
 DEFAULT_LAB = "lab_config/virtual.yaml"
 
 
@@ -37,7 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--dma-lab",
         action="store",
         default=None,
-        help=f"lab inventory YAML (ini dma_lab, env {LAB_ENV}; default: {DEFAULT_LAB}). "
+        help=f"lab inventory YAML (ini dma_lab, env {LAB_ENV}; default: {DEFAULT_LAB}, else the "
+        "packaged virtual lab). "
         "Giving a lab or a plan activates the plugin.",
     )
     group.addoption(

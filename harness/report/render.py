@@ -38,6 +38,8 @@ from harness.report.allure_files import (
 from harness.report.run_dir import RunDir
 
 ENV_ALLURE = "HARNESS_ALLURE"
+# the allure release package.json pins (tests/unit/test_report_files.py keeps the two equal)
+ALLURE_VERSION = "3.18.0"
 HISTORY_DIR = ".history"
 #: The message of the single-file plugin when the embedded data exceeds what it can inline.
 TOO_LARGE = "too large to be generated in the single file mode"
@@ -63,8 +65,12 @@ def find_allure() -> Path:
     on_path = shutil.which("allure")
     if on_path:
         return Path(on_path)
+    if (repo_root() / "package.json").is_file():  # a source checkout
+        how = f"run `npm ci` in {repo_root()}"
+    else:  # an installed copy: site-packages has no package.json
+        how = f"install it with `npm install -g allure@{ALLURE_VERSION}`"
     raise ConfigError(
-        f"the allure report tool is not installed: run `npm ci` in {repo_root()} "
+        f"the allure report tool is not installed: {how} "
         f"(or set {ENV_ALLURE} to the allure executable)"
     )
 

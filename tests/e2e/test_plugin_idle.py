@@ -63,7 +63,11 @@ def test_nothing_heavy_is_imported_yet_the_plugin_is_loaded(tmp_path: Path) -> N
 
     project = _project(tmp_path)
     dump = tmp_path / "modules"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DMA_HARNESS_")}
+    # not DMA_HARNESS_* (would activate the plugin), not PYTEST_XDIST_* (when this suite runs
+    # under -n, the child would think it is an xdist worker and name its dump after it)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DMA_HARNESS_", "PYTEST_XDIST_"))
+    }
     env["DUMP_MODULES"] = str(dump)
     out = _pytest(project, "--trace-config", env=env)
     assert "harness.pytest_plugin.plugin" in out  # loaded through its entry point

@@ -499,3 +499,12 @@ def test_verify_manifest_rejects_paths_outside_the_run(tmp_path: Path) -> None:
     manifest["files"].append({"path": "../outside", "sha256": "00" * 32, "size": 0})
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     assert verify_manifest(rd) == ["not an evidence path: ../outside"]
+
+
+def test_the_allure_version_named_in_the_install_hint_is_the_pinned_one() -> None:
+    import json
+
+    from harness.report.render import ALLURE_VERSION, repo_root
+
+    pinned = json.loads((repo_root() / "package.json").read_text())["devDependencies"]["allure"]
+    assert pinned == ALLURE_VERSION
