@@ -7,6 +7,13 @@ each port's device is seen when its switch channel is closed (the channel is put
 For each instrument: it identifies. The result is one row per check; any FAIL makes the command
 exit non-zero. Nothing here changes a DUT's configuration.
 
+Every DUT and instrument is checked at the same time (one thread each), so a lab whose listeners
+never answer costs one timeout, not one per DUT; an instrument is used by one check at a time (a
+lock per instrument), and the rows come out in the lab file's order. `deep=True` adds the
+readiness checks of `harness.doctor_deep` (every read-only operation, and each assumption the
+harness makes about a real Windows host). Each DUT's calls are recorded in a `Transcript` (secrets
+redacted), which `harness.doctor_bundle` writes into a support bundle.
+
 >>> checks = run_doctor(lab, LabConnector(lab, endpoints))        # doctest: +SKIP
 >>> print(render(checks))                                          # doctest: +SKIP
 """
@@ -16,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from harness.config.lab import Lab
@@ -27,6 +36,7 @@ from harness.instruments.base import HotPlugSwitch
 from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.remote.ssh_transport import SshShell
+from harness.remote.transcript import Transcript
 from harness.remote.winrm_transport import WinRMShell
 from harness.windows.host import WaitTimeout, WindowsHost
 from harness.windows.ops import OperationCatalog
@@ -83,13 +93,33 @@ def _trust_problem(message: str) -> str:
     return "failed"
 
 
-def check_dut(
-    lab: Lab, connector: LabConnector, name: str, catalog: OperationCatalog, timeout_s: float
-) -> list[Check]:
+@dataclass
+class DoctorContext:
+    """What the checks of one doctor run share: the lab, its connector, the per-check budget,
+    one lock per instrument, and each DUT's transcript."""
+
+    lab: Lab
+    connector: LabConnector
+    timeout_s: float = 30.0
+    catalog: OperationCatalog = field(default_factory=OperationCatalog)
+    deep: bool = False
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    transcripts: dict[str, Transcript] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.lab.instruments:
+            self.locks.setdefault(name, threading.Lock())
+
+    def instrument_lock(self, name: str) -> threading.Lock:
+        return self.locks.setdefault(name, threading.Lock())
+
+
+def check_dut(ctx: DoctorContext, name: str) -> list[Check]:
+    lab, connector, catalog, timeout_s = ctx.lab, ctx.connector, ctx.catalog, ctx.timeout_s
     rows = _Rows(name)
-    dut = lab.duts[name]
+    transcript = ctx.transcripts.setdefault(name, Transcript())
     try:
-        shell = connector.shell(name)
+        shell = connector.shell(name, transcript=transcript)
     except HarnessError as exc:
         rows.add("connect", Status.FAIL, str(exc))
         return rows.rows
@@ -109,12 +139,20 @@ def check_dut(
             return rows.rows
         rows.add("authenticated, key/cert trusted", Status.OK, f"hostname {hostname}")
         host = WindowsHost(shell, name=name, catalog=catalog, default_timeout_s=timeout_s)
-        for check in (_facts, _verifier, _parse, _ports):
+        for check in (_facts, _verifier, _parse):
             try:
                 check(rows, lab, connector, host, name, catalog, timeout_s)
             except HarnessError as exc:
                 rows.add(check.__name__.strip("_"), Status.FAIL, str(exc))
-    del dut
+        try:
+            _ports(rows, ctx, host, name)
+        except HarnessError as exc:
+            rows.add("ports", Status.FAIL, str(exc))
+        if ctx.deep:
+            from harness.doctor_deep import deep_checks
+
+            for check_name, status, detail in deep_checks(lab, shell, host, name, timeout_s):
+                rows.add(check_name, Status(status), detail)
     return rows.rows
 
 
@@ -206,45 +244,50 @@ def _closed_channel(switch: HotPlugSwitch, channel: int) -> Iterator[None]:
             switch.disconnect(channel)
 
 
-def _ports(
-    rows: _Rows,
-    lab: Lab,
-    connector: LabConnector,
-    host: WindowsHost,
-    name: str,
-    _cat: OperationCatalog,
-    timeout_s: float,
-) -> None:
-    for port_name, port in lab.duts[name].ports.items():
-        device = lab.devices[port.device]
-        check = f"port {port_name}: {port.device} seen"
-        switch = connector.switch(port.switch)
-        try:
-            with _closed_channel(switch, port.channel):
-                found = host.wait_for_device(
-                    device.hardware_id,
-                    lambda devs: bool(devs),
-                    Deadline.after(timeout_s, f"{port.device} on {name}"),
-                )
-            d = found[0]
-            rows.add(
-                check,
-                Status.OK,
-                f"{d.instance_id} status {d.status}"
-                + (f", problem {d.problem_code}" if d.problem_code else ""),
-            )
-        except WaitTimeout:
-            rows.add(
-                check,
-                Status.FAIL,
-                f"no device {device.hardware_id} within {timeout_s:g} s "
-                f"of closing {port.switch} channel {port.channel}",
-            )
-        finally:
-            switch.close()
+def _ports(rows: _Rows, ctx: DoctorContext, host: WindowsHost, name: str) -> None:
+    for port_name, port in ctx.lab.duts[name].ports.items():
+        # one check at a time per switch: the channel is closed, watched and put back as a unit
+        with ctx.instrument_lock(port.switch):
+            _port(rows, ctx, host, name, port_name)
 
 
-def check_instrument(connector: LabConnector, name: str) -> list[Check]:
+def _port(rows: _Rows, ctx: DoctorContext, host: WindowsHost, name: str, port_name: str) -> None:
+    timeout_s = ctx.timeout_s
+    port = ctx.lab.duts[name].ports[port_name]
+    device = ctx.lab.devices[port.device]
+    check = f"port {port_name}: {port.device} seen"
+    switch = ctx.connector.switch(port.switch)
+    try:
+        with _closed_channel(switch, port.channel):
+            found = host.wait_for_device(
+                device.hardware_id,
+                lambda devs: bool(devs),
+                Deadline.after(timeout_s, f"{port.device} on {name}"),
+            )
+        d = found[0]
+        rows.add(
+            check,
+            Status.OK,
+            f"{d.instance_id} status {d.status}"
+            + (f", problem {d.problem_code}" if d.problem_code else ""),
+        )
+    except WaitTimeout:
+        rows.add(
+            check,
+            Status.FAIL,
+            f"no device {device.hardware_id} within {timeout_s:g} s "
+            f"of closing {port.switch} channel {port.channel}",
+        )
+    finally:
+        switch.close()
+
+
+def check_instrument(ctx: DoctorContext, name: str) -> list[Check]:
+    with ctx.instrument_lock(name):
+        return _check_instrument(ctx.connector, name)
+
+
+def _check_instrument(connector: LabConnector, name: str) -> list[Check]:
     rows = _Rows(name)
     try:
         inst = connector.instrument(name)
@@ -262,14 +305,36 @@ def check_instrument(connector: LabConnector, name: str) -> list[Check]:
     return rows.rows
 
 
-def run_doctor(lab: Lab, connector: LabConnector, *, timeout_s: float = 30.0) -> list[Check]:
-    catalog = OperationCatalog()
-    checks: list[Check] = []
-    for name in lab.instruments:
-        checks += check_instrument(connector, name)
-    for name in lab.duts:
-        checks += check_dut(lab, connector, name, catalog, timeout_s)
-    return checks
+def run_doctor(
+    lab: Lab,
+    connector: LabConnector,
+    *,
+    timeout_s: float = 30.0,
+    deep: bool = False,
+    transcripts: Mapping[str, Transcript] | None = None,
+) -> list[Check]:
+    """Every instrument's and DUT's checks, run concurrently; rows in the lab file's order.
+
+    `transcripts` (DUT name -> Transcript) receives each DUT's calls when given.
+    """
+    ctx = DoctorContext(lab, connector, timeout_s=timeout_s, deep=deep)
+    if transcripts is not None:
+        ctx.transcripts = transcripts  # type: ignore[assignment]
+    jobs: list[tuple[str, str]] = [("instrument", n) for n in lab.instruments]
+    jobs += [("dut", n) for n in lab.duts]
+    if not jobs:
+        return []
+
+    def one(job: tuple[str, str]) -> list[Check]:
+        kind, name = job
+        try:
+            return check_instrument(ctx, name) if kind == "instrument" else check_dut(ctx, name)
+        except HarnessError as exc:  # a check's own failure is a row, never a lost target
+            return [Check(name, "checks", Status.FAIL, str(exc))]
+
+    with ThreadPoolExecutor(max_workers=min(32, len(jobs)), thread_name_prefix="doctor") as pool:
+        results = list(pool.map(one, jobs))
+    return [row for rows in results for row in rows]
 
 
 def render(checks: list[Check]) -> str:

@@ -1,4 +1,4 @@
-"""`harness lab doctor LAB [--timeout S] [--json]`: is every DUT and instrument ready?
+"""`harness lab doctor LAB [--timeout S] [--json] [--deep] [--bundle FILE]`: is the lab ready?
 
 For a lab with a `virtual:` section the virtual lab is started first, in a child process as
 `harness run` does, and stopped at the end (also on errors and Ctrl-C). Prints one table (or a
@@ -7,6 +7,11 @@ file, 3 when the virtual lab itself cannot start.
 
     harness lab doctor lab_config/virtual.yaml
     harness lab doctor          # lab_config/virtual.yaml here, else the packaged virtual lab
+    harness lab doctor my-lab.yaml --deep --bundle doctor.zip   # before the first real run
+
+Every DUT and instrument is checked at the same time. `--deep` adds the readiness checks of
+`harness.doctor_deep` (docs/real-lab.md); `--bundle` writes a zip of the table, each DUT's
+transcript and the lab file, secrets masked, to send back with a question.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import typer
 from harness.cli.common import ExitCode, config_errors_exit, print_json, usage_error
 from harness.config.lab import Lab, load_lab
 from harness.doctor import broken, render, run_doctor
+from harness.doctor_bundle import write_bundle
 from harness.errors import InfrastructureError
 from harness.remote.connect import LabConnector
+from harness.remote.transcript import Transcript
 from harness.shipped import default_lab
 from harness.virtual_lab.endpoints import LabEndpoints
 from harness.virtual_lab.launcher import start_virtual_lab
@@ -46,14 +53,34 @@ def doctor(
     ),
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="per-check budget, seconds"),
     as_json: bool = typer.Option(False, "--json", help="print the checks as JSON"),
+    deep: bool = typer.Option(
+        False,
+        "--deep",
+        help="also run every read-only operation and check each assumption about the host "
+        "(stdin mode, language mode, display language, DefaultShell, WinRM limits)",
+    ),
+    bundle: Path | None = typer.Option(
+        None,
+        "--bundle",
+        help="write a support bundle (zip: table, transcripts, lab file; secrets masked)",
+        dir_okay=False,
+    ),
 ) -> None:
     """Check reachability, trust, builds, KDP, Verifier, scripts, switches and devices."""
     lab_path = lab_path or default_lab()
     with config_errors_exit():
         lab = load_lab(lab_path)
+    if bundle is not None and bundle.exists() and not bundle.is_file():
+        raise usage_error(f"--bundle {bundle}: not a file")
+    transcripts: dict[str, Transcript] = {}
     try:
         with lab_endpoints(lab, lab_path) as endpoints:
-            checks = run_doctor(lab, LabConnector(lab, endpoints), timeout_s=timeout)
+            connector = LabConnector(lab, endpoints)
+            checks = run_doctor(
+                lab, connector, timeout_s=timeout, deep=deep, transcripts=transcripts
+            )
+            if bundle is not None:
+                write_bundle(bundle, lab, lab_path, checks, transcripts, connector, deep=deep)
     except InfrastructureError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(ExitCode.INFRASTRUCTURE) from None
@@ -68,5 +95,7 @@ def doctor(
         )
     else:
         typer.echo(render(checks))
+    if bundle is not None:
+        typer.echo(f"support bundle: {bundle}", err=True)
     if broken(checks):
         raise typer.Exit(ExitCode.TEST_FAILED)

@@ -492,6 +492,29 @@ def op_storage_probe(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@operation
+def op_lab_readiness(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    """What `lab doctor --deep` reads: PowerShell 5.1, the display language, OpenSSH's default
+    shell (registry), the WinRM limits (Windows' defaults unless a quirk sets them) and the echo."""
+    echo = _need(p, "echo", str)
+    culture = str(m.quirks.get("locale", "en-US"))
+    limit = m.quirks.get
+    return {
+        "ps_version": f"5.1.{m.build}.1",
+        "language_mode": str(limit("language_mode", "FullLanguage")),
+        "ui_culture": culture,
+        "culture": culture,
+        "openssh_default_shell": m.registry.get(r"HKLM\SOFTWARE\OpenSSH", "DefaultShell"),
+        "wsman": {
+            "max_envelope_kb": int(limit("winrm_max_envelope_kb", 500)),
+            "max_operations_per_user": int(limit("winrm_max_operations_per_user", 1500)),
+            "idle_timeout_ms": int(limit("winrm_idle_timeout_ms", 7_200_000)),
+        },
+        "echo_length": len(echo),
+        "echo_sha256": hashlib.sha256(echo.encode("utf-8")).hexdigest(),
+    }
+
+
 def duration_s(name: str, params: dict[str, Any]) -> float:
     """Real-world duration of one operation (before time_scale)."""
     if name == "storage_probe":
