@@ -59,3 +59,16 @@ def test_doctor_on_a_bad_lab_exits_2(tmp_path: Path) -> None:
     bad.write_text("duts: {}\n", encoding="utf-8")
     r = _doctor(bad)
     assert r.returncode == 2 and "lab.yaml" in r.stderr
+
+
+def test_doctor_deep_with_a_bundle_as_a_user_runs_it(tmp_path: Path) -> None:
+    import zipfile
+
+    bundle = tmp_path / "support" / "doctor.zip"
+    r = _doctor(VIRTUAL, "--deep", "--bundle", str(bundle))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "long request lines arrive whole" in r.stdout
+    assert f"support bundle: {bundle}" in r.stderr
+    with zipfile.ZipFile(bundle) as zf:
+        assert "transcripts/tb-01.txt" in zf.namelist()
+    assert not list(bundle.parent.glob("*.partial"))
