@@ -18,7 +18,15 @@ from typing import Any
 
 from harness.cli.run_attempts import alive
 from harness.report.allure_prune import scenario_of
-from tests.e2e.test_cli_run import LAB, ROOT, allure_results, harness_run, journal, plan_file
+from tests.e2e.test_cli_run import (
+    LAB,
+    ROOT,
+    TIMEOUT_S,
+    allure_results,
+    harness_run,
+    journal,
+    plan_file,
+)
 
 SMOKE = ROOT / "testplans" / "smoke.yaml"
 SCENARIOS = 4  # of `_plan`
@@ -244,3 +252,70 @@ def test_started_as_cron_starts_it_killed_with_its_group_then_resumed(tmp_path: 
     pytest_log = (run_dir / "pytest.log").read_text()
     assert "KeyboardInterrupt" in pytest_log, pytest_log[-2000:]
     assert first["ended"] is None
+
+
+def _pipe_ends(pid: int) -> dict[int, set[str]]:
+    """pipe inode -> the ends ("r", "w") process `pid` holds, from /proc/PID/fd and fdinfo."""
+    ends: dict[int, set[str]] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue  # closed meanwhile
+        if not target.startswith("pipe:["):
+            continue
+        flags = int(next(x for x in info.splitlines() if x.startswith("flags:")).split()[1], 8)
+        ends.setdefault(int(target[6:-1]), set()).add("w" if flags & 0o3 else "r")
+    return ends
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def test_each_process_holds_only_its_own_lifeline_ends(tmp_path: Path) -> None:
+    """The controller holds the write ends of two lifelines: pytest's (pytest holds its read
+    end) and the virtual lab's (the lab holds its read end; pytest holds a write end too, so
+    the lab outlives pytest's teardown). Nobody else holds any of them: not the lab (it would
+    keep pytest alive), not pytest's xdist workers, and pytest not its own lifeline's write end
+    (it would never see EOF)."""
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(SMOKE), "--reports", str(reports), "-n", "2"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        run_dir = _wait_for_records(proc, reports, 1)
+        attempt = json.loads((run_dir / "run.json").read_text())["attempts"][-1]
+        controller, pytest_pid, lab_pid = proc.pid, attempt["pytest_pid"], attempt["lab_pid"]
+        workers = _children(pytest_pid)
+        assert len(workers) == 2, workers  # -n 2
+        held = {pid: _pipe_ends(pid) for pid in (controller, pytest_pid, lab_pid, *workers)}
+    finally:
+        proc.wait(timeout=TIMEOUT_S)
+    pytest_life = [i for i, e in held[pytest_pid].items() if held[controller].get(i) == {"w"}]
+    pytest_life = [i for i in pytest_life if held[pytest_pid][i] == {"r"}]
+    lab_life = [i for i, e in held[lab_pid].items() if e == {"r"} and i in held[controller]]
+    assert len(pytest_life) == 1 and len(lab_life) == 1, held
+    (pl,), (ll,) = pytest_life, lab_life
+    assert held[controller][pl] == {"w"} and held[controller][ll] == {"w"}
+    assert held[pytest_pid][pl] == {"r"}  # not the write end: it must see EOF
+    assert held[pytest_pid][ll] == {"w"}  # the lab waits for pytest's teardown
+    assert pl not in held[lab_pid]  # the lab does not keep pytest's lifeline open
+    for w in workers:
+        assert pl not in held[w] and ll not in held[w], (w, held[w])
+    assert proc.returncode == 0
