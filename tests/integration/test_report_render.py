@@ -285,14 +285,24 @@ def test_render_timeout_kills_the_tool(
     assert not stat.exists() or stat.read_text(encoding="utf-8").split()[2] == "Z"
 
 
-def test_missing_allure_says_to_run_npm_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_allure_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In a source checkout (package.json beside the package): `npm ci` there; in an installed
+    copy (site-packages has no package.json): a global install of the pinned release."""
     from harness.errors import ConfigError
     from harness.report import render
 
     monkeypatch.delenv("HARNESS_ALLURE", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(render, "repo_root", lambda: Path("/nonexistent-repo"))
-    with pytest.raises(ConfigError, match="npm ci"):
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "package.json").write_text("{}")
+    monkeypatch.setattr(render, "repo_root", lambda: checkout)
+    with pytest.raises(ConfigError, match=f"run `npm ci` in {checkout}"):
+        find_allure()
+    monkeypatch.setattr(render, "repo_root", lambda: tmp_path / "site-packages")
+    with pytest.raises(ConfigError, match=rf"npm install -g allure@{render.ALLURE_VERSION}"):
         find_allure()
 
 
