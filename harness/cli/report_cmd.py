@@ -3,7 +3,8 @@
     harness report reports/20261121-0300-nightly
     harness report reports/latest --no-history
 
-Also rewrites the qualification bundle (qualification/) when the run's plan has purpose
+Also rewrites matrix.html, matrix.json and changes.json (harness.report.run_pages), and the
+qualification bundle (qualification/) when the run's plan has purpose
 `qualification`. Prints the path of each file written. The trend history is the plan's
 `<reports>/.history/<plan>.jsonl`: each render adds a point, so pass `--no-history` to re-render
 an old run without adding one.
@@ -23,6 +24,7 @@ from harness.errors import InfrastructureError
 from harness.report.qualification import write_bundle
 from harness.report.render import history_file, render_report
 from harness.report.run_dir import RunDir
+from harness.report.run_pages import write_run_pages
 
 QUALIFICATION = "qualification"
 
@@ -43,6 +45,7 @@ def report(
     with config_errors_exit():
         info = rd.read_info()
         history = None if no_history else history_file(run_dir.parent, info.plan_name)
+        pages = write_run_pages(rd)
         try:
             html = render_report(
                 rd, history=history, title=f"{info.plan_name} {info.run_id}", timeout_s=timeout
@@ -51,6 +54,7 @@ def report(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(ExitCode.INFRASTRUCTURE) from None
         typer.echo(str(html))
+        typer.echo(str(pages.matrix_html))
         if info.purpose == QUALIFICATION:
             typer.echo(str(write_bundle(rd)))
 

@@ -48,15 +48,17 @@ from harness.cli.run_support import (
 from harness.config.lab import Lab
 from harness.config.plan import Plan
 from harness.config.scenarios import Scenario
-from harness.errors import ConfigError, InfrastructureError
+from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.private_files import open_private
 from harness.report.allure_prune import prune_results
+from harness.report.changes import summary_lines
 from harness.report.journal import Journal
 from harness.report.junit_merge import add_journal_cases, merge_junit
 from harness.report.outcomes import Outcome, run_exit_code
 from harness.report.qualification import write_bundle
 from harness.report.render import history_file, render_report
 from harness.report.run_dir import RunDir, RunInfo
+from harness.report.run_pages import RunPages, write_run_pages
 
 #: pytest's own exit codes (pytest.ExitCode) that are not about test results.
 _PYTEST_INTERRUPTED, _PYTEST_INTERNAL, _PYTEST_USAGE = 2, 3, 4
@@ -79,6 +81,8 @@ class RunJob:
     resume: tuple[RunDir, RunInfo, FileLock] | None = None
     #: scenarios of the whole run per DUT, for the live display (default: this attempt's)
     totals: dict[str, int] | None = None
+    #: matrix.html, matrix.json and changes.json, once written at the end of the attempt
+    pages: RunPages | None = None
 
     def execute(self) -> int:
         if self.resume is None:
@@ -252,6 +256,10 @@ class RunJob:
         if rerender:
             drop_history_entry(history, title)
         try:
+            self.pages = write_run_pages(rd)
+        except (HarnessError, OSError, ValueError) as exc:
+            self.out.write(f"matrix.html not written: {exc}\n")
+        try:
             render_report(rd, history=history, title=title)
         except (ConfigError, InfrastructureError) as exc:
             self.out.write(f"report.html not rendered: {exc}\n")
@@ -271,7 +279,14 @@ class RunJob:
         for e in latest.values():
             if not e.outcome.is_pass:
                 self.out.write(f"  {e.outcome.value}: {e.scenario}: {e.extra.get('message', '')}\n")
-        for name, path in (("report", rd.report_html), ("journal", rd.journal)):
+        if self.pages is not None:
+            for line in summary_lines(self.pages.changes):
+                self.out.write(line + "\n")
+        for name, path in (
+            ("report", rd.report_html),
+            ("matrix", rd.path / "matrix.html"),
+            ("journal", rd.journal),
+        ):
             if path.exists():
                 self.out.write(f"{name}: {path}\n")
         if rd.qualification.is_dir():

@@ -36,6 +36,7 @@ from harness.report.allure_files import (
     write_environment,
 )
 from harness.report.run_dir import RunDir
+from harness.report.run_pages import add_matrix_links
 
 ENV_ALLURE = "HARNESS_ALLURE"
 # the allure release package.json pins (tests/unit/test_report_files.py keeps the two equal)
@@ -149,6 +150,7 @@ def render_report(
     write_categories(results)
     write_environment(results, environment_from(run_dir))
     mark_observations(results)
+    add_matrix_links(results)  # each test result links to its cell of matrix.html
     if history is not None:
         # Allure runs in a temporary directory: a relative path would put the history there
         # (and lose it with the directory), so it is made absolute here.

@@ -349,8 +349,14 @@ def test_cli_report_renders_a_run_and_its_qualification_bundle(
 
     r = harness_cli("report", str(rd.path))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.splitlines() == [str(rd.report_html), str(rd.qualification)]
+    assert r.stdout.splitlines() == [
+        str(rd.report_html),
+        str(rd.path / "matrix.html"),
+        str(rd.qualification),
+    ]
     assert rd.report_html.stat().st_size > 100_000
+    matrix = json.loads((rd.path / "matrix.json").read_text(encoding="utf-8"))
+    assert [c["scenario"] for c in matrix["tables"][0]["rows"][0]["cells"]] == [scenario]
     assert len(history_file(reports, "smoke").read_text(encoding="utf-8").splitlines()) == 1
     data = json.loads((rd.qualification / "results.json").read_text(encoding="utf-8"))
     assert data["verdict"] == QUALIFIED

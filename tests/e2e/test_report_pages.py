@@ -1,0 +1,71 @@
+"""Every run writes matrix.html, matrix.json and changes.json beside report.html, as a user runs
+it: two real `harness run`s of one plan, the pages opened in headless Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from tests.chromium import render_page, visible_text
+from tests.e2e.test_cli_run import allure_results, harness_run
+from tests.e2e.test_resume import _plan
+
+
+def test_each_run_writes_its_matrix_and_what_changed(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    plan = _plan(tmp_path)  # smoke on tb-01: 2 packages × locked/unlocked
+    first = harness_run(str(plan), "--reports", str(reports))
+    assert first.returncode == 0, first.stdout + first.stderr
+    first_dir = (reports / "latest").resolve()
+    assert "changes: no previous run of this plan on this lab" in first.stdout
+    second = harness_run(str(plan), "--reports", str(reports))
+    assert second.returncode == 0, second.stdout + second.stderr
+    run_dir = (reports / "latest").resolve()
+    assert run_dir != first_dir
+    assert f"changes since {first_dir.name}:\n  nothing" in second.stdout
+    assert f"matrix: {run_dir / 'matrix.html'}" in second.stdout
+
+    changes = json.loads((run_dir / "changes.json").read_text())
+    assert changes["previous_run"] == first_dir.name and changes["new_failures"] == []
+    matrix = json.loads((run_dir / "matrix.json").read_text())
+    assert matrix["virtual"] is True and matrix["counts"] == {"passed": 4}
+    (table,) = matrix["tables"]
+    assert table["dut"] == "tb-01" and len(table["columns"]) == 2
+    cells = [c for row in table["rows"] for c in row["cells"]]
+    assert len(cells) == 4
+
+    # each Allure result links to its cell, each cell to its Allure result
+    results = allure_results(run_dir)
+    by_name = {r["name"]: r for r in results}
+    for cell in cells:
+        result = by_name[cell["scenario"]]
+        assert cell["allure_id"] == hashlib.md5(result["uuid"].encode()).hexdigest()
+        assert {"name": "matrix", "url": f"matrix.html#{cell['scenario']}", "type": "link"} in (
+            result["links"]
+        )
+
+    dom, shot = render_page(run_dir / "matrix.html", tmp_path / "matrix")
+    assert shot.stat().st_size > 10_000
+    text = visible_text(dom)
+    assert "Virtual lab: these results come from the simulated Windows" in text
+    assert f"What changed since {first_dir.name}: nothing." in text
+    locked = next(
+        c for c in cells if c["scenario"].endswith("inf0.external.dv-off.kdp-on.guardx.locked")
+    )
+    assert f'id="{locked["scenario"]}"' in dom
+    assert f'href="report.html#testresult/{locked["allure_id"]}"' in dom
+    assert "1→1 55 ↑ ✓" in text  # expected→observed, blocked at plug, started after unlock
+
+    # a link can carry the filters: the unlocked column only, then only what is not a pass
+    dom, _ = render_page(run_dir / "matrix.html", tmp_path / "f1", fragment="session=unlocked")
+    assert dom.count("visibility: hidden") == 2 and dom.count("visibility: visible") == 2
+    dom, _ = render_page(run_dir / "matrix.html", tmp_path / "f2", fragment="notpass=1")
+    assert dom.count("visibility: hidden") == 4  # every cell passed
+
+    # the cell's link opens its test result in the single-file Allure report
+    report, _ = render_page(
+        run_dir / "report.html", tmp_path / "allure", fragment=f"testresult/{locked['allure_id']}"
+    )
+    assert locked["scenario"] in visible_text(report)
+    assert 'class="test-result' in report
