@@ -18,7 +18,7 @@ from harness.cli.common import config_errors_exit, print_json
 from harness.config.lab import Lab, load_lab
 from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand
-from harness.domain.conditions import Conditions, Evidence
+from harness.domain.conditions import Conditions
 from harness.domain.policy import Expectation, expect
 from harness.lab.schedule import Schedule, package_drivers, schedule
 from harness.shipped import LOCAL_LAB, default_lab
@@ -79,6 +79,7 @@ def plan_json(
                 "port": {"name": s.port_name, "kind": s.port.value},
                 "conditions": s.conditions_json(),
                 "expectation": e.to_json(),
+                "evidence_level": e.evidence_level(plan.checks).value,
             }
             for s, e in zip(scenarios, expected, strict=True)
         ],
@@ -101,18 +102,15 @@ def _unlock(e: Expectation) -> str:
     return "starts" if e.starts_after_unlock else "blocked"
 
 
-#: The expectation fields the table shows; its evidence column is the weakest of these.
-_SHOWN = ("devpkey", "starts_at_plug", "problem_code", "starts_after_unlock")
-
-
-def _evidence(e: Expectation) -> str:
-    return Evidence.weakest(*(e.evidence[f] for f in _SHOWN)).value
+def _evidence(e: Expectation, checks: list[str]) -> str:
+    """The scenario's evidence level (one definition: `Expectation.evidence_level`)."""
+    return e.evidence_level(checks).value
 
 
 def table(plan: Plan, scenarios: list[Scenario], expected: list[Expectation]) -> list[str]:
     header = ("SCENARIO", "DEVPKEY", "AT PLUG", "AFTER UNLOCK", "EVIDENCE")
     rows = [
-        (s.id, _devpkey(e), _plug(e), _unlock(e), _evidence(e))
+        (s.id, _devpkey(e), _plug(e), _unlock(e), _evidence(e, list(plan.checks)))
         for s, e in zip(scenarios, expected, strict=True)
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

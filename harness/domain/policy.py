@@ -24,6 +24,7 @@ Two ideas keep the rules honest:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -64,6 +65,8 @@ FIELDS = (
 )
 
 D, I, U = Evidence.DOCUMENTED, Evidence.INFERRED, Evidence.UNVERIFIED
+#: Every check a plan can ask for that bears on an expectation (config/plan.py `Check`).
+ALL_CHECKS = ("devpkey", "problem_code", "starts_at_plug", "dma_probe", "after_unlock")
 
 
 class DriverStance(str, Enum):
@@ -89,6 +92,34 @@ class Expectation:
     evidence: dict[str, Evidence]
     reasons: tuple[str, ...]
     conditions: Conditions = field(repr=False, compare=False)
+
+    def headline_fields(self, checks: Iterable[str] = ALL_CHECKS) -> tuple[str, ...]:
+        """The expectations a scenario with these plan `checks` asserts about the device.
+
+        `devpkey_absent` and `devpkey_key` (how the property is represented) are checked too
+        but only ever recorded, so they do not make the scenario's evidence level."""
+        c = set(checks)
+        locked = self.conditions.session is not SessionState.UNLOCKED
+        out = []
+        if "devpkey" in c:
+            out.append("devpkey")
+        if "starts_at_plug" in c:
+            out.append("starts_at_plug")
+        if "problem_code" in c and not self.starts_at_plug:
+            out.append("problem_code")
+        if "dma_probe" in c and locked:
+            out.append("dma_while_locked")
+        if "after_unlock" in c and locked and self.starts_after_unlock is not None:
+            out.append("starts_after_unlock")
+        return tuple(out)
+
+    def evidence_level(self, checks: Iterable[str] = ALL_CHECKS) -> Evidence:
+        """The scenario's evidence level: the weakest of its headline expectations. The one
+        definition `plan show`, the journal, matrix.html and the qualification bundle share."""
+        fields = self.headline_fields(checks)
+        if not fields:
+            return Evidence.DOCUMENTED
+        return Evidence.weakest(*(self.evidence[f] for f in fields))
 
     def to_json(self) -> dict[str, Any]:
         return {

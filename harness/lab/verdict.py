@@ -136,7 +136,9 @@ def judge(exp: Expectation, seen: PlugObservations, *, checks: Sequence[str]) ->
     bad = [c for c in results if not c.ok]
     by_level = {lvl: [c for c in bad if c.evidence is lvl] for lvl in Evidence}
     observations = tuple(c.describe() for c in by_level[Evidence.UNVERIFIED])
-    level = Evidence.weakest(*(c.evidence for c in results)).value if results else "documented"
+    # the scenario's level: one definition shared with `plan show` (Expectation.evidence_level);
+    # a failure below replaces it with the level of what failed
+    level = exp.evidence_level(checks).value
     if by_level[Evidence.DOCUMENTED]:
         outcome = Outcome.FAILED
         shown = by_level[Evidence.DOCUMENTED] + by_level[Evidence.INFERRED]

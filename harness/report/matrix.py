@@ -47,6 +47,8 @@ class Cell:
     #: "ok" the probe's DMA worked, "blocked" it did not, None no probe
     probe: str | None
     evidence: dict[str, str]
+    #: the scenario's evidence level (Expectation.evidence_level: the one definition)
+    evidence_level: str
     message: str
     observations: list[str]
     allure_id: str | None
@@ -167,6 +169,7 @@ def cell_of(entry: JournalEntry, allure_id: str | None) -> Cell:
         expected_starts_after_unlock=_bool(expected.get("starts_after_unlock")),
         probe=_probe(observed, str(conditions.get("session", ""))),
         evidence={str(k): str(v) for k, v in (expected.get("evidence") or {}).items()},
+        evidence_level=entry.evidence_level,
         message=str(entry.extra.get("message") or ""),
         observations=[str(o) for o in observations] if isinstance(observations, list) else [],
         allure_id=allure_id,

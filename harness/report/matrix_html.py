@@ -119,7 +119,7 @@ def cell_title(cell: Cell) -> str:
     ev = cell.evidence
     lines = [
         cell.scenario,
-        f"outcome: {cell.outcome}",
+        f"outcome: {cell.outcome} (evidence: {cell.evidence_level})",
         f"DEVPKEY expected {_devpkey(cell.expected_devpkey)} ({ev.get('devpkey', '?')}), "
         f"observed {_devpkey(cell.observed_devpkey)}",
         f"at plug: {'started' if cell.started_at_plug else 'not started'}"
@@ -139,14 +139,10 @@ def cell_title(cell: Cell) -> str:
     return "\n".join(lines)
 
 
-#: The expectations a cell shows (the oracle's other fields, such as the property's key name,
-#: are not checked by the cell).
-SHOWN_EXPECTATIONS = ("devpkey", "starts_at_plug", "problem_code", "starts_after_unlock")
-
-
 def _soft(cell: Cell) -> bool:
-    """A cell whose shown expectations are not all documented."""
-    return any(cell.evidence.get(k, "documented") != "documented" for k in SHOWN_EXPECTATIONS)
+    """A cell whose scenario's evidence level is not `documented` (the level `plan show`, the
+    journal and the qualification bundle report)."""
+    return cell.evidence_level != "documented"
 
 
 def _column_head(label: str) -> str:
@@ -238,7 +234,7 @@ def render_matrix_html(
     legend = (
         '<div class="legend">Cell: expected→observed DEVPKEY_Device_DmaRemappingPolicy '
         "(– none); 55 blocked at plug (Code 55); ↑ started after unlock; ✓/✗ DMA probe "
-        "worked/blocked; dashed border: not every expectation is documented. "
+        "worked/blocked; dashed border: the scenario's evidence is inferred or unverified. "
         + "".join(
             f'<span style="background:{bg};color:{fg}">{_esc(label)}</span>'
             for bg, fg, label in OUTCOME_STYLE.values()

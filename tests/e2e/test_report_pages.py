@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.chromium import render_page, visible_text
-from tests.e2e.test_cli_run import allure_results, harness_run
+from tests.e2e.test_cli_run import ROOT, allure_results, harness_run, journal
 from tests.e2e.test_resume import _plan
 
 
@@ -26,6 +28,19 @@ def test_each_run_writes_its_matrix_and_what_changed(tmp_path: Path) -> None:
     assert f"changes since {first_dir.name}:\n  nothing" in second.stdout
     assert f"matrix: {run_dir / 'matrix.html'}" in second.stdout
 
+    # one definition of a scenario's evidence: plan show, the journal and the matrix agree
+    shown = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "show", str(plan), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert shown.returncode == 0, shown.stderr
+    planned = {s["id"]: s["evidence_level"] for s in json.loads(shown.stdout)["scenarios"]}
+    journaled = {x["scenario"]: x["evidence_level"] for x in journal(run_dir)}
+    assert journaled == planned and set(planned.values()) == {"documented"}
+
     changes = json.loads((run_dir / "changes.json").read_text())
     assert changes["previous_run"] == first_dir.name and changes["new_failures"] == []
     matrix = json.loads((run_dir / "matrix.json").read_text())
@@ -34,6 +49,7 @@ def test_each_run_writes_its_matrix_and_what_changed(tmp_path: Path) -> None:
     assert table["dut"] == "tb-01" and len(table["columns"]) == 2
     cells = [c for row in table["rows"] for c in row["cells"]]
     assert len(cells) == 4
+    assert {c["evidence_level"] for c in cells} == {"documented"}
 
     # each Allure result links to its cell, each cell to its Allure result
     results = allure_results(run_dir)
