@@ -39,12 +39,13 @@ z-index:2;display:flex;flex-wrap:wrap;gap:10px;align-items:center}
 .filters label{white-space:nowrap}
 table.m{border-collapse:collapse;margin-bottom:6px}
 table.m th,table.m td{border:1px solid #ccc;padding:2px 3px;text-align:center}
-table.m th.col{font-weight:normal;font-size:11px;line-height:1.15;vertical-align:bottom;
-min-width:44px}
+table.m th.col{font-weight:normal;font-size:11px;line-height:1.15;background:#f3f3f3}
+table.m th.leaf{min-width:34px}
 table.m th.row{text-align:left;white-space:nowrap;font-weight:600}
 table.m th.row small{display:block;font-weight:normal;color:#555}
-td.c a{display:block;color:inherit;text-decoration:none;font-weight:600;white-space:nowrap}
-td.c{min-width:44px}td.c.soft{outline:2px dashed #ffb300;outline-offset:-3px}
+td.c a{display:block;color:inherit;text-decoration:none;white-space:nowrap}
+td.c{min-width:34px;font-size:12px;font-weight:600;line-height:1.1;padding:1px 2px}
+td.c small{display:block;font-size:10px;font-weight:normal}td.c.soft{outline:2px dashed #ffb300;outline-offset:-3px}
 td.empty{background:#fff}
 .legend span{display:inline-block;padding:1px 6px;margin:2px;border-radius:3px}
 .changes{border:1px solid #bbb;padding:6px 10px;margin:8px 0;background:#f6f8fa}
@@ -145,18 +146,44 @@ def _soft(cell: Cell) -> bool:
     return cell.evidence_level != "documented"
 
 
-def _column_head(label: str) -> str:
-    return "<br>".join(_esc(p) for p in label.split(" · "))
+def _header_rows(columns: list[str]) -> str:
+    """One header row per condition (port, KDP, DMAGuard, Verifier, session); neighbouring
+    columns that share a value up to that level share one header cell (the columns are sorted
+    by their conditions), so the nightly's 30-odd columns fit a screen."""
+    parts = [c.split(" · ") for c in columns]
+    depth = max((len(p) for p in parts), default=0)
+    rows = []
+    for level in range(depth):
+        cells = []
+        i = 0
+        while i < len(parts):
+            j = i + 1
+            while j < len(parts) and parts[j][: level + 1] == parts[i][: level + 1]:
+                j += 1
+            value = parts[i][level] if level < len(parts[i]) else ""
+            cls = "col leaf" if level == depth - 1 else "col"
+            cells.append(f'<th class="{cls}" colspan="{j - i}">{_esc(value)}</th>')
+            i = j
+        head = f'<th class="row" rowspan="{depth}">driver package</th>' if level == 0 else ""
+        rows.append(f"<tr>{head}{''.join(cells)}</tr>")
+    return "".join(rows)
+
+
+def _cell_html(cell: Cell) -> str:
+    """Two short lines: `expected→observed`, then the marks (55, ↑, ✓/✗)."""
+    text = cell_text(cell)
+    first, _, rest = text.partition(" ")
+    return f"{_esc(first)}<small>{_esc(rest) or '&nbsp;'}</small>".replace("&amp;nbsp;", "&nbsp;")
 
 
 def _table(t: Table, report_href: str) -> str:
     out = [
         f'<section class="t" data-dut="{_esc(t.dut)}"><h2>{_esc(t.dut)} — '
         f"{_esc(t.os or 'Windows')} build {_esc(t.build)}</h2>",
-        '<table class="m"><thead><tr><th class="row">driver package</th>',
+        '<table class="m"><thead>',
+        _header_rows(t.columns),
+        "</thead><tbody>",
     ]
-    out += [f'<th class="col">{_column_head(c)}</th>' for c in t.columns]
-    out.append("</tr></thead><tbody>")
     for row in t.rows:
         by_col = {c.column: c for c in row.cells}
         out.append(
@@ -169,7 +196,7 @@ def _table(t: Table, report_href: str) -> str:
                 continue
             bg, fg, _ = OUTCOME_STYLE.get(cell.outcome, ("#fff", "#000", cell.outcome))
             href = f"{report_href}#testresult/{cell.allure_id}" if cell.allure_id else ""
-            inner = _esc(cell_text(cell))
+            inner = _cell_html(cell)
             link = f'<a href="{_esc(href)}">{inner}</a>' if href else inner
             out.append(
                 f'<td class="c{" soft" if _soft(cell) else ""}" style="background:{bg};'
