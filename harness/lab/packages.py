@@ -131,6 +131,9 @@ class PackageInstaller:
         self.remote_root = remote_root.rstrip("\\/")
         self.step_s = step_s
         self._installed: dict[str, InstalledPackage] = {}
+        #: every package installed during this installer's life, as recorded while installed
+        #: (the qualification bundle's identity of what was tested, kept after teardown)
+        self._ever: dict[str, InstalledPackage] = {}
 
     def __repr__(self) -> str:
         return f"PackageInstaller({self.host.name!r}, {sorted(self._installed)})"
@@ -138,6 +141,11 @@ class PackageInstaller:
     @property
     def installed(self) -> Mapping[str, InstalledPackage]:
         return dict(self._installed)
+
+    @property
+    def ever_installed(self) -> Mapping[str, InstalledPackage]:
+        """Every package installed during this installer's life (the newest of each name)."""
+        return dict(self._ever)
 
     def install(
         self, package_name: str, inf_path: Path, expected_signer: str, deadline: Deadline
@@ -214,6 +222,7 @@ class PackageInstaller:
             hardware_ids=hardware_ids,
         )
         self._installed[package_name] = package
+        self._ever[package_name] = package
         return package
 
     def _uninstall(self, package: InstalledPackage, deadline: Deadline) -> None:

@@ -187,8 +187,10 @@ class DutPool:
                     "signer": p.signer,
                     "files": dict(p.files),
                 }
-                for p in kit.packages.installer.installed.values()
+                # what the run installed, recorded while installed: still there after teardown
+                for p in kit.packages.installer.ever_installed.values()
             ],
+            "installed_now": sorted(kit.packages.installer.installed),
         }
         write_private(rd.facts / f"{name}.json", json.dumps(data, indent=2, default=str) + "\n")
 

@@ -252,6 +252,14 @@ def test_a_qualification_run_writes_a_bundle_whose_manifest_checks_out(tmp_path:
     run_dir = (reports / "latest").resolve()
     results = json.loads((run_dir / "qualification" / "results.json").read_text())
     assert results["verdict"] == "qualified"
+    # what was qualified is recorded while it is installed, and kept after teardown removed it
+    (pkg,) = results["driver_packages"]
+    assert pkg["name"] == "nvme-inf2" and pkg["version"] and pkg["signer"]
+    assert pkg["files"] and all(len(h) == 64 for h in pkg["files"].values())
+    summary = (run_dir / "qualification" / "summary.html").read_text()
+    assert "No driver package recorded" not in summary
+    facts = [json.loads(f.read_text()) for f in (run_dir / "facts").glob("*.json")]
+    assert any(f["packages"] and f["installed_now"] == [] for f in facts)
     assert json.loads((run_dir / "run.json").read_text())["finished"]
     # run.json is final before the manifest hashes it: the bundle checks out as written
     assert verify_manifest(RunDir(run_dir)) == []
