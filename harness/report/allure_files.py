@@ -238,27 +238,31 @@ def _observation_message(labels: Iterable[Any]) -> str | None:
 
 
 def mark_observations(results_dir: Path) -> list[Path]:
-    """Give each passed result labelled `observation` that label as its status message.
+    """Give each passed result labelled `observation` that label as its status message, and
+    the status of an observation (`Outcome.OBSERVED.allure_status`, "unknown"), so the
+    overview does not count an observation of undocumented behaviour as a plain pass.
 
     Returns the result files changed (none on a second call: it is idempotent).
     """
+    observed = Outcome.OBSERVED.allure_status
     changed: list[Path] = []
     for path in sorted(results_dir.glob("*-result.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # not ours to judge; Allure reports unreadable files itself
-        if not isinstance(data, dict) or data.get("status") != "passed":
+        if not isinstance(data, dict) or data.get("status") not in ("passed", observed):
             continue
         message = _observation_message(data.get("labels") or [])
         if message is None:
             continue
         details = data.get("statusDetails")
         details = dict(details) if isinstance(details, dict) else {}
-        if details.get("message") == message:
+        if details.get("message") == message and data.get("status") == observed:
             continue
         details["message"] = message
         data["statusDetails"] = details
+        data["status"] = observed
         atomic_write(path, json.dumps(data, ensure_ascii=False))
         changed.append(path)
     return changed

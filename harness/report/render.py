@@ -35,6 +35,7 @@ from harness.report.allure_files import (
     write_categories,
     write_environment,
 )
+from harness.report.journal import Journal
 from harness.report.run_dir import RunDir
 from harness.report.run_pages import add_matrix_links
 
@@ -150,7 +151,8 @@ def render_report(
     write_categories(results)
     write_environment(results, environment_from(run_dir))
     mark_observations(results)
-    add_matrix_links(results)  # each test result links to its cell of matrix.html
+    # each test result links to its cell of matrix.html; suites DUT › boot state › package
+    add_matrix_links(results, Journal(run_dir.journal).latest())
     if history is not None:
         # Allure runs in a temporary directory: a relative path would put the history there
         # (and lose it with the directory), so it is made absolute here.

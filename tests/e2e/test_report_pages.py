@@ -60,6 +60,13 @@ def test_each_run_writes_its_matrix_and_what_changed(tmp_path: Path) -> None:
         assert {"name": "matrix", "url": f"matrix.html#{cell['scenario']}", "type": "link"} in (
             result["links"]
         )
+        suites = {x["name"]: x["value"] for x in result["labels"] if "uite" in x["name"]}
+        package = cell["scenario"].split(".")[2].replace("inf", "nvme-inf")
+        assert suites == {
+            "parentSuite": "tb-01",
+            "suite": "KDP on · DMAGuard absent · DV off · test signing off",
+            "subSuite": package,
+        }
 
     dom, shot = render_page(run_dir / "matrix.html", tmp_path / "matrix")
     assert shot.stat().st_size > 10_000
