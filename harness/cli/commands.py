@@ -15,6 +15,7 @@ _MODULES = [
     "harness.cli.run_cmd",
     "harness.cli.report_cmd",
     "harness.cli.init_cmd",
+    "harness.cli.atlas_cmd",
 ]
 
 

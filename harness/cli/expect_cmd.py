@@ -1,15 +1,17 @@
 """`harness expect`: ask the oracle what Windows should do under given conditions.
 
 harness expect --build 22631 --inf 2 --port external --session locked --json
+harness expect --build 22631 --inf 2 --session locked --atlas reports/atlas/atlas.json
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from harness.cli.common import print_json, usage_error
+from harness.cli.common import config_errors_exit, print_json, usage_error
 from harness.domain.builds import BuildError
 from harness.domain.conditions import (
     Conditions,
@@ -21,6 +23,7 @@ from harness.domain.conditions import (
     SessionState,
 )
 from harness.domain.policy import Expectation, expect
+from harness.report.atlas import cell_key, describe_behaviour, find_cell, load_atlas
 
 _DEVPKEY_MEANING = {
     0: "no DMA remapping directive applies; remapping is not enforced",
@@ -118,6 +121,10 @@ def expect_command(
         ),
     ] = SessionState.UNLOCKED,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    atlas: Annotated[
+        Path | None,
+        typer.Option("--atlas", help="atlas.json (harness atlas): show what the lab measured."),
+    ] = None,
 ) -> None:
     """What Windows should do with a device plugged under these conditions, and how sure that is."""
     conditions = Conditions(
@@ -136,10 +143,53 @@ def expect_command(
         expectation = expect(conditions)
     except BuildError as exc:
         raise usage_error(f"--build: {exc}") from None
+    measured = None
+    if atlas is not None:
+        with config_errors_exit():
+            measured = find_cell(load_atlas(atlas), _atlas_key(conditions))
     if as_json:
-        print_json(expectation.to_json())
-    else:
-        typer.echo(describe(expectation))
+        data = expectation.to_json()
+        if atlas is not None:
+            data["measured"] = measured
+        print_json(data)
+        return
+    typer.echo(describe(expectation))
+    if atlas is not None:
+        typer.echo("")
+        typer.echo(measured_text(measured, atlas))
+
+
+def _atlas_key(c: Conditions) -> dict[str, object]:
+    """The atlas key of the conditions given on the command line (journal spelling)."""
+    return cell_key(
+        c.build,
+        {
+            "inf": [v.value for v in c.inf],
+            "device_remapping_supported": c.device_remapping_supported.value,
+            "device_remapping_flags": c.device_remapping_flags.value,
+            "graphics": c.graphics,
+            "port": c.port.value,
+            "verifier_dma": OnOff.of(c.verifier_dma).value,
+            "kdp": OnOff.of(c.kdp).value,
+            "dmaguard": c.dmaguard.value,
+            "session": c.session.value,
+        },
+    )
+
+
+def measured_text(cell: dict[str, object] | None, atlas: Path) -> str:
+    """What the lab measured for this cell, beside the oracle's answer above."""
+    if cell is None:
+        return f"Measured ({atlas}): never observed in this lab."
+    lines = [f"Measured ({atlas}): {cell['observations']} observation(s)"]
+    for b in cell["behaviours"]:  # type: ignore[attr-defined]
+        mark = "agrees" if b["agrees"] else "DISAGREES with the oracle"
+        lines.append(
+            f"  - {describe_behaviour(b['observed'])}: {b['count']}× on "
+            f"{', '.join(b['duts'])}, {len(b['runs'])} run(s), {b['first'][:10]} … "
+            f"{b['last'][:10]} ({mark})"
+        )
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:

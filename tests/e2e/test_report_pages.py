@@ -92,3 +92,45 @@ def test_each_run_writes_its_matrix_and_what_changed(tmp_path: Path) -> None:
     )
     assert locked["scenario"] in visible_text(report)
     assert 'class="test-result' in report
+
+    # the atlas of both runs, and the oracle's answer beside what the lab measured
+    atlas = subprocess.run(
+        [sys.executable, "-m", "harness", "atlas", str(reports)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert atlas.returncode == 0, atlas.stderr
+    assert "2 runs, 8 observations, 4 cells" in atlas.stdout and "disagrees" not in atlas.stdout
+    data = json.loads((reports / "atlas" / "atlas.json").read_text())
+    assert {c["observations"] for c in data["cells"]} == {2}
+    dom, _ = render_page(reports / "atlas" / "atlas.html", tmp_path / "atlas")
+    assert "2 runs, 8 observations, 4 cells; 0 where Windows disagreed" in visible_text(dom)
+    expect = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "expect",
+            "--build",
+            "22631",
+            "--inf",
+            "0",
+            "--port",
+            "external",
+            "--session",
+            "locked",
+            "--atlas",
+            str(reports / "atlas" / "atlas.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert expect.returncode == 0, expect.stderr
+    assert (
+        "DEVPKEY 1, blocked at plug (Code 55), started after unlock, DMA probe ok: 2× on tb-01"
+        in expect.stdout
+    )
