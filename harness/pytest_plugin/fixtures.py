@@ -45,6 +45,7 @@ from harness.lab.baseline import BaselineCheck, restore_baseline
 from harness.lab.flow import Prepared, ScenarioRunner
 from harness.lab.kit import ActivePackage, DutKit, open_kit
 from harness.lab.lease import DutLease, LeaseRefused
+from harness.lab.package_identity import inf_identity
 from harness.lab.verdict import PlugObservations
 from harness.private_files import private_dir, write_private
 from harness.pytest_plugin.deadlines import run_deadline
@@ -186,6 +187,7 @@ class DutPool:
                     "version": p.version,
                     "signer": p.signer,
                     "files": dict(p.files),
+                    **inf_identity(p.inf_path),
                 }
                 # what the run installed, recorded while installed: still there after teardown
                 for p in kit.packages.installer.ever_installed.values()

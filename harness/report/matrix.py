@@ -193,7 +193,7 @@ def build_matrix(rd: RunDir) -> Matrix:
     latest = Journal(rd.journal).latest()
     facts = rd.read_facts()
     ids = allure_ids(rd.allure_results)
-    virtual = _is_virtual(rd)
+    virtual = lab_is_virtual(rd)
     matrix = Matrix(run_id=info.run_id, plan=info.plan_name, lab=info.lab, virtual=virtual)
     tables: dict[tuple[str, str], Table] = {}
     column_order: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
@@ -222,7 +222,7 @@ def build_matrix(rd: RunDir) -> Matrix:
     return matrix
 
 
-def _is_virtual(rd: RunDir) -> bool:
+def lab_is_virtual(rd: RunDir) -> bool:
     """Whether the run's lab was a virtual lab (its lab file has a `virtual:` section); a lab
     file that can no longer be read is not known to be virtual."""
     from harness.config.lab import load_lab

@@ -3,7 +3,11 @@
     reports/<run-id>/qualification/
       results.json     run, device(s), driver package(s), per-DUT state, the matrix, the
                        observations of undocumented behaviour, counts and the verdict
-      summary.html     the same on one self-contained page (inline CSS, no script, no link)
+      summary.html     the same on one self-contained page (inline CSS, no script, no link):
+                       the verdict, a banner when the lab was virtual, each package's identity
+                       (INF DriverVer, Provider, Class, CatalogFile, hardware IDs, signer, the
+                       sha256 of every file), expected and observed per scenario, a sign-off block
+      summary.pdf      summary.html printed by headless Chromium, when Chromium is installed
       manifest.json    sha256 and size of every evidence file of the run directory
       manifest.sha256  the same in `sha256sum` format, paths relative to the run directory
 
@@ -24,11 +28,13 @@ import datetime as dt
 import hashlib
 import html
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InfrastructureError
 from harness.report.allure_files import (
     atomic_write,
     build_text,
@@ -38,10 +44,16 @@ from harness.report.allure_files import (
     verifier_text,
 )
 from harness.report.journal import Journal, JournalEntry
+from harness.report.matrix import lab_is_virtual
 from harness.report.outcomes import MESSAGE_PREFIX, Outcome
+from harness.report.pdf import print_pdf
 from harness.report.run_dir import RunDir
 
+log = logging.getLogger(__name__)
+PDF_FILE = "summary.pdf"
 QUALIFIED = "qualified"
+#: What a package's INF says about itself (facts/<dut>.json, per package).
+IDENTITY_KEYS = ("driver_ver", "provider", "class", "class_guid", "catalog", "hardware_ids")
 NOT_QUALIFIED = "not qualified"
 RESULTS_FILE = "results.json"
 SUMMARY_FILE = "summary.html"
@@ -170,6 +182,8 @@ def _packages(all_facts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
                 "inf": pkg.get("inf"),
                 "version": pkg.get("version"),
                 "signer": pkg.get("signer"),
+                # the INF's own identity (harness.lab.package_identity), recorded while installed
+                **{k: pkg.get(k) for k in IDENTITY_KEYS if k in pkg},
                 "files": dict(sorted(files.items())),
             }
             key = json.dumps(record, sort_keys=True)
@@ -207,6 +221,7 @@ def results(run_dir: RunDir) -> dict[str, Any]:
     return {
         "format": 1,
         "run": asdict(info),
+        "virtual_lab": lab_is_virtual(run_dir),
         "devices": _devices(rows),
         "driver_packages": _packages(all_facts),
         "duts": [
@@ -238,7 +253,51 @@ td.o{font-weight:700;text-align:center;white-space:nowrap}
 td.o-passed{background:#2e9e4f;color:#fff}td.o-failed{background:#c62828;color:#fff}
 td.o-observed{background:#1e6fd0;color:#fff}td.o-other{background:#8a8f96;color:#fff}
 ul.reasons li,ul.obs li{margin:3px 0}
+.virtual{font-size:18px;font-weight:800;color:#7a4f00;background:#fff3cd;border:3px solid #d39e00;
+padding:10px 14px;margin:8px 0}
+table.signoff td{height:34px;min-width:180px}
 """
+
+#: The sign-off block at the end of summary.html: who reviewed the bundle and approved it.
+SIGN_OFF = [
+    "<h2>Sign-off</h2>",
+    "<p>I have reviewed the verdict, the matrix, the observations and the identity of the driver "
+    "package above, and checked the manifest (<code>sha256sum -c "
+    "qualification/manifest.sha256</code>).</p>",
+    '<table class="signoff"><tr><th>role</th><th>name</th><th>signature</th><th>date</th></tr>',
+    "<tr><td>Test engineer</td><td></td><td></td><td></td></tr>",
+    "<tr><td>Release manager</td><td></td><td></td><td></td></tr></table>",
+]
+
+
+def expected_text(expected: Mapping[str, Any]) -> str:
+    """`DEVPKEY 1; blocked (Code 55); starts after unlock` from a journal `expected`."""
+    if not expected:
+        return ""
+    parts = [f"DEVPKEY {expected.get('devpkey')}"]
+    if expected.get("starts_at_plug"):
+        parts.append("starts at plug")
+    else:
+        parts.append(f"blocked (Code {expected.get('problem_code')})")
+    if expected.get("starts_after_unlock") is not None:
+        parts.append("starts after unlock" if expected["starts_after_unlock"] else "stays blocked")
+    return "; ".join(parts)
+
+
+def observed_text(observed: Mapping[str, Any]) -> str:
+    """The same words for a journal `observed`."""
+    plug = observed.get("at_plug") if isinstance(observed.get("at_plug"), dict) else None
+    if not plug:
+        return ""
+    parts = [f"DEVPKEY {plug.get('dma_policy') if plug.get('dma_policy') is not None else '-'}"]
+    if plug.get("started"):
+        parts.append("started at plug")
+    else:
+        parts.append(f"blocked (Code {plug.get('problem_code')})")
+    after = observed.get("after_unlock")
+    if isinstance(after, dict):
+        parts.append("started after unlock" if after.get("started") else "still blocked")
+    return "; ".join(parts)
 
 
 def _e(value: object) -> str:
@@ -289,6 +348,12 @@ def summary_html(data: Mapping[str, Any]) -> str:
         f" &middot; lab {_e(run.get('lab'))} (sha256 {_e(run.get('lab_sha256'))})</div>",
         f'<div class="verdict {"v-ok" if ok else "v-bad"}">{_e(data["verdict"].upper())}</div>',
     ]
+    if data.get("virtual_lab"):
+        parts.append(
+            '<div class="virtual" id="virtual-banner">VIRTUAL LAB: every result below comes from '
+            "the harness's simulated Windows, not from hardware. It proves the test plan and the "
+            "harness, not the device or its driver.</div>"
+        )
     if data["reasons"]:
         parts.append('<ul class="reasons">')
         parts.extend(f"<li>{_e(r)}</li>" for r in data["reasons"])
@@ -319,6 +384,25 @@ def summary_html(data: Mapping[str, Any]) -> str:
             f"{_e(pkg.get('version'))}, signed by {_e(pkg.get('signer'))}, on "
             f"{_e(', '.join(pkg.get('duts', [])))}</p>"
         )
+        identity = [
+            (label, pkg.get(key))
+            for key, label in (
+                ("driver_ver", "DriverVer"),
+                ("provider", "Provider"),
+                ("class", "Class"),
+                ("class_guid", "ClassGuid"),
+                ("catalog", "CatalogFile"),
+                ("hardware_ids", "hardware IDs"),
+            )
+            if pkg.get(key)
+        ]
+        if identity:
+            parts.extend(
+                _table(
+                    ["INF", "value"],
+                    [[k, ", ".join(v) if isinstance(v, list) else str(v)] for k, v in identity],
+                )
+            )
         parts.append("<table><tr><th>file</th><th>sha256</th></tr>")
         parts.extend(
             f'<tr><td class="mono">{_e(name)}</td><td class="mono">{_e(digest)}</td></tr>'
@@ -346,7 +430,15 @@ def summary_html(data: Mapping[str, Any]) -> str:
     )
 
     parts.append("<h2>Matrix</h2>")
-    headers = ["scenario", *CONDITION_COLUMNS, "outcome", "evidence", "message"]
+    headers = [
+        "scenario",
+        *CONDITION_COLUMNS,
+        "expected",
+        "observed",
+        "outcome",
+        "evidence",
+        "message",
+    ]
     parts.append("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>")
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in data["matrix"]:
@@ -357,6 +449,8 @@ def summary_html(data: Mapping[str, Any]) -> str:
             cond = row["conditions"]
             cells = [f'<td class="mono">{_e(row["scenario"])}</td>']
             cells.extend(f"<td>{_e(_condition_text(cond.get(c)))}</td>" for c in CONDITION_COLUMNS)
+            cells.append(f"<td>{_e(expected_text(row['expected']))}</td>")
+            cells.append(f"<td>{_e(observed_text(row['observed']))}</td>")
             cells.append(f'<td class="o {_cell_class(row["outcome"])}">{_e(row["outcome"])}</td>')
             cells.append(f"<td>{_e(row['evidence_level'])}</td>")
             cells.append(f"<td>{_e(row['message'])}</td>")
@@ -374,6 +468,7 @@ def summary_html(data: Mapping[str, Any]) -> str:
         parts.append("</ul>")
     else:
         parts.append("<p>None.</p>")
+    parts.extend(SIGN_OFF)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -473,5 +568,9 @@ def write_bundle(run_dir: RunDir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / RESULTS_FILE, json.dumps(data, indent=2, default=str) + "\n")
     atomic_write(out / SUMMARY_FILE, summary_html(data))
+    try:  # a printable copy, when Chromium is installed; the manifest then covers it
+        print_pdf(out / SUMMARY_FILE, out / PDF_FILE)
+    except InfrastructureError as exc:
+        log.warning("summary.pdf not printed: %s", exc)
     write_manifest(run_dir, run_id=data["run"]["run_id"])
     return out

@@ -256,8 +256,16 @@ def test_a_qualification_run_writes_a_bundle_whose_manifest_checks_out(tmp_path:
     (pkg,) = results["driver_packages"]
     assert pkg["name"] == "nvme-inf2" and pkg["version"] and pkg["signer"]
     assert pkg["files"] and all(len(h) == 64 for h in pkg["files"].values())
+    assert pkg["driver_ver"] == "03/14/2025,1.4.102.0" and pkg["class"] == "SCSIAdapter"
+    assert pkg["provider"] == "DMA Lab" and "PCI\\VEN_144D&DEV_A808" in pkg["hardware_ids"]
+    assert results["virtual_lab"] is True
     summary = (run_dir / "qualification" / "summary.html").read_text()
     assert "No driver package recorded" not in summary
+    assert 'id="virtual-banner"' in summary and "<h2>Sign-off</h2>" in summary
+    assert "<th>expected</th><th>observed</th>" in summary
+    assert "DEVPKEY 2; starts at plug" in summary  # INF 2, external port: expected and seen
+    pdf = run_dir / "qualification" / "summary.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
     facts = [json.loads(f.read_text()) for f in (run_dir / "facts").glob("*.json")]
     assert any(f["packages"] and f["installed_now"] == [] for f in facts)
     assert json.loads((run_dir / "run.json").read_text())["finished"]

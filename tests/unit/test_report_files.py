@@ -446,6 +446,7 @@ def test_manifest_lists_evidence_and_verify_detects_changes(tmp_path: Path) -> N
         "junit.xml",
         "qualification/results.json",
         "qualification/summary.html",
+        "qualification/summary.pdf",  # printed by headless Chromium (the tests need it)
         "report.html",
         "run.json",
     ]
