@@ -2,15 +2,24 @@
 step it is at (progress/<dut>.json, written by the pytest workers), the time spent against the
 scenario's deadline, and the counts so far (journal.jsonl).
 
-On a terminal the block of lines is redrawn in place; otherwise (a log file, CI) one line is
-printed each time a DUT starts a scenario or a scenario ends.
+On a terminal the block (one line per DUT, then the elapsed time and the ETA) is redrawn in
+place, each line cut to the terminal's width, and a scenario that did not pass is printed above
+the block the moment it is journaled; otherwise (a log file, CI) one line is printed each time a
+DUT starts a scenario or a scenario ends.
 
     tb-01   3/8  passed 2  failed 1 | tb-01.w11-22631.inf2.external...locked: plug   4.1s/900s
+    elapsed 0:42  ETA 1:51
+
+The ETA comes from the schedule's cost model (`estimated_lab_s` per DUT), calibrated by the run
+so far: once a DUT has finished scenarios, its remaining estimate is scaled by how its actual
+time compares with the model's (a virtual lab runs many times faster than the model's real-world
+seconds); the run's ETA is that of its slowest DUT.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -24,16 +33,32 @@ _ORDER = ("passed", "observed", "failed", "expectation-may-be-wrong", "dut-error
 
 class ProgressView:
     def __init__(
-        self, run_dir: RunDir, totals: Mapping[str, int], out: TextIO, *, seen: int = 0
+        self,
+        run_dir: RunDir,
+        totals: Mapping[str, int],
+        out: TextIO,
+        *,
+        seen: int = 0,
+        estimates: Mapping[str, float] | None = None,
+        width: int | None = None,
     ) -> None:
-        """`totals`: scenarios per DUT; `seen`: journal lines already shown (a resume's)."""
+        """`totals`: scenarios per DUT; `seen`: journal lines already shown (a resume's);
+        `estimates`: the cost model's lab seconds per DUT for this attempt; `width`: the
+        terminal's columns (default: asked of the terminal at each redraw)."""
         self.run_dir = run_dir
         self.totals = dict(totals)
         self.out = out
         self.tty = out.isatty()
+        self.estimates = dict(estimates or {})
+        self.width = width
+        self.started = time.time()
         self._drawn = 0
         self._seen_lines = seen
+        self._done_before = {d: 0 for d in self.totals}
         self._last_scenario: dict[str, str] = {}
+        if seen:
+            for e in {e.scenario: e for e in Journal(run_dir.journal).read()}.values():
+                self._done_before[e.dut] = self._done_before.get(e.dut, 0) + 1
 
     def _progress(self) -> dict[str, dict[str, object]]:
         found: dict[str, dict[str, object]] = {}
@@ -74,15 +99,55 @@ class ProgressView:
                     f"{elapsed:.1f}s/{float(p.get('deadline_s') or 0):.0f}s"  # type: ignore[arg-type]
                 )
             out.append(line)
-        return out
+        out.append(self._timing(per, now))
+        return [_fit(line, self._columns()) for line in out] if self.tty else out
+
+    def _columns(self) -> int:
+        return self.width or shutil.get_terminal_size((100, 24)).columns
+
+    def eta_s(self, per: Mapping[str, Counter[str]], now: float) -> float | None:
+        """Seconds until the slowest DUT is done, or None when nothing is known yet."""
+        elapsed = now - self.started
+        worst: float | None = None
+        for dut, total in self.totals.items():
+            done = sum(per.get(dut, Counter()).values()) - self._done_before.get(dut, 0)
+            todo = total - self._done_before.get(dut, 0)
+            left = todo - done
+            if left <= 0:
+                continue
+            model = self.estimates.get(dut)
+            if done > 0:
+                # the run so far: this DUT's pace, through the model's split when there is one
+                pace = elapsed / done
+                eta = pace * left
+            elif model is not None:
+                eta = model
+            else:
+                continue
+            worst = eta if worst is None else max(worst, eta)
+        return worst
+
+    def _timing(self, per: Mapping[str, Counter[str]], now: float) -> str:
+        eta = self.eta_s(per, now)
+        return (
+            f"elapsed {_clock(now - self.started)}  ETA {_clock(eta) if eta is not None else '-'}"
+        )
 
     def refresh(self) -> None:
         if self.tty:
             lines = self.lines()
             if self._drawn:
                 self.out.write(f"\x1b[{self._drawn}F")
+            # what did not pass is printed the moment it is journaled, above the live block
+            entries = Journal(self.run_dir.journal).read()
+            for e in entries[self._seen_lines :]:
+                if not e.outcome.is_pass:
+                    text = f"{e.outcome.value}: {e.scenario}: {e.extra.get('message', '')}"
+                    self.out.write("\x1b[2K" + _fit(text, self._columns()) + "\n")
+            self._seen_lines = len(entries)
             for line in lines:
                 self.out.write("\x1b[2K" + line + "\n")
+            self.out.write("\x1b[J")  # a narrower block than the last: clear what is left
             self._drawn = len(lines)
         else:
             _, finished = self._counts()
@@ -95,6 +160,20 @@ class ProgressView:
                     self._last_scenario[dut] = scenario
                     self.out.write(f"{'running':<24} {scenario}\n")
         self.out.flush()
+
+
+def _fit(line: str, columns: int) -> str:
+    """`line` cut to fit `columns` - 1 characters (the last column would wrap on some
+    terminals), with an ellipsis when cut."""
+    room = max(columns - 1, 10)
+    return line if len(line) <= room else line[: room - 1] + "…"
+
+
+def _clock(seconds: float) -> str:
+    s = max(int(seconds + 0.5), 0)
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
 
 
 def count_by_dut(scenario_duts: list[str]) -> dict[str, int]:

@@ -136,8 +136,10 @@ def run(
             typer.echo(f"--last-failed: nothing failed in {earlier[-1].path}; nothing to run")
             raise typer.Exit(0)
     with config_errors_exit():  # each scenario's DUT, in run order (harness/lab/schedule.py)
-        chosen = schedule(chosen, lab, package_drivers(lab, chosen)).ordered()
+        planned = schedule(chosen, lab, package_drivers(lab, chosen))
+        chosen = planned.ordered()
     job = RunJob(
+        estimates={d.dut: d.estimated_lab_s for d in planned.duts},
         lab=lab,
         plan=plan,
         scenarios=chosen,
@@ -189,10 +191,14 @@ def _resume(run_dir: Path) -> int:
         raise
     filters = dict(r.info.filters or {})
     remaining = r.remaining
+    estimates: dict[str, float] = {}
     if remaining:
         with config_errors_exit():
-            remaining = schedule(remaining, r.lab, package_drivers(r.lab, remaining)).ordered()
+            planned = schedule(remaining, r.lab, package_drivers(r.lab, remaining))
+            remaining = planned.ordered()
+            estimates = {d.dut: d.estimated_lab_s for d in planned.duts}
     job = RunJob(
+        estimates=estimates,
         lab=r.lab,
         plan=r.plan,
         scenarios=remaining,

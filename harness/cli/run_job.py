@@ -81,6 +81,8 @@ class RunJob:
     resume: tuple[RunDir, RunInfo, FileLock] | None = None
     #: scenarios of the whole run per DUT, for the live display (default: this attempt's)
     totals: dict[str, int] | None = None
+    #: the cost model's lab seconds per DUT for this attempt (the live view's ETA)
+    estimates: dict[str, float] = field(default_factory=dict)
     #: matrix.html, matrix.json and changes.json, once written at the end of the attempt
     pages: RunPages | None = None
 
@@ -204,7 +206,13 @@ class RunJob:
             life_read, life_write = os.pipe()  # pytest's lifeline: EOF when we are gone
             stack.callback(_close, life_write)
             totals = self.totals or count_by_dut([s.dut for s in self.scenarios])
-            view = ProgressView(rd, totals, self.out, seen=len(Journal(rd.journal).read()))
+            view = ProgressView(
+                rd,
+                totals,
+                self.out,
+                seen=len(Journal(rd.journal).read()),
+                estimates=self.estimates,
+            )
             mode = "wb" if attempt["attempt"] == 1 else "ab"
             with open_private(rd.pytest_log, mode) as log, sigterm_as_interrupt():
                 if attempt["attempt"] > 1:
