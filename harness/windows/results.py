@@ -159,12 +159,21 @@ class DriverInfo:
     provider: str
     class_name: str
     version: str
-    signer: str
+    signer: str  # "" when the catalog's signer could not be read
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> tuple[DriverInfo, ...]:
-        keys = ("published_name", "original_name", "provider", "class_name", "version", "signer")
-        return tuple(cls(*(x.text(k) for k in keys)) for x in JsonObject(op, d).objs("drivers"))
+        return tuple(
+            cls(
+                x.text("published_name"),
+                x.text("original_name"),
+                x.text("provider"),
+                x.text("class_name"),
+                x.text("version"),
+                x.otext("signer") or "",
+            )
+            for x in JsonObject(op, d).objs("drivers")
+        )
 
 
 @dataclass(frozen=True)
@@ -209,17 +218,22 @@ class VerifierSettings:
 @dataclass(frozen=True)
 class VerifierState:
     pending: VerifierSettings  # what applies at the next boot
-    active: VerifierSettings  # what runs now
-    reboot_pending: bool
+    active: VerifierSettings  # what runs now (meaningless unless `active_known`)
+    reboot_pending: bool | None  # None when the active settings are unknown
+    #: False when `verifier /query` printed something the op could not read (another display
+    #: language saying nothing is verified, an error): unknown, never "off".
+    active_known: bool = True
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> VerifierState:
         o = JsonObject(op, d)
         p, a = o.obj("pending"), o.obj("active")
+        known = o.oflag("active_known")
         return cls(
             VerifierSettings(p.ointeger("flags"), p.texts("drivers")),
             VerifierSettings(a.ointeger("flags"), a.texts("drivers")),
-            o.flag("reboot_pending"),
+            o.oflag("reboot_pending"),
+            True if known is None else known,
         )
 
 
@@ -266,14 +280,15 @@ class FirmwareKdpChange:
 # -- session -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SessionInfo:
-    state: SessionState
+    state: SessionState | None  # None: "unknown" (WTS_SESSIONSTATE_UNKNOWN): poll again
     user: str | None
     session_id: int | None
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> SessionInfo:
         o = JsonObject(op, d)
-        return cls(o.choice("state", SessionState), o.otext("user"), o.ointeger("session_id"))
+        state = None if o.d.get("state") == "unknown" else o.choice("state", SessionState)
+        return cls(state, o.otext("user"), o.ointeger("session_id"))
 
 
 # -- PnP -----------------------------------------------------------------------------------------
@@ -294,6 +309,10 @@ class PnpDevice:
     inf_name: str | None
     last_arrival_utc: datetime | None
     last_removal_utc: datetime | None
+    #: `Enum\<instance>\Device Parameters\DMA Management`: RemappingSupported and RemappingFlags
+    #: (on 24H2+ they override the driver's DmaRemappingCompatible); None when absent.
+    remapping_supported: int | None = None
+    remapping_flags: int | None = None
 
     @property
     def started(self) -> bool:
@@ -306,6 +325,7 @@ class PnpDevice:
     @classmethod
     def from_json(cls, op: str, d: Any, where: str = "result") -> PnpDevice:
         o = JsonObject(op, d, where)
+        dma = o.oobj("dma_management")
         return cls(
             o.text("instance_id"),
             o.otext("friendly_name"),
@@ -322,6 +342,8 @@ class PnpDevice:
             o.otext("inf_name"),
             o.otime("last_arrival_utc"),
             o.otime("last_removal_utc"),
+            dma.ointeger("remapping_supported") if dma else None,
+            dma.ointeger("remapping_flags") if dma else None,
         )
 
     @classmethod
@@ -347,6 +369,9 @@ class BugCheck:
     stop_code: int
     parameters: tuple[int, int, int, int]
     dump_path: str | None
+    #: "wer-1001" (WER's report) or "kernel-power-41" (the stop code Kernel-Power 41 carries at
+    #: boot, used when WER has not written 1001 within the op's wait)
+    source: str = "wer-1001"
 
     def describe(self) -> str:
         """`bugcheck 0x000000E6 (0x26, 0x0, 0xFFFFC30A1B2C3D40, 0x0)`"""
@@ -361,40 +386,58 @@ class DumpFile:
     modified_utc: datetime
 
 
+def _four_ints(b: JsonObject, key: str) -> tuple[int, int, int, int]:
+    params = b._typed(key, (list,), "a list of 4 integers", False)
+    if len(params) != 4 or not all(isinstance(p, int) and not isinstance(p, bool) for p in params):
+        b.fail(f"{b.where}.{key}", params, "a list of 4 integers")
+    p0, p1, p2, p3 = params
+    return (p0, p1, p2, p3)
+
+
 @dataclass(frozen=True)
 class CrashEvidence:
     bugchecks: tuple[BugCheck, ...]
     unexpected_shutdowns: tuple[datetime, ...]  # Kernel-Power 41
     dumps: tuple[DumpFile, ...]
     setupapi_tail: str
+    #: Kernel-Power 41 events whose BugcheckCode is not 0: the stop code as the kernel logged it
+    #: at boot (event 1001 may come later, or never).
+    shutdown_bugchecks: tuple[BugCheck, ...] = ()
 
     @property
     def crashed(self) -> bool:
-        return bool(self.bugchecks)
+        return bool(self.bugchecks or self.shutdown_bugchecks)
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> CrashEvidence:
         o = JsonObject(op, d)
         bugchecks = []
         for b in o.objs("bugchecks"):
-            params = b._typed("parameters", (list,), "a list of 4 integers", False)
-            if len(params) != 4 or not all(
-                isinstance(p, int) and not isinstance(p, bool) for p in params
-            ):
-                b.fail(f"{b.where}.parameters", params, "a list of 4 integers")
-            p0, p1, p2, p3 = params
-            stop = b.integer("stop_code")
             bugchecks.append(
-                BugCheck(b.time("time_utc"), stop, (p0, p1, p2, p3), b.otext("dump_path"))
+                BugCheck(
+                    b.time("time_utc"),
+                    b.integer("stop_code"),
+                    _four_ints(b, "parameters"),
+                    b.otext("dump_path"),
+                    b.otext("source") or "wer-1001",
+                )
             )
+        shutdowns, coded = [], []
+        for u in o.objs("unexpected_shutdowns"):
+            shutdowns.append(u.time("time_utc"))
+            code = u.ointeger("bugcheck_code")
+            if code:
+                params = _four_ints(u, "parameters")
+                coded.append(BugCheck(shutdowns[-1], code, params, None, "kernel-power-41"))
         return cls(
             tuple(bugchecks),
-            tuple(u.time("time_utc") for u in o.objs("unexpected_shutdowns")),
+            tuple(shutdowns),
             tuple(
                 DumpFile(f.text("path"), f.integer("size"), f.time("modified_utc"))
                 for f in o.objs("dumps")
             ),
             o.text("setupapi_tail"),
+            tuple(coded),
         )
 
 

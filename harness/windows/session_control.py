@@ -69,7 +69,19 @@ class LabSessionControl:
         return f"LabSessionControl({self.host.name!r}, method={self.method!r})"
 
     def state(self, deadline: Deadline) -> SessionState:
-        return self.host.session_state(deadline=deadline).state
+        """The console's state. Right after a switch Windows may report its flags as
+        WTS_SESSIONSTATE_UNKNOWN: polled again with backoff, a `DutError` at the deadline."""
+        delays = self.poll.delays()
+        while True:
+            found = self.host.session_state(deadline=deadline).state
+            if found is not None:
+                return found
+            if deadline.expired:
+                raise DutError(
+                    f"{self.host.name}: the console session state stayed unknown "
+                    f"(WTS_SESSIONSTATE_UNKNOWN) for {deadline.budget_s:.1f} s"
+                )
+            pause(deadline, next(delays), self.host.sleep)
 
     def lock(self, deadline: Deadline) -> None:
         if self.state(deadline) is SessionState.LOCKED:

@@ -5,7 +5,9 @@ operations call underneath (docs/domain.md §5–§6).
 `run_command_line(machine, line)` returns `(exit_code, stdout)` or None when the line is not one
 of these tools (the caller falls back to its generic cmd.exe subset). pnputil's output is the
 "Label: value" blocks of `/enum-drivers` and `/enum-devices`; its exit codes are those of
-`pnputil-return-values` (0, 259, 3010) and the failing call's error code.
+`pnputil-return-values` (0, 259, 3010) and the failing call's error code. The labels of
+`/enum-drivers` and `/enum-devices` and bcdedit's Yes/No are in the DUT's display language
+(quirk `locale`, `sources.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from harness.virtual_lab.windows import verifier
+from harness.virtual_lab.windows import sources, verifier
 from harness.virtual_lab.windows.driver_store import ERROR_IN_USE, ERROR_NO_MORE_ITEMS
 from harness.virtual_lab.windows.pnp_install import model_for, unbind
 
@@ -93,7 +95,8 @@ def add_driver(machine: WindowsMachine, path: str, *, install: bool) -> tuple[in
         text += "\r\nTotal attempted:              1\r\nNumber successfully imported: 0\r\n"
         return result.exit_code, text, None
     package = result.package
-    text += f"{result.message}\r\nPublished Name:         {package.published_name}\r\n"
+    published = sources.text(machine, "published") + ":"
+    text += f"{result.message}\r\n{published.ljust(24)}{package.published_name}\r\n"
     code = 0
     if install:
         targets = [d for d in machine.devices.values() if d.present and model_for(package, d)]
@@ -137,43 +140,55 @@ def rescan(machine: WindowsMachine) -> None:
 
 
 def enum_drivers(machine: WindowsMachine) -> str:
-    text = BANNER
+    t = _texts(machine)
+    text = t["banner"] + "\r\n\r\n"
     for p in machine.store.packages():
         version = (p.info.driver_ver or "").replace(",", " ")
-        text += (
-            f"Published Name:     {p.published_name}\r\n"
-            f"Original Name:      {p.original_name}\r\n"
-            f"Provider Name:      {p.provider}\r\n"
-            f"Class Name:         {p.info.class_name or 'Unknown'}\r\n"
-            f"Class GUID:         {(p.info.class_guid or '').lower()}\r\n"
-            f"Driver Version:     {version}\r\n"
-            f"Signer Name:        {p.signer or ''}\r\n\r\n"
-        )
+        rows = [
+            ("published", p.published_name),
+            ("original", p.original_name),
+            ("provider", p.provider),
+            ("class", p.info.class_name or "Unknown"),
+            ("class_guid", (p.info.class_guid or "").lower()),
+            ("version", version),
+            ("signer", p.signer or ""),
+        ]
+        text += _rows(t, rows, 20) + "\r\n"
     return text
 
 
+def _rows(t: dict[str, str], rows: list[tuple[str, str]], width: int) -> str:
+    return "".join(f"{(t[key] + ':').ljust(width)}{value}\r\n" for key, value in rows)
+
+
+def _texts(machine: WindowsMachine) -> dict[str, str]:
+    return sources.TEXTS[sources.locale(machine)]
+
+
 def enum_devices(machine: WindowsMachine, *, connected: bool, problem: bool) -> str:
-    text = BANNER
+    t = _texts(machine)
+    text = t["banner"] + "\r\n\r\n"
     for d in machine.devices.values():
         if d.last_arrival is None or (connected and not d.present):
             continue
         if problem and d.problem_code == 0:
             continue
-        status = "Started" if d.started else ("Problem" if d.present else "Disconnected")
-        text += (
-            f"Instance ID:                {d.instance_id}\r\n"
-            f"Device Description:         {d.description}\r\n"
-            f"Class Name:                 {d.device_class}\r\n"
-            f"Class GUID:                 {CLASS_GUIDS.get(d.device_class.lower(), '')}\r\n"
-            f"Manufacturer Name:          DMA Lab\r\n"
-            f"Status:                     {status}\r\n"
+        status = (
+            t["started"] if d.started else (t["problem_status"] if d.present else t["disconnected"])
         )
+        rows = [
+            ("instance", d.instance_id),
+            ("description", d.description),
+            ("class", d.device_class),
+            ("class_guid", CLASS_GUIDS.get(d.device_class.lower(), "")),
+            ("manufacturer", "DMA Lab"),
+            ("status", status),
+        ]
         if d.present and d.problem_code:
             name = PROBLEM_NAMES.get(d.problem_code, "")
-            text += (
-                f"Problem Code:               {d.problem_code} (0x{d.problem_code:X}) [{name}]\r\n"
-            )
-        text += f"Driver Name:                {d.package or ''}\r\n\r\n"
+            rows.append(("problem", f"{d.problem_code} (0x{d.problem_code:X}) [{name}]"))
+        rows.append(("driver", d.package or ""))
+        text += _rows(t, rows, 28) + "\r\n"
     return text
 
 
@@ -206,7 +221,8 @@ def bcdedit(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
         machine.test_signing_pending = low[2] in ("on", "yes")
         return 0, "The operation completed successfully.\r\n"
     if low[:1] == ["/enum"]:
-        testsigning = "Yes" if machine.test_signing_pending else "No"  # the store: next boot
+        # The store (the next boot's value), its Yes/No in the display language.
+        testsigning = sources.text(machine, "yes" if machine.test_signing_pending else "no")
         return 0, (
             "Windows Boot Loader\r\n-------------------\r\nidentifier              {current}\r\n"
             "device                  partition=C:\r\npath                    "

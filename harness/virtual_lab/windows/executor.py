@@ -3,8 +3,10 @@
 - A harness operation (docs/windows-operations.md): a PowerShell script, as `-EncodedCommand`
   or on stdin to `-Command -`, whose text contains `# Operation: NAME` and ends with
   `-ParamsBase64 '...'`. The parameters are decoded as data and recorded exactly as received
-  (`machine.operations_log()`); the handler runs under the machine lock; the result line is
-  written after the operation's real-world duration times `time_scale`.
+  (`machine.operations_log()`); the handler runs under the machine lock, with the script's code
+  at hand (`machine.op_script`: it answers from the sources that code reads); the result line is
+  written after the operation's real-world duration (plus any wait the handler modelled) times
+  `time_scale`.
 - The harness's persistent PowerShell host (`powershell.exe -EncodedCommand <loop>`, recognised
   by its marker line; `harness.virtual_lab.winrm.ps_host`): each framed request on its stdin is
   run as a `WindowsScript`, so an operation behaves exactly as in a one-off powershell.exe.
@@ -39,6 +41,12 @@ from harness.virtual_lab.winrm.ps_host import POWERSHELL_START_S, PsHostLoop, is
 _OPERATION = re.compile(r"^# Operation: ([a-z0-9_]+)\s*$", re.MULTILINE)
 _PARAMS = re.compile(r"-ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
 _PS_NAMES = ("powershell", "powershell.exe", "pwsh", "pwsh.exe")
+
+
+def script_code(script: str) -> str:
+    """An operation script without its comment lines: what it runs, not what it says it runs
+    (the simulated DUT answers from the sources the code reads, `sources.py`)."""
+    return "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
 
 
 def parse_operation(script: str) -> tuple[str, str] | None:
@@ -120,6 +128,8 @@ class WindowsScript(PowerShellScript):
             if not isinstance(params, dict):
                 self._fail(f"{name}: the parameters must be a JSON object")
                 return None
+            m.op_script = script_code(self._raw or "")
+            m.op_wait_s = 0.0
             try:
                 fault = m.take_operation_fault(name)
                 if fault is not None:
@@ -131,7 +141,7 @@ class WindowsScript(PowerShellScript):
             except operations.OperationError as exc:
                 self._fail(f"{name}: {exc}")
                 return None
-            delay = m.scaled(operations.duration_s(name, params))
+            delay = m.scaled(operations.duration_s(name, params) + m.op_wait_s)
         self._op_result = json.dumps(result, separators=(",", ":")) + "\r\n"
         return now + delay
 

@@ -52,6 +52,8 @@ SHUTDOWN_S = 3.0
 ENUMERATION_S = 2.0
 LOGON_S = 6.0
 LOCK_S = 0.5
+#: WER writes event 1001 after it has processed the dump, some time after the boot.
+WER_REPORT_DELAY_S = 20.0
 
 
 class PowerEvent(enum.Enum):
@@ -115,6 +117,14 @@ class WindowsMachine:
         self.test_signing_pending = False
         self.test_signing_active = False
         self.console_buffer = ""
+        #: The code (comment lines removed) of the operation script running now, and extra
+        #: real-world seconds its handler spends waiting (`operations`, `sources`).
+        self.op_script = ""
+        self.op_wait_s = 0.0
+        #: Session states the console reports before the real one (quirk `session_unknown_polls`).
+        self.session_unknown_left = 0
+        #: Events logged some time after a boot: (wall-clock time due, event).
+        self.due_events: list[tuple[datetime, dict[str, Any]]] = []
         self.failed_logons = 0
         self.faults: list[VirtualFault] = []
         #: Faults waiting for their operation (`VirtualFault.operation`), with what fires them.
@@ -214,8 +224,15 @@ class WindowsMachine:
         self.boots += 1
         self.power = Power.ON
         self.session = Session.NO_USER
+        self.due_events = []
         for event in self._pending_events:  # logged by this boot, stamped with its time
-            self.events.append({**event, "time": self.booted_at})
+            delay = float(event.pop("delay_s", 0.0))
+            if delay <= 0:
+                self.events.append({**event, "time": self.booted_at})
+                continue
+            due = self.booted_at + timedelta(seconds=self.scaled(delay))
+            self.due_events.append((due, event))
+            self.after(delay, self._logger(event, due))
         self._pending_events.clear()
         if not initial:
             self._notify(PowerEvent.UP)
@@ -228,6 +245,21 @@ class WindowsMachine:
             else:
                 self.after(LOGON_S, self._sign_in)
 
+    def _logger(self, event: dict[str, Any], due: datetime) -> Callable[[], None]:
+        return lambda: self._log_due(event, due)
+
+    def _log_due(self, event: dict[str, Any], due: datetime) -> None:
+        """A delayed event (WER's 1001) reaches the System log."""
+        if (due, event) in self.due_events:
+            self.due_events.remove((due, event))
+            self.events.append({**event, "time": due})
+
+    def log_due_now(self, until: datetime) -> None:
+        """Log every delayed event due by `until` (an operation that waited for it)."""
+        for due, event in list(self.due_events):
+            if due <= until:
+                self._log_due(event, due)
+
     def _notify(self, event: PowerEvent) -> None:
         for cb in list(self._listeners):
             try:
@@ -236,7 +268,8 @@ class WindowsMachine:
                 log.exception("power listener failed")
 
     def bugcheck(self, code: int, params: tuple[int, int, int, int]) -> None:
-        """Crash now: MEMORY.DMP, events 41 and 1001 at the next boot, automatic restart."""
+        """Crash now: MEMORY.DMP, automatic restart; at the next boot Kernel-Power 41 with the
+        stop code at once, WER's 1001 `wer_report_delay_s` (quirk, default 20 s) later."""
         when = _now()
         dump = self.fs_root / "C" / "Windows" / "MEMORY.DMP"
         dump.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +281,10 @@ class WindowsMachine:
                 "Microsoft-Windows-Kernel-Power",
                 when,
                 "The system has rebooted without cleanly shutting down first.",
-                {"BugcheckCode": code},
+                {
+                    "BugcheckCode": code,
+                    **{f"BugcheckParameter{i + 1}": p for i, p in enumerate(params)},
+                },
             ),
             _event(
                 1001,
@@ -257,7 +293,8 @@ class WindowsMachine:
                 f"The computer has rebooted from a bugcheck.  The bugcheck was: {text}. "
                 r"A dump was saved in: C:\Windows\MEMORY.DMP.",
                 {"param1": f"0x{code:08x}", "param2": list(params)},
-            ),
+            )
+            | {"delay_s": float(self.quirks.get("wer_report_delay_s", WER_REPORT_DELAY_S))},
         ]
         self._history(f"bugcheck {text}")
         self.power = Power.SHUTTING_DOWN
@@ -277,6 +314,7 @@ class WindowsMachine:
         if self.power is not Power.ON:
             return
         self.session = Session.UNLOCKED
+        self._session_changed()
         self._history("user signed in / unlocked")
         for device in self.devices.values():
             if (
@@ -285,6 +323,11 @@ class WindowsMachine:
                 and device.decision == rules.StartDecision.BLOCK_UNTIL_LOGON.value
             ):
                 self._start_device(device)
+
+    def _session_changed(self) -> None:
+        """Quirk `session_unknown_polls`: right after a lock or sign-in, the console session's
+        SessionFlags reads WTS_SESSIONSTATE_UNKNOWN (-1) that many times (seen on 21H2)."""
+        self.session_unknown_left = int(self.quirks.get("session_unknown_polls", 0))
 
     def console_keys(self, keys: str) -> None:
         """Keystrokes from the HID keyboard: a password and Enter unlocks / signs in."""
@@ -314,6 +357,7 @@ class WindowsMachine:
         def apply() -> None:
             if self.session is Session.UNLOCKED:
                 self.session = Session.LOCKED
+                self._session_changed()
                 self._history("session locked")
 
         self.after(LOCK_S, apply)

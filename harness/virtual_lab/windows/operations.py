@@ -1,7 +1,10 @@
 """The Windows operations of docs/windows-operations.md, implemented on a simulated DUT.
 
 Each handler takes the machine (its lock held) and the decoded parameters and returns the same
-JSON object the PowerShell script of the same name returns on a real host. `OperationError` is an
+JSON object the PowerShell script of the same name returns on a real host. Where Windows offers a
+localized text and a locale-free source, the handler answers from the one the script's code reads
+(`sources.py`): a script parsing English labels out of German pnputil output finds nothing here,
+as it would on a real de-DE host. `OperationError` is an
 unexpected failure (the script would `throw`): the command exits 1 with the message on stderr.
 `DURATIONS_S` are real-world seconds, scaled by the lab's `time_scale`.
 """
@@ -10,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from harness.virtual_lab.signing import SignatureStatus, verify_file
 from harness.virtual_lab.ssh_server import windows_to_local
-from harness.virtual_lab.windows import commands, verifier
+from harness.virtual_lab.windows import commands, sources, verifier
 from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.machine import WindowsMachine, iso
 from harness.virtual_lab.windows.pnp_install import verified_services
@@ -89,7 +93,7 @@ def op_host_facts(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
         "virtualization_firmware": m.firmware.applied_vt(),
         "iommu_dma_protection_available": m.spec.kdp_capable,
         "secure_boot": m.spec.secure_boot,
-        "test_signing": m.test_signing_pending,  # bcdedit /enum {current}: the BCD store
+        "test_signing": _test_signing_read(m),
         "bitlocker_disable_external_dma_under_lock": m.registry.get(
             FVE, "DisableExternalDMAUnderLock"
         ),
@@ -98,6 +102,16 @@ def op_host_facts(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
         "test_signing_in_effect": m.test_signing_active,
         "dmaguard_policy_written": _key_written(m, DMAGUARD, stop=POLICIES),
     }
+
+
+def _test_signing_read(m: WindowsMachine) -> bool:
+    """The BCD store's testsigning (the next boot's value), as the script reads it: the BCD WMI
+    provider's element 0x16000049 is a boolean; bcdedit's text says Yes/No in the display
+    language, so an English match reads any other language as off."""
+    if sources.reads(m, "BcdStore"):
+        return m.test_signing_pending
+    code, text = commands.bcdedit(m, ["/enum", "{current}"])
+    return code == 0 and re.search(r"testsigning\s+Yes", text, re.IGNORECASE) is not None
 
 
 def _key_written(m: WindowsMachine, key: str, *, stop: str) -> dict[str, Any] | None:
@@ -116,6 +130,12 @@ def _local(m: WindowsMachine, path: str) -> Any:
 @operation
 def op_file_write(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     path, mode = _need(p, "path", str), p.get("mode", "create")
+    if re.match(r"^(?:[A-Za-z]:\\|\\\\)", path) is None and (
+        not path.startswith("\\") or sources.reads(m, "^[A-Za-z]:")
+    ):
+        # A script checking `^[A-Za-z]:\|^\\` refuses drive-relative `\x`; one using
+        # IsPathRooted accepts it (Windows resolves it against the current drive).
+        raise OperationError(f"file_write: path must be absolute: {path}")
     data = base64.b64decode(_need(p, "data_base64", str), validate=True)
     target = _local(m, path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +225,26 @@ def op_driver_uninstall(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     return {"exit_code": code, "outcome": INSTALL_OUTCOMES.get(code, "failed"), "output": text}
 
 
+#: The English pnputil labels a text-parsing driver_list keys on, and its result fields.
+_PNPUTIL_FIELDS = {
+    "Published Name": "published_name",
+    "Original Name": "original_name",
+    "Provider Name": "provider",
+    "Class Name": "class_name",
+    "Driver Version": "version",
+    "Signer Name": "signer",
+}
+
+
 @operation
 def op_driver_list(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    if not sources.reads(m, "Get-WindowsDriver", "Win32_PnPSignedDriver"):
+        # pnputil /enum-drivers parsed by its English labels: nothing in another language.
+        blocks = sources.label_blocks(
+            commands.enum_drivers(m), _PNPUTIL_FIELDS, first="Published Name"
+        )
+        fields = list(_PNPUTIL_FIELDS.values())
+        return {"drivers": [{f: b.get(f) for f in fields} for b in blocks]}
     return {
         "drivers": [
             {
@@ -241,32 +279,76 @@ def op_service_dma_compat(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any
 def op_verifier_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     pf, pd = verifier.pending_settings(m)
     af, ad = verifier.active_settings(m)
+    known = True
+    if not sources.english(m):
+        if sources.reads(m, "active_known"):
+            # Locale-free reading of /query: the driver file names and the 8-digit level are
+            # not translated; "nothing verified" is a sentence, unknown outside English.
+            known = bool(ad)
+        else:
+            # English labels only: "Level" is not found; "Name:" lines are where the language
+            # keeps that word; the missing sentence reads as drivers being verified.
+            text = verifier.query(m)
+            ad = [n.lower() for n in re.findall(r"(?im)^\s*Name\s*:\s*([^,\s]+)", text)]
+            af = None
     same = (pf or 0) == (af or 0) and sorted(d.lower() for d in pd) == sorted(ad)
-    return {
+    result: dict[str, Any] = {
         "pending": {"flags": pf, "drivers": pd},
-        "active": {"flags": af, "drivers": ad},
-        "reboot_pending": not same,
+        "active": {"flags": af, "drivers": ad} if known else {"flags": None, "drivers": []},
+        "reboot_pending": not same if known else None,
     }
+    if sources.reads(m, "active_known"):
+        result["active_known"] = known
+    return result
 
 
 @operation
 def op_verifier_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     mode = _need(p, "mode", str)
     drivers = [str(d) for d in p.get("drivers") or []]
-    flags = f"0x{int(p.get('flags') or 0):x}"
+    flags = int(p.get("flags") or 0)
+    hexflags = f"0x{flags:x}"
     if mode == "persistent":
-        args = ["/flags", flags, "/driver", *drivers]
+        runs = [["/flags", hexflags, "/driver", *drivers]]
     elif mode == "volatile":
-        args = ["/volatile", "/flags", flags, "/adddriver", *drivers]
+        if sources.reads_pattern(m, r"'/volatile',\s*'/flags',\s*\$flags,\s*'/adddriver'"):
+            runs = [["/volatile", "/flags", hexflags, "/adddriver", *drivers]]  # one command
+        else:
+            return _verifier_volatile(m, flags, drivers)
     elif mode == "reset":
-        args = ["/reset"]
+        runs = [["/reset"]]
     else:
         raise OperationError(f"unknown verifier mode {mode!r}")
-    code, text = verifier.run(m, args)
-    return {
+    code, text = verifier.run(m, runs[0])
+    result: dict[str, Any] = {
         "exit_code": code,
         "reboot_required": code == verifier.EXIT_REBOOT_NEEDED,
         "output": text,
+    }
+    if mode != "volatile":
+        result["method"] = mode
+    return result
+
+
+def _verifier_volatile(m: WindowsMachine, flags: int, drivers: list[str]) -> dict[str, Any]:
+    """The documented volatile form: `/volatile /flags F`, then `/volatile /adddriver a.sys`,
+    each checked; on Windows 11, `/dif <classes> /now /driver a.sys` when /volatile is refused."""
+    code, text = verifier.run(m, ["/volatile", "/flags", f"0x{flags:x}"])
+    outputs = [text]
+    method = "volatile"
+    if code != verifier.EXIT_SUCCESS and m.build >= rules.WINDOWS11_BUILD:
+        classes = [str(bit + 1) for bit in range(32) if flags >> bit & 1]
+        code, text = verifier.run(m, ["/dif", *classes, "/now", "/driver", *drivers])
+        outputs.append(text)
+        method = "dif-now"
+    elif code == verifier.EXIT_SUCCESS:
+        code, text = verifier.run(m, ["/volatile", "/adddriver", *drivers])
+        outputs.append(text)
+    return {
+        "exit_code": code,
+        "reboot_required": False,
+        "output": "".join(outputs),
+        "method": method,
     }
 
 
@@ -334,7 +416,17 @@ def op_test_signing_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 @operation
 def op_session_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     user = None if m.session.value == "no-user" else f"{m.hostname}\\{m.username}"
-    return {"state": m.session.value, "user": user, "session_id": None if user is None else 1}
+    state = m.session.value
+    if user is not None and m.session_unknown_left > 0:
+        m.session_unknown_left -= 1  # SessionFlags reads WTS_SESSIONSTATE_UNKNOWN (-1)
+        if not sources.reads(m, "'unknown'"):
+            raise OperationError(
+                "session_state: SessionFlags is WTS_SESSIONSTATE_UNKNOWN (0xFFFFFFFF) for session 1"
+            )
+        state = "unknown"
+    if user is not None and not sources.reads(m, "WTSUserName"):
+        user = f"{m.hostname}\\{m.username[:20]}"  # WTSINFOEX_LEVEL1_W.UserName is WCHAR[21]
+    return {"state": state, "user": user, "session_id": None if user is None else 1}
 
 
 @operation
@@ -397,9 +489,20 @@ def op_pnp_devices(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
                 "inf_name": d.package,
                 "last_arrival_utc": _iso(d.last_arrival),
                 "last_removal_utc": _iso(d.last_removal),
+                "dma_management": _dma_management(m, d.instance_id),
             }
         )
     return {"devices": found}
+
+
+def _dma_management(m: WindowsMachine, instance_id: str) -> dict[str, Any] | None:
+    """`Enum\\<instance>\\Device Parameters\\DMA Management`: null when the key has no values."""
+    key = rules.device_key(instance_id)
+    values = {
+        "remapping_supported": m.registry.get(key, "RemappingSupported"),
+        "remapping_flags": m.registry.get(key, "RemappingFlags"),
+    }
+    return values if any(v is not None for v in values.values()) else None
 
 
 @operation
@@ -416,10 +519,53 @@ def op_reboot_request(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     return {"requested": True, "last_boot_utc": last}
 
 
+#: crash_evidence: the default bound on its wait for WER's event 1001 (real-world seconds).
+REPORT_WAIT_S = 40.0
+
+
 @operation
 def op_crash_evidence(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    """Events 1001 and 41 and the dumps since `since_utc`, as the script reads them: 41's
+    BugcheckCode and parameters when its code reads the event data (`BugcheckCode`), and a
+    bounded wait for a 1001 still to come when its code has one (`report_wait_s`)."""
     since = datetime.fromisoformat(_need(p, "since_utc", str).replace("Z", "+00:00"))
-    bugchecks, shutdowns = [], []
+    with_41_data = sources.reads(m, "BugcheckCode")
+    evidence = _crash_evidence(m, since, with_41_data)
+    coded = [s for s in evidence["unexpected_shutdowns"] if s.get("bugcheck_code")]
+    if (
+        sources.reads(m, "report_wait_s")
+        and not evidence["bugchecks"]
+        and (coded or evidence["dumps"])
+    ):
+        wait_s = float(p.get("report_wait_s", REPORT_WAIT_S))
+        now = datetime.now(since.tzinfo)
+        horizon = now + timedelta(seconds=m.scaled(wait_s))
+        due = [at for at, e in m.due_events if e["id"] == 1001 and at <= horizon]
+        if due:
+            m.log_due_now(max(due))
+            m.op_wait_s = max(0.0, (max(due) - now).total_seconds()) / m.time_scale
+        else:
+            m.op_wait_s = wait_s
+        evidence = _crash_evidence(m, since, with_41_data)
+        coded = [s for s in evidence["unexpected_shutdowns"] if s.get("bugcheck_code")]
+    if with_41_data and not evidence["bugchecks"]:
+        dump = evidence["dumps"][0]["path"] if evidence["dumps"] else None
+        evidence["bugchecks"] = [
+            {
+                "time_utc": s["time_utc"],
+                "stop_code": s["bugcheck_code"],
+                "parameters": s["parameters"],
+                "dump_path": dump,
+                "source": "kernel-power-41",
+            }
+            for s in coded
+        ]
+    return evidence
+
+
+def _crash_evidence(m: WindowsMachine, since: datetime, with_41_data: bool) -> dict[str, Any]:
+    bugchecks: list[dict[str, Any]] = []
+    shutdowns: list[dict[str, Any]] = []
     for e in m.events:
         if e["time"] < since:
             continue
@@ -431,10 +577,18 @@ def op_crash_evidence(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
                     "stop_code": int(e["data"]["param1"], 16),
                     "parameters": params,
                     "dump_path": r"C:\Windows\MEMORY.DMP",
+                    "source": "wer-1001",
                 }
             )
         elif e["id"] == 41:
-            shutdowns.append({"time_utc": _iso(e["time"])})
+            shutdown: dict[str, Any] = {"time_utc": _iso(e["time"])}
+            if with_41_data:
+                data = e["data"]
+                shutdown["bugcheck_code"] = int(data.get("BugcheckCode", 0))
+                shutdown["parameters"] = [
+                    int(data.get(f"BugcheckParameter{i}", 0)) for i in range(1, 5)
+                ]
+            shutdowns.append(shutdown)
     dumps = []
     windows = m.fs_root / "C" / "Windows"
     candidates = [windows / "MEMORY.DMP", *sorted((windows / "Minidump").glob("*.dmp"))]

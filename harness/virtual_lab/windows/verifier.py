@@ -7,6 +7,16 @@ Persistent settings (`/flags F /driver a.sys`, `/standard`, `/reset`) are writte
 lost at reboot: exit 0. `/querysettings` shows the next boot's settings, `/query` the active ones.
 Quirk `volatile_verifier_promotes` (default true) decides whether volatile targets count when a
 device is added.
+
+Volatile settings are documented as separate commands, `/volatile /flags F` (the flags replace
+the running ones) and `/volatile /adddriver a.sys`. The undocumented combined form
+`/volatile /flags F /adddriver a.sys` applies only its first switch here (quirk
+`verifier_volatile_combined`: `first-switch-only` by default, `both`), the risk the review of the
+harness raised. Quirk `verifier_volatile_refused` (default false) makes `/volatile` fail, as on a
+build where it is retired; on Windows 11 (build 22000+) `/dif <class> ... /now /driver a.sys`
+applies rule classes at once (class n is flag bit n-1: 8 is DMA checking, 0x80).
+
+`/query` is printed in the display language (quirk `locale`, `sources.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.virtual_lab.windows import kernel_rules as rules
+from harness.virtual_lab.windows import sources
 from harness.virtual_lab.windows.registry import MEMORY_MANAGEMENT
 
 if TYPE_CHECKING:
@@ -58,7 +69,22 @@ def run(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
         machine.registry.delete(MEMORY_MANAGEMENT, "VerifyDriverLevel")
         machine.registry.delete(MEMORY_MANAGEMENT, "VerifyDrivers")
         return EXIT_REBOOT_NEEDED, REBOOT_TEXT
+    if low[0] == "/dif":
+        return _dif(machine, args[1:])
     volatile = low[0] == "/volatile"
+    if volatile and machine.quirks.get("verifier_volatile_refused") is True:
+        return EXIT_ERROR, "The /volatile option is not supported on this system. Use /dif.\r\n"
+    if volatile and low[1:2] == ["/adddriver"]:
+        level, active = machine.verifier_active
+        added = {d.lower().removesuffix(".sys") for d in args[2:] if d}
+        if not added:
+            return EXIT_ERROR, "Missing driver name.\r\n"
+        machine.verifier_active = (level, active | frozenset(added))
+        if rules.quirk(machine.quirks, "volatile_verifier_promotes") is False:
+            machine.volatile_only = machine.volatile_only | frozenset(added)
+        return EXIT_SUCCESS, "".join(
+            f"Added {d}.sys to the verified driver list.\r\n" for d in sorted(added)
+        )
     rest, rest_low = (args[1:], low[1:]) if volatile else (args, low)
     flags: int | None = None
     drivers: list[str] = []
@@ -83,7 +109,12 @@ def run(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
     if volatile:
         level, active = machine.verifier_active
         added = {d.lower().removesuffix(".sys") for d in drivers}
-        machine.verifier_active = (level | flags, active | frozenset(added))
+        if (
+            drivers
+            and machine.quirks.get("verifier_volatile_combined", "first-switch-only") != "both"
+        ):
+            added = set()  # the undocumented combined form: only /flags took effect
+        machine.verifier_active = (flags, active | frozenset(added))
         if rules.quirk(machine.quirks, "volatile_verifier_promotes") is False:
             machine.volatile_only = machine.volatile_only | frozenset(added)
         return EXIT_SUCCESS, "New verifier settings:\r\n\r\n" + _flag_lines(flags)
@@ -92,6 +123,26 @@ def run(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
     machine.registry.set(MEMORY_MANAGEMENT, "VerifyDriverLevel", flags)
     machine.registry.set(MEMORY_MANAGEMENT, "VerifyDrivers", " ".join(drivers))
     return EXIT_REBOOT_NEEDED, REBOOT_TEXT
+
+
+def _dif(machine: WindowsMachine, args: list[str]) -> tuple[int, str]:
+    """`/dif <class> [<class> ...] /now /driver a.sys`: Windows 11 only, applied at once."""
+    low = [a.lower() for a in args]
+    if machine.build < rules.WINDOWS11_BUILD or "/now" not in low or "/driver" not in low:
+        return EXIT_ERROR, f"Invalid argument: /dif {' '.join(args)}\r\n"
+    classes = args[: low.index("/now")] if low.index("/now") < low.index("/driver") else []
+    drivers = args[low.index("/driver") + 1 :]
+    flags = 0
+    for c in classes:
+        if not c.isdigit() or not 1 <= int(c) <= 32:
+            return EXIT_ERROR, f"Invalid rule class: {c}\r\n"
+        flags |= 1 << (int(c) - 1)
+    if not flags or not drivers:
+        return EXIT_ERROR, "Missing rule classes or /driver NAME.\r\n"
+    level, active = machine.verifier_active
+    added = frozenset(d.lower().removesuffix(".sys") for d in drivers)
+    machine.verifier_active = (level | flags, active | added)
+    return EXIT_SUCCESS, "New verifier settings:\r\n\r\n" + _flag_lines(flags)
 
 
 def _flag_lines(flags: int) -> str:
@@ -112,10 +163,17 @@ def querysettings(machine: WindowsMachine) -> str:
 
 def query(machine: WindowsMachine) -> str:
     level, drivers = machine.verifier_active
+    t = sources.TEXTS[sources.locale(machine)]
     if not drivers:
-        return "No drivers are currently verified.\r\n"
-    text = f"Level: {level:08X}\r\nRaiseIrqls: 0\r\nAcquireSpinLocks: 0\r\n\r\nVerified drivers:\r\n\r\n"
-    text += "".join(f"Name: {d}.sys, loads: 1, unloads: 0\r\n" for d in sorted(drivers))
+        return t["vf_none"] + "\r\n"
+    text = (
+        f"{t['vf_level']}: {level:08X}\r\nRaiseIrqls: 0\r\nAcquireSpinLocks: 0\r\n\r\n"
+        f"{t['vf_drivers']}:\r\n\r\n"
+    )
+    text += "".join(
+        f"{t['vf_name']}: {d}.sys, {t['vf_loads']}: 1, {t['vf_unloads']}: 0\r\n"
+        for d in sorted(drivers)
+    )
     return text
 
 

@@ -1,43 +1,44 @@
 # Operation: driver_list
-# Facility: pnputil /enum-drivers (Windows 10 1607+); output parsed by label, blocks start at "Published Name:"
-#   https://learn.microsoft.com/windows-hardware/drivers/devtest/pnputil-command-syntax
+# Facility: Get-WindowsDriver -Online (DISM module): the third-party driver packages of the driver store
+#   (what pnputil /enum-drivers lists), as objects with locale-free property names (Driver = oemN.inf,
+#   OriginalFileName, ProviderName, ClassName, Version, Date, CatalogFile). pnputil's labels are localized.
+#   https://learn.microsoft.com/powershell/module/dism/get-windowsdriver
+# Facility: Get-AuthenticodeSignature on the package's catalog in the driver store: the signer's simple
+#   name (SignerCertificate.GetNameInfo(SimpleName)), the value pnputil prints as the signer name
+#   https://learn.microsoft.com/powershell/module/microsoft.powershell.security/get-authenticodesignature
+#   https://learn.microsoft.com/dotnet/api/system.security.cryptography.x509certificates.x509certificate2.getnameinfo
 # Parameters: {}
 # Result: {"drivers": [{"published_name", "original_name", "provider", "class_name", "version", "signer"}]}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $P = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($ParamsBase64)) | ConvertFrom-Json
-function Invoke-Native([string]$FilePath, [string[]]$ArgumentList) {
-    # Under 'Stop', PS 5.1 turns the first stderr line of a native tool into a terminating error.
-    $ErrorActionPreference = 'Continue'
-    $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { [string]$_ }
-    [pscustomobject]@{ ExitCode = $LASTEXITCODE; Output = ($lines -join "`n") }
-}
-$r = Invoke-Native "$env:SystemRoot\System32\pnputil.exe" @('/enum-drivers')
-if ($r.ExitCode -ne 0) { throw "pnputil /enum-drivers exited $($r.ExitCode): $($r.Output)" }
-# English labels (the pnputil output is localized on other display languages).
-$fields = @{
-    'Published Name' = 'published_name'
-    'Original Name'  = 'original_name'
-    'Provider Name'  = 'provider'
-    'Class Name'     = 'class_name'
-    'Driver Version' = 'version'
-    'Signer Name'    = 'signer'
-}
+$inv = [Globalization.CultureInfo]::InvariantCulture
 $drivers = New-Object System.Collections.Generic.List[object]
-$current = $null
-foreach ($line in ($r.Output -split "`n")) {
-    if ($line -notmatch '^\s*([^:]+?)\s*:\s*(.*?)\s*$') { continue }
-    $label = $Matches[1]
-    $value = $Matches[2]
-    if (-not $fields.ContainsKey($label)) { continue }
-    if ($label -eq 'Published Name') {
-        $current = [ordered]@{ published_name = $value; original_name = $null; provider = $null; class_name = $null; version = $null; signer = $null }
-        $drivers.Add($current)
-    } elseif ($null -ne $current) {
-        # "Driver Version" is "MM/DD/YYYY a.b.c.d", kept as printed.
-        $current[$fields[$label]] = $value
+foreach ($d in @(Get-WindowsDriver -Online -ErrorAction Stop)) {
+    # OriginalFileName is the INF's path in the driver store: C:\Windows\System32\DriverStore\FileRepository\x.inf_amd64_<hash>\x.inf
+    $inf = [string]$d.OriginalFileName
+    $signer = $null
+    if ($d.CatalogFile -and $inf) {
+        $cat = Join-Path ([IO.Path]::GetDirectoryName($inf)) ([string]$d.CatalogFile)
+        if ([IO.File]::Exists($cat)) {
+            $sig = Get-AuthenticodeSignature -LiteralPath $cat -ErrorAction SilentlyContinue
+            if ($null -ne $sig -and $null -ne $sig.SignerCertificate) {
+                $signer = $sig.SignerCertificate.GetNameInfo([Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false)
+            }
+        }
     }
+    # "MM/DD/YYYY a.b.c.d", as pnputil prints the driver version, in the invariant culture.
+    $version = [string]$d.Version
+    if ($d.Date -is [datetime]) { $version = $d.Date.ToString('MM/dd/yyyy', $inv) + ' ' + $version }
+    $drivers.Add([ordered]@{
+            published_name = [string]$d.Driver
+            original_name  = $(if ($inf) { [IO.Path]::GetFileName($inf) } else { $null })
+            provider       = [string]$d.ProviderName
+            class_name     = [string]$d.ClassName
+            version        = $version
+            signer         = $signer
+        })
 }
 $result = [ordered]@{ drivers = $drivers }
 Remove-TypeData -TypeName System.Array -ErrorAction SilentlyContinue

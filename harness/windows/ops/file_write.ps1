@@ -1,6 +1,8 @@
 # Operation: file_write
 # Facility: System.IO.FileStream (FileMode Create / Append), System.IO.Directory.CreateDirectory
 #   https://learn.microsoft.com/dotnet/api/system.io.filestream
+# Facility: fully qualified paths only (drive letter and backslash, or UNC)
+#   https://learn.microsoft.com/dotnet/standard/io/file-path-formats
 # Parameters: {"path": "C:\\harness\\x.inf", "mode": "create"|"append", "data_base64": "..."}
 # Result: {"path", "size": int}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
@@ -8,9 +10,10 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $P = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($ParamsBase64)) | ConvertFrom-Json
 $path = [string]$P.path
-# .NET rather than the provider cmdlets: paths with [ ] are not wildcards here, and relative paths are
-# refused (the process working directory of a WinRM/SSH shell is not meaningful).
-if (-not [IO.Path]::IsPathRooted($path)) { throw "file_write: path must be absolute: $path" }
+# .NET rather than the provider cmdlets: paths with [ ] are not wildcards here. Only fully qualified paths
+# (C:\... or \\server\share\...): IsPathRooted also accepts drive-relative "\x" and "C:x", which resolve
+# against the shell's current drive and directory (IsPathFullyQualified is not in .NET Framework 4.x).
+if ($path -notmatch '^[A-Za-z]:\\|^\\\\') { throw "file_write: path must be absolute: $path" }
 $mode = switch ([string]$P.mode) {
     'create' { [IO.FileMode]::Create }
     'append' { [IO.FileMode]::Append }

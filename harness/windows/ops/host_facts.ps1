@@ -15,8 +15,6 @@
 #   writes the parent), compared with the boot time
 #   https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regqueryinfokeyw
 #   https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regopenkeyexw
-# Facility: msinfo32 /report <file> /categories +SystemSummary, line "Kernel DMA Protection" (fallback)
-#   https://learn.microsoft.com/windows/security/hardware-security/kernel-dma-protection-for-thunderbolt
 # Facility: Win32_OperatingSystem, Win32_Processor.VirtualizationFirmwareEnabled, Win32_ComputerSystem
 #   https://learn.microsoft.com/windows/win32/cimwin32prov/win32-operatingsystem
 #   https://learn.microsoft.com/windows/win32/cimwin32prov/win32-processor
@@ -24,7 +22,11 @@
 #   https://learn.microsoft.com/windows/security/hardware-security/enable-virtualization-based-protection-of-code-integrity
 # Facility: Confirm-SecureBootUEFI
 #   https://learn.microsoft.com/powershell/module/secureboot/confirm-securebootuefi
-# Facility: bcdedit /enum {current} (testsigning)
+# Facility: BCD WMI provider (root\wmi): BcdStore.OpenStore, BcdStore.OpenObject({current} =
+#   {fa926493-6f1c-4193-a414-58f0b2456d1e}), BcdObject.EnumerateElementTypes / GetElement of
+#   BcdLibraryBoolean_AllowPrereleaseSignatures = 0x16000049 (the testsigning option), BcdBooleanElement.Boolean
+#   https://learn.microsoft.com/previous-versions/windows/desktop/bcd/bcdobject-getelement
+#   https://learn.microsoft.com/previous-versions/windows/desktop/bcd/bcdlibraryelementtypes
 #   https://learn.microsoft.com/windows-hardware/drivers/install/the-testsigning-boot-configuration-option
 # Facility: HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion (UBR, EditionID);
 #   HKLM\SOFTWARE\Policies\Microsoft\FVE DisableExternalDMAUnderLock;
@@ -32,7 +34,7 @@
 #   https://learn.microsoft.com/windows/client-management/mdm/policy-csp-dmaguard
 # Parameters: {}
 # Result: {"computer_name", "build": int, "ubr": int?, "edition", "product_name", "last_boot_utc",
-#   "kdp": {"enabled": bool?, "source": "ntquery"|"msinfo32"|"unknown"}, "virtualization_firmware": bool?,
+#   "kdp": {"enabled": bool?, "source": "ntquery"|"unknown"}, "virtualization_firmware": bool?,
 #   "iommu_dma_protection_available": bool?, "secure_boot": bool?, "test_signing": bool?,
 #   "bitlocker_disable_external_dma_under_lock": int?, "dmaguard_policy": int?,
 #   "code_integrity_options": int?, "test_signing_in_effect": bool?,
@@ -41,12 +43,6 @@ param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $P = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($ParamsBase64)) | ConvertFrom-Json
-function Invoke-Native([string]$FilePath, [string[]]$ArgumentList) {
-    # Under 'Stop', PS 5.1 turns the first stderr line of a native tool into a terminating error.
-    $ErrorActionPreference = 'Continue'
-    $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { [string]$_ }
-    [pscustomobject]@{ ExitCode = $LASTEXITCODE; Output = ($lines -join "`n") }
-}
 function Get-RegValue([string]$Path, [string]$Name) {
     $item = Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
     if ($null -eq $item) { return $null }
@@ -116,7 +112,8 @@ public static class HarnessHostFactsNative {
 } catch {
     Write-Verbose "Add-Type of the native queries failed: $_"
 }
-# --- Kernel DMA Protection state: the kernel's DMA guard policy flag, else msinfo32's summary line ---
+# --- Kernel DMA Protection state: the kernel's DMA guard policy flag; unknown when the query fails (no
+# msinfo32 fallback: a GUI program in session 0, English labels, and slower than the call's deadline) ---
 $kdp = [ordered]@{ enabled = $null; source = 'unknown' }
 if ($native) {
     try {
@@ -124,27 +121,6 @@ if ($native) {
         if ($q -ge 0) { $kdp.enabled = ($q -eq 1); $kdp.source = 'ntquery' }
     } catch {
         Write-Verbose "NtQuerySystemInformation(202) unavailable: $_"
-    }
-}
-if ($kdp.source -eq 'unknown') {
-    # msinfo32 is a GUI program: Start-Process -Wait is the only way to wait for it; it takes seconds to
-    # tens of seconds, so the wait is bounded.
-    $report = Join-Path $env:TEMP ('harness-msinfo-' + [guid]::NewGuid().ToString('N') + '.txt')
-    try {
-        $proc = Start-Process -FilePath "$env:SystemRoot\System32\msinfo32.exe" -ArgumentList @('/report', $report, '/categories', '+SystemSummary') -PassThru -WindowStyle Hidden
-        if (-not $proc.WaitForExit(180000)) { $proc.Kill() }
-        if (Test-Path -LiteralPath $report) {
-            # The report is UTF-16 with a BOM; "Kernel DMA Protection<TAB>On|Off" (English label only).
-            foreach ($line in (Get-Content -LiteralPath $report)) {
-                if ($line -match '^\s*Kernel DMA Protection\s+(On|Off)\s*$') {
-                    $kdp.enabled = ($Matches[1] -eq 'On'); $kdp.source = 'msinfo32'; break
-                }
-            }
-        }
-    } catch {
-        Write-Verbose "msinfo32 fallback failed: $_"
-    } finally {
-        Remove-Item -LiteralPath $report -Force -ErrorAction SilentlyContinue
     }
 }
 # --- OS identity ---
@@ -169,10 +145,27 @@ try {
 # --- Secure Boot: the cmdlet throws on legacy BIOS / unsupported platforms ---
 $secureBoot = $null
 try { $secureBoot = [bool](Confirm-SecureBootUEFI) } catch { $secureBoot = $null }
-# --- Test signing: absent from {current} means off ---
+# --- Test signing in the BCD store (the next boot's value): the BCD WMI provider's boolean element
+# BcdLibraryBoolean_AllowPrereleaseSignatures (0x16000049) of {current}
+# ({fa926493-6f1c-4193-a414-58f0b2456d1e}); absent means off. bcdedit prints Yes/No in the display language.
 $testSigning = $null
-$bcd = Invoke-Native "$env:SystemRoot\System32\bcdedit.exe" @('/enum', '{current}')
-if ($bcd.ExitCode -eq 0) { $testSigning = ($bcd.Output -match '(?m)^\s*testsigning\s+Yes\s*$') }
+try {
+    $store = ([wmiclass]'root\wmi:BcdStore').OpenStore('')
+    if ($store.ReturnValue) {
+        $entry = $store.Store.OpenObject('{fa926493-6f1c-4193-a414-58f0b2456d1e}')
+        if ($entry.ReturnValue) {
+            $testSigning = $false
+            $types = @($entry.Object.EnumerateElementTypes().Types | ForEach-Object { [long]$_ })
+            if ($types -contains 0x16000049) {
+                $element = $entry.Object.GetElement(0x16000049)
+                if ($element.ReturnValue) { $testSigning = [bool]$element.Element.Boolean }
+            }
+        }
+    }
+} catch {
+    Write-Verbose "BCD WMI provider unavailable: $_"
+    $testSigning = $null
+}
 # --- Test signing in effect: the running kernel's code integrity options. With a kernel debugger attached
 # (0x80) and no 0x02, code integrity may leave TESTSIGN unreported: unknown rather than off.
 $ciOptions = $null

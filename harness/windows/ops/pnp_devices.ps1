@@ -10,10 +10,14 @@
 #   class filters from HKLM\SYSTEM\CurrentControlSet\Control\Class\{ClassGuid} UpperFilters/LowerFilters
 #   https://learn.microsoft.com/windows-hardware/drivers/install/devpkey-device-problemcode
 #   https://learn.microsoft.com/windows-hardware/drivers/install/devpkey-device-upperfilters
+# Facility: HKLM\SYSTEM\CurrentControlSet\Enum\<instance>\Device Parameters\DMA Management RemappingSupported
+#   and RemappingFlags (REG_DWORD), the per-device opt-in that overrides the per-driver value on 24H2+
+#   https://learn.microsoft.com/windows-hardware/drivers/pci/enabling-dma-remapping-for-device-drivers
 # Parameters: {"hardware_id": "PCI\\VEN_144D&DEV_A808*", "present_only": true}
 # Result: {"devices": [{"instance_id", "friendly_name"?, "class"?, "present": bool, "status", "problem_code": int,
 #   "dma_policy": int?, "dma_policy_key", "service"?, "lower_filters": [...], "upper_filters": [...],
-#   "driver_stack": [...], "inf_name"?, "last_arrival_utc"?, "last_removal_utc"?}]}
+#   "driver_stack": [...], "inf_name"?, "last_arrival_utc"?, "last_removal_utc"?,
+#   "dma_management": {"remapping_supported": int?, "remapping_flags": int?}?}]}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -52,12 +56,19 @@ if ($build -ge 18362) { $policyKey = 'DEVPKEY_Device_DmaRemappingPolicy' }
 $pattern = [string]$P.hardware_id
 if ([bool]$P.present_only) { $all = @(Get-PnpDevice -PresentOnly -ErrorAction SilentlyContinue) }
 else { $all = @(Get-PnpDevice -ErrorAction SilentlyContinue) }
+# Filter before any per-device call: the instance ID first, then the HardwareID the CIM object carries. Only a
+# device without HardwareID (a phantom) on the pattern's own enumerator (PCI, USB, ...) costs a property call.
+$enumerator = ($pattern -split '\\', 2)[0]
 $devices = New-Object System.Collections.Generic.List[object]
 foreach ($d in $all) {
-    $hwids = @($d.HardwareID)
-    if ($hwids.Count -eq 0 -or $null -eq $hwids[0]) { $hwids = @(Get-DevProp $d.InstanceId 'DEVPKEY_Device_HardwareIds') }
-    $matched = ($d.InstanceId -like $pattern)
-    if (-not $matched) { foreach ($h in $hwids) { if ([string]$h -like $pattern) { $matched = $true; break } } }
+    $matched = ([string]$d.InstanceId -like $pattern)
+    if (-not $matched) {
+        $hwids = @($d.HardwareID)
+        if (($hwids.Count -eq 0 -or $null -eq $hwids[0]) -and ([string]$d.InstanceId -split '\\', 2)[0] -like $enumerator) {
+            $hwids = @(Get-DevProp $d.InstanceId 'DEVPKEY_Device_HardwareIds')
+        }
+        foreach ($h in $hwids) { if ([string]$h -like $pattern) { $matched = $true; break } }
+    }
     if (-not $matched) { continue }
     $id = [string]$d.InstanceId
     $policy = Get-DevProp $id $policyKey
@@ -73,6 +84,16 @@ foreach ($d in $all) {
     foreach ($n in $upper) { $stack.Add($n) }
     if ($service) { $stack.Add([string]$service) }
     foreach ($n in $lower) { $stack.Add($n) }
+    # Per-device DMA remapping opt-in (24H2+: overrides the driver's DmaRemappingCompatible).
+    $dmaKey = 'HKLM:\SYSTEM\CurrentControlSet\Enum\' + $id + '\Device Parameters\DMA Management'
+    $dmaManagement = $null
+    $dm = Get-ItemProperty -LiteralPath $dmaKey -ErrorAction SilentlyContinue
+    if ($null -ne $dm -and ($null -ne $dm.RemappingSupported -or $null -ne $dm.RemappingFlags)) {
+        $dmaManagement = [ordered]@{
+            remapping_supported = $(if ($null -ne $dm.RemappingSupported) { [int64]$dm.RemappingSupported } else { $null })
+            remapping_flags     = $(if ($null -ne $dm.RemappingFlags) { [int64]$dm.RemappingFlags } else { $null })
+        }
+    }
     $status = [string]$d.Status
     if ($status -notin @('OK', 'Error', 'Degraded', 'Unknown')) { $status = 'Unknown' }
     $devices.Add([ordered]@{
@@ -91,6 +112,7 @@ foreach ($d in $all) {
             inf_name         = $(Get-DevProp $id 'DEVPKEY_Device_DriverInfPath')
             last_arrival_utc = ConvertTo-UtcIso (Get-DevProp $id ($devpkeyBase + ' 102'))
             last_removal_utc = ConvertTo-UtcIso (Get-DevProp $id ($devpkeyBase + ' 103'))
+            dma_management   = $dmaManagement
         })
 }
 $result = [ordered]@{ devices = $devices }

@@ -6,8 +6,11 @@
 #   https://learn.microsoft.com/windows/win32/api/wtsapi32/ns-wtsapi32-wtsinfoex_level1_w
 #   https://learn.microsoft.com/windows/win32/api/wtsapi32/nf-wtsapi32-wtsquerysessioninformationw
 #   https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-wtsgetactiveconsolesessionid
+# Facility: WTSQuerySessionInformationW(WTSUserName = 5, WTSDomainName = 7): the whole user and domain names
+#   (WTSINFOEX_LEVEL1_W.UserName is WCHAR[USERNAME_LENGTH + 1], 20 characters)
+#   https://learn.microsoft.com/windows/win32/api/wtsapi32/ne-wtsapi32-wts_info_class
 # Parameters: {}
-# Result: {"state": "no-user"|"locked"|"unlocked", "user"?, "session_id": int?}
+# Result: {"state": "no-user"|"locked"|"unlocked"|"unknown", "user"?, "session_id": int?}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -55,6 +58,19 @@ public class HarnessConsoleSession {
     [DllImport("wtsapi32.dll")]
     static extern void WTSFreeMemory(IntPtr memory);
     const int WTSSessionInfoEx = 25;
+    const int WTSUserName = 5;
+    const int WTSDomainName = 7;
+    // The whole name (WTSINFOEX_LEVEL1_W.UserName holds 20 characters); null when the query fails.
+    static string QueryString(uint id, int infoClass) {
+        IntPtr buffer;
+        uint bytes;
+        if (!WTSQuerySessionInformationW(IntPtr.Zero, id, infoClass, out buffer, out bytes)) { return null; }
+        try {
+            return Marshal.PtrToStringUni(buffer);
+        } finally {
+            WTSFreeMemory(buffer);
+        }
+    }
     // null: no session is attached to the physical console (0xFFFFFFFF), e.g. during a session switch.
     public static HarnessConsoleSession Query() {
         uint id = WTSGetActiveConsoleSessionId();
@@ -71,6 +87,10 @@ public class HarnessConsoleSession {
             s.SessionFlags = unchecked((uint)info.Data.SessionFlags);
             s.UserName = info.Data.UserName;
             s.DomainName = info.Data.DomainName;
+            string user = QueryString(id, WTSUserName);
+            if (user != null) { s.UserName = user; }
+            string domain = QueryString(id, WTSDomainName);
+            if (domain != null) { s.DomainName = domain; }
             return s;
         } finally {
             WTSFreeMemory(buffer);
@@ -89,7 +109,8 @@ if ($null -ne $s) {
         switch ($s.SessionFlags) {
             0 { $result.state = 'locked' }
             1 { $result.state = 'unlocked' }
-            default { throw ('session_state: SessionFlags is WTS_SESSIONSTATE_UNKNOWN (0x{0:X}) for session {1}' -f $s.SessionFlags, $s.SessionId) }
+            # WTS_SESSIONSTATE_UNKNOWN (0xFFFFFFFF, seen on Windows 10 21H2 right after a switch): the caller polls again.
+            default { $result.state = 'unknown' }
         }
     }
 }

@@ -1,12 +1,14 @@
 # Operation: verifier_state
 # Facility: verifier /querysettings (settings for the next boot) and verifier /query (what runs now,
-#   volatile changes included); exit codes 0 success, 1 error, 2 reboot needed
+#   volatile changes included); exit codes 0 success, 1 error, 2 reboot needed. /query is printed in the
+#   display language and its layout is undocumented: read by shape, unknown when unreadable
 #   https://learn.microsoft.com/windows-hardware/drivers/devtest/verifier-command-line
 # Facility: HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management values
 #   VerifyDriverLevel (REG_DWORD flags) and VerifyDrivers (REG_SZ, space-separated) (docs/domain.md section 5)
 #   https://learn.microsoft.com/windows-hardware/drivers/devtest/dma-verification
 # Parameters: {}
-# Result: {"pending": {"flags": int?, "drivers": [...]}, "active": {"flags": int?, "drivers": [...]}, "reboot_pending": bool}
+# Result: {"pending": {"flags": int?, "drivers": [...]}, "active": {"flags": int?, "drivers": [...]},
+#   "active_known": bool, "reboot_pending": bool?}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -45,25 +47,40 @@ if ($pendingDrivers.Count -eq 0 -and $qs.Output -match '(?is)Verified drivers\s*
 }
 # A level with no driver list (or the reverse) does not verify anything at boot.
 if ($pendingDrivers.Count -eq 0) { $pendingFlags = $null }
-# --- active (now): /query prints "Level: 000000xx" and one "Name: x.sys, loads: .." line per driver,
-# or "No drivers are currently verified." ---
+# --- active (now): verifier /query. Its labels and its "nothing verified" sentence are in the display
+# language; driver file names and the 8-digit hexadecimal level are not. So the English sentence means none,
+# and otherwise the output is read by its shape ("<label>: x.sys, ..." lines and one "<label>: 000000xx"
+# line). Output that shows neither is unknown (active_known false), never "off".
 $q = Invoke-Native $verifier @('/query')
 $activeFlags = $null
 $activeDrivers = New-Object System.Collections.Generic.List[string]
-if ($q.Output -notmatch '(?i)No drivers are currently verified') {
-    if ($q.Output -match '(?im)^\s*Level\s*:\s*([0-9a-f]+)\s*$') { $activeFlags = [int64][Convert]::ToUInt32($Matches[1], 16) }
-    foreach ($m in [regex]::Matches($q.Output, '(?im)^\s*Name\s*:\s*([^,\s]+)')) {
-        $n = $m.Groups[1].Value.ToLowerInvariant()
-        if (-not $activeDrivers.Contains($n)) { $activeDrivers.Add($n) }
+$activeKnown = $false
+if ($q.ExitCode -eq 0) {
+    if ($q.Output -match '(?i)No drivers are currently verified') {
+        $activeKnown = $true
+    } else {
+        foreach ($m in [regex]::Matches($q.Output, '(?im)^[^:\r\n]*:\s*([\w.\-]+\.sys)\b')) {
+            $n = $m.Groups[1].Value.ToLowerInvariant()
+            if (-not $activeDrivers.Contains($n)) { $activeDrivers.Add($n) }
+        }
+        if ($q.Output -match '(?im)^[^:\r\n]*:\s*([0-9a-f]{8})\s*$') { $activeFlags = [int64][Convert]::ToUInt32($Matches[1], 16) }
+        if ($activeDrivers.Count -gt 0 -and $null -ne $activeFlags) {
+            $activeKnown = $true
+        } else {
+            $activeDrivers.Clear()
+            $activeFlags = $null
+        }
     }
-    if ($activeDrivers.Count -eq 0) { $activeFlags = $null }
 }
 $pendingKey = ($pendingFlags, (@($pendingDrivers | Sort-Object) -join ' ')) -join '|'
 $activeKey = ($activeFlags, (@($activeDrivers | Sort-Object) -join ' ')) -join '|'
+$rebootPending = $null
+if ($activeKnown) { $rebootPending = ($pendingKey -ne $activeKey) }
 $result = [ordered]@{
     pending        = [ordered]@{ flags = $pendingFlags; drivers = $pendingDrivers }
     active         = [ordered]@{ flags = $activeFlags; drivers = $activeDrivers }
-    reboot_pending = ($pendingKey -ne $activeKey)
+    active_known   = $activeKnown
+    reboot_pending = $rebootPending
 }
 Remove-TypeData -TypeName System.Array -ErrorAction SilentlyContinue
 $json = ConvertTo-Json -InputObject $result -Compress -Depth 8
