@@ -138,6 +138,9 @@ def run(
     with config_errors_exit():  # each scenario's DUT, in run order (harness/lab/schedule.py)
         planned = schedule(chosen, lab, package_drivers(lab, chosen))
         chosen = planned.ordered()
+    if n is not None and n.isdigit() and int(n) > len(planned.duts):  # a worker per DUT at most
+        typer.echo(f"-n {n}: capped at {len(planned.duts)}, the number of DUTs that run")
+        n = str(len(planned.duts))
     job = RunJob(
         estimates={d.dut: d.estimated_lab_s for d in planned.duts},
         lab=lab,

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import PrivateAttr
 
 from harness.config.lab_models import (
+    SWITCH_CHANNELS,
     SWITCH_KINDS,
     Device,
     DriverPackage,
@@ -30,9 +31,10 @@ from harness.config.model import validate_document
 from harness.config.secrets import check_no_literal_secrets
 from harness.config.yaml_loader import KeyPath, LoadedYaml, load_yaml
 from harness.domain.conditions import OnOff
-from harness.domain.inf import InfError, InfInfo, read_inf
+from harness.domain.inf import InfError, InfInfo, package_paths, read_inf
 from harness.errors import ConfigError
 from harness.extras import available, is_serial_resource, missing_message
+from harness.instruments.hid_keyboard import is_typable
 
 __all__ = ["Device", "DriverPackage", "Dut", "Instrument", "Lab", "load_lab"]
 
@@ -175,7 +177,12 @@ def _check_faults(lab: Lab) -> list[ConfigError]:
     assert lab.virtual is not None
     for i, fault in enumerate(lab.virtual.faults):
         key: KeyPath = ("virtual", "faults", i)
-        on_switch = fault.kind in ("switch-silent", "switch-error")
+        on_switch = fault.kind in (
+            "switch-silent",
+            "switch-error",
+            "switch-stream",
+            "switch-garbage",
+        )
         if on_switch and fault.instrument not in lab.virtual.instruments:
             errors.append(
                 lab.error(f"{fault.kind} needs 'instrument:' naming a virtual instrument", key)
@@ -203,10 +210,11 @@ def _check_wiring(lab: Lab) -> list[ConfigError]:
                         (*key, "switch"),
                     )
                 )
-            elif switch.channels is not None and port.channel > switch.channels:
+            elif (top := _channel_count(switch)) is not None and port.channel > top:
                 errors.append(
                     lab.error(
-                        f"switch '{port.switch}' has {switch.channels} channels",
+                        f"switch '{port.switch}' ({switch.kind}) has channels 1..{top}, "
+                        f"got {port.channel}",
                         (*key, "channel"),
                     )
                 )
@@ -224,9 +232,18 @@ def _check_wiring(lab: Lab) -> list[ConfigError]:
     return errors
 
 
+def _channel_count(switch: Instrument) -> int | None:
+    """The highest channel of a switch: its kind's fixed count, else `channels:` if given."""
+    fixed = SWITCH_CHANNELS.get(switch.kind)
+    if fixed is not None and switch.channels is not None:
+        return min(fixed, switch.channels)
+    return fixed if fixed is not None else switch.channels
+
+
 def _check_session(lab: Lab) -> list[ConfigError]:
     errors: list[ConfigError] = []
     for name, dut in lab.duts.items():
+        errors.extend(_check_typable_password(lab, name))
         kb = dut.session_control.keyboard
         if kb is None:
             continue
@@ -237,6 +254,30 @@ def _check_session(lab: Lab) -> list[ConfigError]:
         elif inst.kind != "hid-keyboard":
             errors.append(lab.error(f"instrument '{kb}' is a {inst.kind}, not a hid-keyboard", key))
     return errors
+
+
+def _check_typable_password(lab: Lab, name: str) -> list[ConfigError]:
+    """With `unlock: hid-keyboard` the password is typed by the keyboard emulator, which types
+    printable ASCII only (harness/instruments/hid_keyboard.py): a password it cannot type would
+    leave the DUT locked. Checked when the secret can be read now (an unset variable or missing
+    file is the run's to report); the message never contains the password."""
+    dut = lab.duts[name]
+    if dut.session_control.unlock != "hid-keyboard" or dut.credentials is None:
+        return []
+    try:
+        password = dut.credentials.password.resolve(lab.base_dir)
+    except ConfigError:
+        return []
+    if is_typable(password):
+        return []
+    return [
+        lab.error(
+            f"the password of secret {dut.credentials.password} has characters the HID keyboard "
+            "cannot type (it types printable ASCII only): use an ASCII password or another "
+            "unlock method",
+            ("duts", name, "credentials", "password"),
+        )
+    ]
 
 
 def _check_transport(lab: Lab) -> list[ConfigError]:
@@ -346,4 +387,15 @@ def _check_files(lab: Lab) -> list[ConfigError]:
             lab.read_package(name)
         except ConfigError as exc:
             errors.append(exc)
+            continue
+        try:  # every file the package names stays inside its folder, checked before any read
+            package_paths(lab.resolve_path(pkg.path))
+        except InfError as exc:
+            errors.append(lab.error(f"driver package '{name}': {exc}", ("driver_packages", name)))
+        except OSError as exc:
+            errors.append(
+                lab.error(
+                    f"driver package '{name}': {exc.strerror or exc}", ("driver_packages", name)
+                )
+            )
     return errors

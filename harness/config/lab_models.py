@@ -15,7 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
-from harness.config.model import ConfigModel, IntAsStr, Name
+from harness.config.model import (
+    MAX_DURATION_S,
+    MAX_INSTRUMENT_TIMEOUT_S,
+    ConfigModel,
+    IntAsStr,
+    Name,
+)
 from harness.config.secrets import SecretRef
 from harness.domain.builds import check_build, is_windows11
 from harness.domain.conditions import DmaGuardPolicy, OnOff, PortKind
@@ -29,6 +35,8 @@ DmaGuard = Annotated[
 ]
 FirmwareControl = Literal["lenovo-wmi", "dell-wmi", "none"]
 SWITCH_KINDS = ("scpi-switch", "mcci-usb4-switch")
+#: Channels a switch kind has at most (None: as many as `channels:` says); all count from 1.
+SWITCH_CHANNELS: dict[str, int | None] = {"scpi-switch": None, "mcci-usb4-switch": 2}
 PER_DEVICE_KEY_BUILD = 26100
 
 _VISA_RE = re.compile(
@@ -92,7 +100,7 @@ class Kdp(ConfigModel):
 class Port(ConfigModel):
     kind: PortKind
     switch: Name
-    channel: int = Field(ge=0)
+    channel: int = Field(ge=1, description="the switch channel, counted from 1")
     device: Name
 
 
@@ -155,7 +163,7 @@ class Dut(ConfigModel):
 class Instrument(ConfigModel):
     kind: Literal["scpi-switch", "mcci-usb4-switch", "hid-keyboard"]
     resource: Annotated[str, AfterValidator(_check_resource)]
-    timeout_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(5.0, gt=0, le=MAX_INSTRUMENT_TIMEOUT_S)
     channels: int | None = Field(None, ge=1)
 
 
@@ -198,7 +206,9 @@ class VirtualDut(ConfigModel):
     kdp_capable: bool = True
     firmware: FirmwareControl = "none"
     secure_boot: bool = True
-    boot_time_s: float = Field(45.0, gt=0, description="real-world reboot duration")
+    boot_time_s: float = Field(
+        45.0, gt=0, le=MAX_DURATION_S, description="real-world reboot duration"
+    )
     hostname: str | None = Field(None, description="default: the DUT name in upper case")
     faulty_driver: str | None = Field(
         None, description="service whose DMA under Verifier 0x80 bugchecks 0xE6"
@@ -219,6 +229,8 @@ FaultName = Literal[
     "enumeration-failure",
     "switch-silent",
     "switch-error",
+    "switch-stream",
+    "switch-garbage",
     "auth-failure",
 ]
 
@@ -231,7 +243,7 @@ class VirtualFault(ConfigModel):
     instrument: Name | None = None
     operation: str | None = Field(None, description="operation name the fault is tied to")
     port: Name | None = None
-    factor: float = Field(4.0, gt=0, description="slow-reboot: boot time multiplier")
+    factor: float = Field(4.0, gt=0, le=1000, description="slow-reboot: boot time multiplier")
     count: int | None = Field(None, ge=1, description="how many times; default: every time")
 
 
@@ -254,19 +266,33 @@ class CostModel(ConfigModel):
     with. The defaults are estimates for a typical Thunderbolt laptop in a lab; a lab measures
     its own and overrides them under `cost_model:`."""
 
-    reboot_s: float = Field(180.0, ge=0, description="restart until WinRM/SSH answers again")
-    firmware_setting_s: float = Field(15.0, ge=0, description="one KDP change through WMI")
-    os_setting_s: float = Field(3.0, ge=0, description="one DMAGuard/Verifier/bcdedit change")
-    driver_install_s: float = Field(30.0, ge=0, description="upload, signature check, pnputil")
-    driver_uninstall_s: float = Field(10.0, ge=0)
-    plug_s: float = Field(12.0, ge=0, description="plug until the device is started or blocked")
-    unplug_s: float = Field(4.0, ge=0)
-    dma_probe_s: float = Field(15.0, ge=0)
-    lock_s: float = Field(5.0, ge=0)
-    unlock_s: float = Field(10.0, ge=0, description="unlock plus the re-enumeration it causes")
-    sign_in_s: float = Field(25.0, ge=0)
-    sign_out_s: float = Field(15.0, ge=0)
-    round_trip_s: float = Field(0.1, ge=0, description="one remote operation on a warm link")
+    reboot_s: float = Field(
+        180.0, ge=0, le=MAX_DURATION_S, description="restart until WinRM/SSH answers again"
+    )
+    firmware_setting_s: float = Field(
+        15.0, ge=0, le=MAX_DURATION_S, description="one KDP change through WMI"
+    )
+    os_setting_s: float = Field(
+        3.0, ge=0, le=MAX_DURATION_S, description="one DMAGuard/Verifier/bcdedit change"
+    )
+    driver_install_s: float = Field(
+        30.0, ge=0, le=MAX_DURATION_S, description="upload, signature check, pnputil"
+    )
+    driver_uninstall_s: float = Field(10.0, ge=0, le=MAX_DURATION_S)
+    plug_s: float = Field(
+        12.0, ge=0, le=MAX_DURATION_S, description="plug until the device is started or blocked"
+    )
+    unplug_s: float = Field(4.0, ge=0, le=MAX_DURATION_S)
+    dma_probe_s: float = Field(15.0, ge=0, le=MAX_DURATION_S)
+    lock_s: float = Field(5.0, ge=0, le=MAX_DURATION_S)
+    unlock_s: float = Field(
+        10.0, ge=0, le=MAX_DURATION_S, description="unlock plus the re-enumeration it causes"
+    )
+    sign_in_s: float = Field(25.0, ge=0, le=MAX_DURATION_S)
+    sign_out_s: float = Field(15.0, ge=0, le=MAX_DURATION_S)
+    round_trip_s: float = Field(
+        0.1, ge=0, le=MAX_DURATION_S, description="one remote operation on a warm link"
+    )
     operations_per_scenario: int = Field(14, ge=0)
 
 

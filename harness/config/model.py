@@ -25,6 +25,12 @@ M = TypeVar("M", bound=BaseModel)
 #: Key names that hold secrets; their values must be references (see secrets.py).
 SECRET_KEY_RE = re.compile(r"password|passphrase|secret|token|api[_-]?key", re.IGNORECASE)
 
+#: The longest duration a lab or plan may give, in seconds (7 days): longer is a typo, and a
+#: value past what the clock and thread waits take (`1e10`, `.inf`, NaN) would break the run.
+MAX_DURATION_S = 7 * 24 * 3600
+#: The longest instrument I/O timeout, in seconds: a switch or keyboard answers in milliseconds.
+MAX_INSTRUMENT_TIMEOUT_S = 600
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 

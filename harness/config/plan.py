@@ -17,7 +17,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from harness.config.lab_models import DmaGuard
-from harness.config.model import ConfigModel, IntAsStr, Name, validate_document
+from harness.config.model import (
+    MAX_DURATION_S,
+    ConfigModel,
+    IntAsStr,
+    Name,
+    validate_document,
+)
 from harness.config.secrets import check_no_literal_secrets
 from harness.config.yaml_loader import KeyPath, LoadedYaml, load_yaml
 from harness.domain.conditions import DmaGuardPolicy, OnOff, PortKind, SessionState
@@ -95,14 +101,15 @@ class Timeouts(ConfigModel):
     run_s: float | None = Field(
         None,
         gt=0,
+        le=MAX_DURATION_S,
         description="the whole run: no scenario starts after it, each one ends by it "
         "(default: no limit)",
     )
-    scenario_s: float = Field(1800, gt=0)
-    step_s: float = Field(300, gt=0)
-    reboot_s: float = Field(600, gt=0)
-    plug_s: float = Field(60, gt=0)
-    remote_call_s: float = Field(120, gt=0)
+    scenario_s: float = Field(1800, gt=0, le=MAX_DURATION_S)
+    step_s: float = Field(300, gt=0, le=MAX_DURATION_S)
+    reboot_s: float = Field(600, gt=0, le=MAX_DURATION_S)
+    plug_s: float = Field(60, gt=0, le=MAX_DURATION_S)
+    remote_call_s: float = Field(120, gt=0, le=MAX_DURATION_S)
 
     @model_validator(mode="after")
     def _nested(self) -> Timeouts:

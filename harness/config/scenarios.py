@@ -243,6 +243,28 @@ def _pools(lab: Lab, duts: list[str]) -> dict[str, list[str]]:
     return pools
 
 
+#: The most scenarios a plan may expand to (before `exclude`): at a few minutes each, more is
+#: months of lab time, and building them all would exhaust the controller's memory.
+MAX_SCENARIOS = 50_000
+
+
+def _check_size(plan: Plan, lab: Lab) -> None:
+    """Refuse a plan whose matrix is larger than MAX_SCENARIOS, counted from its dimensions
+    (pools x wired ports x packages x matrix values) before any scenario is built."""
+    m = plan.matrix
+    per_combo = len(m.dmaguard) * len(m.verifier_dma) * len(m.test_signing) * len(m.session)
+    total = 0
+    for members in _pools(lab, _select_duts(plan, lab)).values():
+        dut = lab.duts[members[0]]
+        ports = sum(1 for p in dut.ports.values() if p.kind in m.port and p.device in plan.devices)
+        total += ports * len(plan.driver_packages) * len(m.kdp) * per_combo
+    if total > MAX_SCENARIOS:
+        raise plan.error(
+            f"the plan expands to up to {total} scenarios on {lab.path}, more than the limit of "
+            f"{MAX_SCENARIOS}: split it into smaller plans or narrow the matrix"
+        )
+
+
 def expand(plan: Plan, lab: Lab) -> list[Scenario]:
     """All scenarios of `plan` on `lab`, in a deterministic order (pool, port, package, matrix).
 
@@ -250,6 +272,7 @@ def expand(plan: Plan, lab: Lab) -> list[Scenario]:
     listing its selected DUTs in `Scenario.pool`; the scheduler picks the DUT of each.
     """
     _check_references(plan, lab)
+    _check_size(plan, lab)
     stacks = _Stacks(lab)
     exclusions = plan.exclusions()
     by_name = plan.duts.names is not None

@@ -52,6 +52,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from harness.domain.inf_lexer import (
@@ -74,11 +75,16 @@ __all__ = [
     "InfInfo",
     "InfModel",
     "InfService",
+    "package_member",
+    "package_paths",
     "parse_inf",
     "read_inf",
+    "read_inf_bytes",
     "source_disks_files",
 ]
 
+#: The largest INF file read, in bytes (the lab YAML loader has the same cap).
+MAX_INF_BYTES = 5_000_000
 GRAPHICS_CLASS_GUID = "{4d36e968-e325-11ce-bfc1-08002be10318}"
 SPSVCINST_ASSOCSERVICE = 0x2
 _REG_DWORD = 0x00010001
@@ -407,11 +413,61 @@ def parse_inf(data: bytes, name: str = "<inf>", arch: str = "amd64") -> InfInfo:
     )
 
 
-def read_inf(path: str | os.PathLike[str], arch: str = "amd64") -> InfInfo:
-    """Read an INF file from disk (``OSError`` if it cannot be opened)."""
+def read_inf_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an INF file, at most `MAX_INF_BYTES` (``OSError`` if it cannot be opened).
+
+    At most the limit plus one byte is read, so a huge file or a device such as /dev/zero is
+    refused (``InfError`` naming the file and the limit) without filling memory."""
     with open(path, "rb") as handle:
-        data = handle.read()
-    return parse_inf(data, os.fspath(path), arch)
+        data = handle.read(MAX_INF_BYTES + 1)
+    if len(data) > MAX_INF_BYTES:
+        raise InfError(
+            os.fspath(path),
+            None,
+            f"larger than {MAX_INF_BYTES} bytes, the limit for an INF file; not read",
+        )
+    return data
+
+
+def read_inf(path: str | os.PathLike[str], arch: str = "amd64") -> InfInfo:
+    """Read an INF file from disk (``OSError`` if it cannot be opened, ``InfError`` if it is
+    malformed or larger than `MAX_INF_BYTES`)."""
+    return parse_inf(read_inf_bytes(path), os.fspath(path), arch)
+
+
+def package_member(inf: Path, name: str) -> Path:
+    """The file `name` that the INF `inf` names (``/`` or ``\\`` separators), which must be
+    inside the package folder (the INF's folder): a drive, an absolute path, ``..`` or a
+    symbolic link leading out of the folder is an ``InfError``; the file is never opened."""
+    posix = name.replace("\\", "/")
+    outside = f"names {name!r}, which is outside the package folder {inf.parent}"
+    if PureWindowsPath(name).drive or posix.startswith("/"):
+        raise InfError(str(inf), None, outside)
+    path = inf.parent.joinpath(*PurePosixPath(posix).parts)
+    if not path.resolve().is_relative_to(inf.parent.resolve()):
+        raise InfError(str(inf), None, outside)
+    return path
+
+
+def package_paths(inf: Path, arch: str = "amd64") -> list[Path]:
+    """The INF, every ``[SourceDisksFiles]`` file and the catalog (if present) of the package,
+    each checked to be inside the package folder (`package_member`) before anything reads it.
+    ``OSError`` if the INF cannot be read, ``InfError`` for anything wrong in the package."""
+    data = read_inf_bytes(inf)
+    info = parse_inf(data, str(inf), arch)
+    files = [inf]
+    for rel in source_disks_files(data, str(inf), arch):
+        path = package_member(inf, rel)
+        if not path.is_file():
+            raise InfError(
+                str(inf), None, f"[SourceDisksFiles] lists {rel!r}, which is not in {inf.parent}"
+            )
+        files.append(path)
+    if info.catalog_file:
+        catalog = package_member(inf, info.catalog_file)
+        if catalog.is_file() and catalog not in files:
+            files.append(catalog)
+    return files
 
 
 def source_disks_files(data: bytes, name: str = "<inf>", arch: str = "amd64") -> tuple[str, ...]:
@@ -431,7 +487,9 @@ def source_disks_files(data: bytes, name: str = "<inf>", arch: str = "amd64") ->
             fields = list(ln.fields) if ln.key is not None else []
             disk = disks.get(fields[0].strip(), "") if fields else ""
             subdir = fields[1].strip() if len(fields) > 1 else ""
-            parts = [p.replace("\\", "/").strip("/") for p in (disk, subdir, file)]
+            raw = [p.replace("\\", "/") for p in (disk, subdir, file) if p]
+            parts = [p.strip("/") for p in raw]
+            rooted = "/" if raw and raw[0].startswith("/") else ""  # kept: refused later
             if file:
-                found.setdefault("/".join(p for p in parts if p), None)
+                found.setdefault(rooted + "/".join(p for p in parts if p), None)
     return tuple(found)

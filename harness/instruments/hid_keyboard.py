@@ -20,6 +20,11 @@ import pyvisa
 from harness.instruments.base import VisaSession
 
 
+def is_typable(text: str) -> bool:
+    """True if the emulator can type `text`: printable ASCII (space to '~'), no line breaks."""
+    return all(" " <= c <= "~" for c in text)
+
+
 class HidKeyboard:
     """`Keyboard` over the virtual lab's HID emulator protocol."""
 
@@ -47,7 +52,7 @@ class HidKeyboard:
         """Type `text` (printable ASCII, no line breaks); never logged."""
         if not text:
             return
-        if not all(" " <= c <= "~" for c in text):
+        if not is_typable(text):
             raise ValueError(f"{self.name}: text must be printable ASCII without line breaks")
         self._expect_ok(f"TYPE {text}", shown=f"TYPE <{len(text)} characters>")
 

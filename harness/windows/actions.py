@@ -20,10 +20,10 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.domain.inf import InfError, parse_inf, source_disks_files
+from harness.domain.inf import InfError, package_paths
 from harness.errors import ConfigError, DutError, InfrastructureError
 from harness.remote.deadline import Deadline
 from harness.windows.polling import DEFAULT_BACKOFF, Backoff, WaitTimeout, pause
@@ -82,26 +82,12 @@ def upload_file(
 
 
 def package_files(inf: Path) -> list[Path]:
-    """The INF, every `[SourceDisksFiles]` file and the catalog (if present) of a package."""
+    """The INF, every `[SourceDisksFiles]` file and the catalog (if present) of a package, each
+    inside the package folder (harness.domain.inf.package_paths)."""
     try:
-        data = inf.read_bytes()
-        info = parse_inf(data, str(inf))
-        listed = source_disks_files(data, str(inf))
+        return package_paths(inf)
     except (OSError, InfError) as exc:
         raise ConfigError(f"cannot read the driver package: {exc}", path=str(inf)) from exc
-    files = [inf]
-    for rel in listed:
-        path = inf.parent.joinpath(*PurePosixPath(rel).parts)
-        if not path.is_file():
-            raise ConfigError(
-                f"[SourceDisksFiles] lists {rel!r}, which is not in {inf.parent}", path=str(inf)
-            )
-        files.append(path)
-    if info.catalog_file:
-        catalog = inf.parent / info.catalog_file
-        if catalog.is_file() and catalog not in files:
-            files.append(catalog)
-    return files
 
 
 def upload_package(
