@@ -10,7 +10,9 @@ How each `active` value is read from the host:
 
 - KDP: `host_facts().kdp.enabled` (the running kernel) is the active value; the firmware setting
   (`kdp_firmware_get`) is pending. Without a firmware lever the next boot runs what runs now.
-- Verifier: `verifier_state()` reports both (`verifier /query` and `/querysettings`).
+- Verifier: `verifier_state()` reports both (`verifier /query` and the registry); `/query` is
+  printed in the display language, so when the op cannot read it (`active_known` false) the
+  active value is carried or unknown like any other unreadable setting, never "off".
 - DMAGuard: the registry value (`host_facts().dmaguard_policy`, the same value `dmaguard_get`
   reads) is what the next boot loads. It is also the value in effect when the policy key (or,
   with no key, its parent) was last written before this boot
@@ -241,8 +243,21 @@ def combine(
     return DutState(dut_name, boot, kdp, lever, dmaguard, verifier, signing, facts.secure_boot)
 
 
-def verifier_setting(state: VerifierState) -> Setting[VerifierSettings]:
-    return Setting(state.active, state.pending, Knowledge.OBSERVED)
+def verifier_setting(
+    state: VerifierState,
+    previous: DutState | None = None,
+    boot: datetime | None = None,
+) -> Setting[VerifierSettings]:
+    """Verifier's setting; when `verifier /query` could not be read (`active_known` false: a
+    display language whose "nothing verified" sentence the op does not know) the active value
+    is carried from `previous` like any unreadable setting, else UNKNOWN, never "off"."""
+    if state.active_known:
+        return Setting(state.active, state.pending, Knowledge.OBSERVED)
+    prev_boot = previous.last_boot_utc if previous is not None else None
+    if boot is None:
+        return Setting(state.pending, state.pending, Knowledge.UNKNOWN)
+    active, known = _carry(state.pending, previous.verifier if previous else None, prev_boot, boot)
+    return Setting(active, state.pending, known)
 
 
 def observe(
@@ -256,7 +271,9 @@ def observe(
     """Observe all four settings (2–3 operations; `facts` saves one if already at hand)."""
     if facts is None:
         facts = host.host_facts(deadline=deadline)
-    verifier = verifier_setting(host.verifier_state(deadline=deadline))
+    verifier = verifier_setting(
+        host.verifier_state(deadline=deadline), previous, facts.last_boot_utc
+    )
     firmware: bool | None = None
     if dut.kdp.firmware_control != "none":
         firmware = host.kdp_firmware_get(dut.kdp.firmware_control, deadline=deadline).enabled

@@ -26,6 +26,8 @@ from harness.config.lab import Lab, load_lab
 from harness.config.lab_models import VirtualFault
 from harness.domain.conditions import SessionState
 from harness.errors import InfrastructureError
+from harness.lab.state import Knowledge, Required
+from harness.lab.strategy import DutStrategy
 from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
@@ -305,3 +307,19 @@ def test_file_write_refuses_a_drive_relative_path(tb01: WindowsHost) -> None:
         "file_write", {"path": "C:\\harness\\x.txt", "mode": "create", "data_base64": "eA=="}
     )
     assert written["size"] == 1
+
+
+# -- F10 in the strategy: an unreadable /query is unknown, made known by one reboot ---------------
+def test_strategy_treats_unreadable_verifier_output_as_unknown(
+    tb01: WindowsHost, lab: Lab, runtime: VirtualLabRuntime
+) -> None:
+    strategy = DutStrategy(tb01, "tb-01", lab.duts["tb-01"], reboot_s=15, step_s=10)
+    required = Required.from_baseline(lab.duts["tb-01"].baseline)
+    first = strategy.observe(Deadline.after(20, "first contact"))
+    assert first.verifier.known is Knowledge.UNKNOWN  # German "nothing verified": not "off"
+    boots = runtime.dut_truth("tb-01")["boots"]
+    transition = strategy.bring_to(required, Deadline.after(30, "baseline"))
+    assert transition.rebooted and runtime.dut_truth("tb-01")["boots"] == boots + 1
+    assert transition.after.verifier.known is Knowledge.CARRIED
+    again = strategy.bring_to(required, Deadline.after(30, "baseline again"))
+    assert not again.rebooted

@@ -211,7 +211,9 @@ class _Host:
 
     def verifier_state(self, *, deadline: Deadline) -> Any:
         self.calls.append("verifier_state")
-        return type("V", (), {"active": NO_VERIFIER, "pending": NO_VERIFIER})()
+        return type(
+            "V", (), {"active": NO_VERIFIER, "pending": NO_VERIFIER, "active_known": True}
+        )()
 
     def reboot_and_wait(self, deadline: Deadline, **kw: Any) -> Any:
         self.calls.append("reboot")

@@ -369,7 +369,9 @@ class FakeHost:
 
     def verifier_state(self, *, deadline: Deadline) -> Any:
         self.calls.append("verifier_state")
-        return type("V", (), {"active": self.v_active, "pending": self.v_pending})()
+        return type(
+            "V", (), {"active": self.v_active, "pending": self.v_pending, "active_known": True}
+        )()
 
     def kdp_firmware_get(self, vendor: str, *, deadline: Deadline) -> Any:
         self.calls.append("kdp_firmware_get")
