@@ -60,6 +60,8 @@ __all__ = ["Backoff", "WaitTimeout", "WindowsHost"]
 
 VerifierMode = Literal["persistent", "volatile", "reset"]
 FirmwareVendor = Literal["lenovo-wmi", "dell-wmi"]
+#: crash_evidence: the longest the op waits for WER's event 1001 (docs/windows-operations.md).
+CRASH_REPORT_WAIT_S = 40.0
 
 
 class WindowsHost:
@@ -388,7 +390,13 @@ class WindowsHost:
         deadline: Deadline | None = None,
         timeout_s: float | None = None,
     ) -> CrashEvidence:
-        params = {"since_utc": format_utc(since_utc)}
+        # The op waits (polling) for WER's event 1001 when Kernel-Power 41 or a new dump shows a
+        # crash without it: at most half of this call's budget, so the answer comes in time.
+        budget = self.default_timeout_s if timeout_s is None else timeout_s
+        if deadline is not None:
+            budget = min(budget, deadline.remaining())
+        wait_s = round(max(0.0, min(CRASH_REPORT_WAIT_S, budget / 2)), 1)
+        params = {"since_utc": format_utc(since_utc), "report_wait_s": wait_s}
         d = self.call("crash_evidence", params, deadline=deadline, timeout_s=timeout_s)
         evidence = CrashEvidence.from_json("crash_evidence", d)
         times = [b.time_utc for b in evidence.bugchecks] + list(evidence.unexpected_shutdowns)

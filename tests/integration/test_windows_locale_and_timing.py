@@ -253,7 +253,8 @@ def test_crash_evidence_waits_for_a_1001_that_comes_within_its_bound(
 ) -> None:
     machine = runtime.node("tb-01").machine
     with machine.lock:
-        machine.quirks["wer_report_delay_s"] = 20  # inside the op's 40 s wait
+        # Inside the op's wait: half of this host's 10 s call budget.
+        machine.quirks["wer_report_delay_s"] = 3
     try:
         old = tb01.host_facts().last_boot_utc
         fault = VirtualFault(kind="bugcheck", dut="tb-01", operation="pnp_devices", count=1)
@@ -266,6 +267,8 @@ def test_crash_evidence_waits_for_a_1001_that_comes_within_its_bound(
         with machine.lock:
             machine.quirks["wer_report_delay_s"] = 3000
     assert [b.source for b in evidence.bugchecks] == ["wer-1001"]
+    asked = [o for o in runtime.operations("tb-01") if o["operation"] == "crash_evidence"]
+    assert asked[-1]["params"]["report_wait_s"] == 5.0  # bounded by the call's own deadline
     assert evidence.bugchecks[0].stop_code == 0xE6
 
 

@@ -227,7 +227,9 @@ def test_reboot_and_wait_sees_the_host_go_down_and_come_back(
     assert report.down_after_s is not None and report.down_after_s < 5
     assert 40 <= report.up_after_s < 50
     assert shell.reconnects >= 2  # attempts while down, then the one that worked
-    assert shell.calls[-1] == ("crash_evidence", {"since_utc": format_utc(OLD_BOOT)})
+    # The op may wait for WER's 1001 for half of the call's 60 s budget.
+    wanted = {"since_utc": format_utc(OLD_BOOT), "report_wait_s": 30.0}
+    assert shell.calls[-1] == ("crash_evidence", wanted)
     assert all(s <= 5.0 for s in clock.sleeps)  # the backoff's cap
 
 
