@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from harness.domain.inf import InfError, read_inf
 from harness.errors import ConfigError, InfrastructureError, TestFailure
 from harness.remote.deadline import Deadline
+from harness.windows import readiness
 from harness.windows.actions import package_files
 from harness.windows.results import InstallOutcome, SignatureInfo
 
@@ -156,6 +157,8 @@ class PackageInstaller:
         known = self._installed.get(package_name)
         if known is not None and dict(known.files) == hashes:
             return known
+        # Refused before any change on a DUT whose operations have no elevated token (F15).
+        readiness.require_elevated(self.host, deadline.child(self.step_s, f"token of {name}"))
         hardware_ids = _hardware_ids(inf_path)
         for other in list(self._installed.values()):
             if other.name == package_name or other.hardware_ids & hardware_ids:

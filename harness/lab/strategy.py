@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -38,11 +39,14 @@ from harness.lab.state import (
     observe,
 )
 from harness.remote.deadline import Deadline
+from harness.windows import readiness
 from harness.windows.actions import RebootReport
 from harness.windows.results import HostFacts, VerifierSettings
 
 if TYPE_CHECKING:
     from harness.windows.host import WindowsHost
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Change",
@@ -293,6 +297,8 @@ class DutStrategy:
         check_reachable(required, self.dut, self.dut_name)
         before = self.observe(deadline)
         changes, reasons = _plan(before, required, self.dut)
+        if changes:  # refused before the first change when the token is not elevated
+            readiness.require_elevated(self.host, deadline.child(self.step_s, "token check"))
         state = before
         try:
             for change in changes:
@@ -331,6 +337,10 @@ class DutStrategy:
             vendor = self.dut.kdp.firmware_control
             assert vendor != "none" and isinstance(target, bool)
             fw = host.kdp_firmware_set(vendor, target, deadline=dl)
+            if fw.bitlocker_suspended:
+                log.info(
+                    "%s: BitLocker suspended for one restart before %s", name, change.description
+                )
             if fw.return_value is not None and fw.return_value != "Success":
                 raise DutError(
                     f"{name}: the firmware refused {change.description} ({vendor}: "
@@ -355,6 +365,10 @@ class DutStrategy:
         else:
             assert isinstance(target, bool)
             run = host.set_test_signing(target, deadline=dl)
+            if run.bitlocker_suspended:
+                log.info(
+                    "%s: BitLocker suspended for one restart before %s", name, change.description
+                )
             if run.exit_code != 0:
                 raise DutError(
                     f"{name}: bcdedit failed ({change.description}): exit code "

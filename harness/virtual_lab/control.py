@@ -10,6 +10,7 @@ Loopback only, TCP_NODELAY, JSON in and out, and every request needs the lab's r
     POST   /faults                 body: a VirtualFault, e.g. {"kind": "auth-failure", "dut": "tb-01"}
     DELETE /faults                 clear every fault
     POST   /duts/NAME/power        body: {"action": "reboot"}
+                                   or {"action": "recovery-key"} (BitLocker recovery)
 
 Errors answer `{"error": "..."}` with 400 (bad input), 401, 404 (unknown path or DUT).
 `ControlClient` is the matching client (urllib, with timeouts).
@@ -258,6 +259,10 @@ class ControlClient:
 
     def reboot(self, name: str) -> None:
         self._call("POST", f"/duts/{name}/power", {"action": "reboot"})
+
+    def enter_recovery_key(self, name: str) -> None:
+        """Type the recovery key at the DUT's BitLocker recovery screen (400 if not there)."""
+        self._call("POST", f"/duts/{name}/power", {"action": "recovery-key"})
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

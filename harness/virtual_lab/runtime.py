@@ -232,9 +232,14 @@ class VirtualLabRuntime(Service):
         self._run(clear)
 
     def power(self, dut: str, action: str) -> None:
+        machine = self.node(dut).machine
+        if action == "recovery-key":  # typed at the BitLocker recovery screen
+            if not machine.enter_recovery_key():
+                raise ValueError(f"{dut} is not at the BitLocker recovery screen")
+            return
         if action != "reboot":
-            raise ValueError(f"unknown power action {action!r} (known: reboot)")
-        self.node(dut).machine.request_reboot()
+            raise ValueError(f"unknown power action {action!r} (known: reboot, recovery-key)")
+        machine.request_reboot()
 
     # -- internals ------------------------------------------------------------------------------
     def _run(self, fn: Callable[[], _T], timeout_s: float = _WORK_TIMEOUT_S) -> _T:

@@ -201,11 +201,15 @@ class ToolRun:
     exit_code: int
     reboot_required: bool
     output: str
+    #: test_signing_set: BitLocker protection of the OS volume was suspended for one restart
+    #: before the change (absent from verifier_set: False)
+    bitlocker_suspended: bool = False
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> ToolRun:
         o = JsonObject(op, d)
-        return cls(o.integer("exit_code"), o.flag("reboot_required"), o.text("output"))
+        suspended = bool(o.oflag("bitlocker_suspended"))
+        return cls(o.integer("exit_code"), o.flag("reboot_required"), o.text("output"), suspended)
 
 
 # -- Driver Verifier, DMAGuard, firmware -----------------------------------------------------------
@@ -268,12 +272,21 @@ class FirmwareKdpChange:
     changed: bool
     reboot_required: bool
     return_value: str | None
+    #: the BIOS setting's name as found on the machine (Dell's is read at runtime)
+    attribute: str | None = None
+    #: BitLocker protection of the OS volume was suspended for one restart before the change
+    bitlocker_suspended: bool = False
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> FirmwareKdpChange:
         o = JsonObject(op, d)
         return cls(
-            o.text("vendor"), o.flag("changed"), o.flag("reboot_required"), o.otext("return_value")
+            o.text("vendor"),
+            o.flag("changed"),
+            o.flag("reboot_required"),
+            o.otext("return_value"),
+            o.otext("attribute"),
+            bool(o.oflag("bitlocker_suspended")),
         )
 
 
@@ -465,4 +478,21 @@ class StorageProbeResult:
             o.ofloat("write_mb_s"),
             o.ofloat("read_mb_s"),
             o.flag("verified"),
+        )
+
+
+# -- readiness: the caller's token, the lab's signing certificate ---------------------------------
+@dataclass(frozen=True)
+class TokenState:
+    """`token_state`: whether the operations run with a full administrator token."""
+
+    user: str
+    elevated: bool
+    local_account_token_filter_policy: int | None
+
+    @classmethod
+    def from_json(cls, op: str, d: Any) -> TokenState:
+        o = JsonObject(op, d)
+        return cls(
+            o.text("user"), o.flag("elevated"), o.ointeger("local_account_token_filter_policy")
         )

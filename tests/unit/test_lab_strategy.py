@@ -380,7 +380,12 @@ class FakeHost:
     def kdp_firmware_set(self, vendor: str, enabled: bool, *, deadline: Deadline) -> Any:
         self.calls.append("kdp_firmware_set")
         self.kdp_fw = enabled
-        return type("C", (), {"return_value": "Success"})()
+        return type("C", (), {"return_value": "Success", "bitlocker_suspended": False})()
+
+    def call(self, name: str, params: Any, *, deadline: Deadline | None = None) -> Any:
+        assert name == "token_state", name  # the elevation check before the first change
+        self.calls.append(name)
+        return {"user": "TB-01\\lab", "elevated": True, "local_account_token_filter_policy": 1}
 
     def dmaguard_set(self, policy: int | None, *, deadline: Deadline) -> Any:
         self.calls.append("dmaguard_set")

@@ -26,9 +26,15 @@ DELL = {
 
 
 class Firmware:
-    def __init__(self, vendor: str, *, enabled: bool) -> None:
+    def __init__(
+        self, vendor: str, *, enabled: bool, dell_kdp_name: str = "KernelDmaProtection"
+    ) -> None:
         self.vendor = vendor
         table = LENOVO if vendor == "lenovo-wmi" else DELL
+        if table is DELL and dell_kdp_name != "KernelDmaProtection":
+            # Dell does not document the attribute's name per model (quirk `dell_dma_attribute`).
+            table = {dell_kdp_name if n == "KernelDmaProtection" else n: v for n, v in DELL.items()}
+        self.lenovo = table is LENOVO
         self.table = table
         self.settings = {name: values[1 if enabled else 0] for name, values in table.items()}
         self.applied = dict(self.settings)
@@ -43,9 +49,14 @@ class Firmware:
         if match is None or value not in self.table[match]:
             return "Invalid Parameter"
         self.settings[match] = value
-        if self.table is LENOVO and match == "KernelDMAProtection" and value == "Enable":
+        if self.lenovo and match == "KernelDMAProtection" and value == "Enable":
             self.settings["VTdFeature"] = self.settings["VirtualizationTechnology"] = "Enable"
         return "Success"
+
+    @property
+    def kdp_name(self) -> str:
+        """The name of the Kernel DMA Protection setting in this BIOS."""
+        return next(n for n in self.table if "dma" in n.lower())
 
     def kdp_setting(self) -> bool:
         """KDP as saved (what the next boot will use)."""
@@ -57,7 +68,7 @@ class Firmware:
 
     def applied_vt(self) -> bool:
         """Virtualization (VT-x/AMD-V) as running since the last boot."""
-        name = "VirtualizationTechnology" if self.table is LENOVO else "Virtualization"
+        name = "VirtualizationTechnology" if self.lenovo else "Virtualization"
         return self.applied[name] == self.table[name][1]
 
     def truth(self) -> dict[str, object]:

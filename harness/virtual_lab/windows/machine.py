@@ -30,6 +30,8 @@ from typing import Any
 from harness.config.lab import Lab
 from harness.config.lab_models import VirtualFault
 from harness.virtual_lab.windows import kernel_rules as rules
+from harness.virtual_lab.windows.bitlocker import BitLocker
+from harness.virtual_lab.windows.boot_security import autologon_password
 from harness.virtual_lab.windows.devices import Device, hardware_ids, instance_id
 from harness.virtual_lab.windows.driver_store import DriverStore
 from harness.virtual_lab.windows.firmware import Firmware
@@ -101,7 +103,11 @@ class WindowsMachine:
         installed = _now() - timedelta(days=30)  # the image's keys predate every boot
         self.registry = Registry(clock=lambda: installed, installed=installed)
         self.store = DriverStore()
-        self.firmware = Firmware(self.spec.firmware, enabled=self.spec.kdp_capable)
+        self.firmware = Firmware(
+            self.spec.firmware,
+            enabled=self.spec.kdp_capable,
+            dell_kdp_name=str(self.quirks.get("dell_dma_attribute", "KernelDmaProtection")),
+        )
         self.release_roots = [lab.resolve_path(p).read_bytes() for p in lab.virtual.trusted_roots]
         self.test_roots: list[bytes] = []
         self.events: list[dict[str, Any]] = []
@@ -116,6 +122,15 @@ class WindowsMachine:
         self.volatile_only: frozenset[str] = frozenset()  # excluded at add (quirk)
         self.test_signing_pending = False
         self.test_signing_active = False
+        #: LSA secrets; Winlogon's `DefaultPassword` secret wins over the registry value (quirk
+        #: `stale_lsa_autologon`: one with an old password, left by an earlier autologon tool).
+        self.lsa_secrets: dict[str, str] = {}
+        if self.quirks.get("stale_lsa_autologon"):
+            self.lsa_secrets["DefaultPassword"] = "an-old-password-" + self.name
+        #: The OS volume's BitLocker (quirk `bitlocker`; `bitlocker.py`).
+        self.bitlocker = BitLocker(
+            enabled=bool(self.quirks.get("bitlocker", False)), measured=self.boot_measurements()
+        )
         self.console_buffer = ""
         #: The code (comment lines removed) of the operation script running now, and extra
         #: real-world seconds its handler spends waiting (`operations`, `sources`).
@@ -211,7 +226,23 @@ class WindowsMachine:
             device.problem_code = 0
         self._notify(PowerEvent.DOWN)
 
+    def boot_measurements(self) -> tuple[object, ...]:
+        """What the TPM measures of the boot path: BCD testsigning and the saved firmware."""
+        return (self.test_signing_pending, tuple(sorted(self.firmware.settings.items())))
+
+    def enter_recovery_key(self) -> bool:
+        """The recovery key typed at the BitLocker recovery screen: the boot goes on."""
+        with self.lock:
+            if not self.bitlocker.enter_recovery_key(self.boot_measurements()):
+                return False
+            self._boot()
+            return True
+
     def _boot(self, initial: bool = False) -> None:
+        if not initial and not self.bitlocker.boot(self.boot_measurements()):
+            self.power = Power.HUNG
+            self._history("BitLocker recovery screen: the boot measurements changed")
+            return
         mm = MEMORY_MANAGEMENT
         level = self.registry.get(mm, "VerifyDriverLevel") or 0
         drivers = str(self.registry.get(mm, "VerifyDrivers") or "")
@@ -307,7 +338,7 @@ class WindowsMachine:
         return (
             str(reg.get(WINLOGON, "AutoAdminLogon") or "0") == "1"
             and str(reg.get(WINLOGON, "DefaultUserName") or "").lower() == self.username.lower()
-            and reg.get(WINLOGON, "DefaultPassword") == self.password
+            and autologon_password(self) == self.password
         )
 
     def _sign_in(self) -> None:
@@ -548,6 +579,7 @@ class WindowsMachine:
                 "session": self.session.value,
                 "kdp_active": self.kdp_active,
                 "firmware": self.firmware.truth(),
+                "bitlocker": self.bitlocker.truth(),
                 "dmaguard": {
                     "pending": self.registry.get(DMAGUARD, "DeviceEnumerationPolicy"),
                     "at_boot": self.dmaguard_at_boot,

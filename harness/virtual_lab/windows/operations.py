@@ -20,12 +20,12 @@ from typing import Any
 
 from harness.virtual_lab.signing import SignatureStatus, verify_file
 from harness.virtual_lab.ssh_server import windows_to_local
-from harness.virtual_lab.windows import commands, sources, verifier
+from harness.virtual_lab.windows import boot_security, commands, sources, verifier
 from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.machine import WindowsMachine, iso
 from harness.virtual_lab.windows.pnp_install import verified_services
 from harness.virtual_lab.windows.ps_syntax import check_syntax
-from harness.virtual_lab.windows.registry import DMAGUARD, FVE, SERVICES, WINLOGON
+from harness.virtual_lab.windows.registry import DMAGUARD, FVE, SERVICES
 
 
 class OperationError(Exception):
@@ -391,25 +391,15 @@ def op_kdp_firmware_get(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 @operation
 def op_kdp_firmware_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     vendor = _firmware(m, p)
-    enabled = _need(p, "enabled", bool)
-    before = m.firmware.kdp_setting()
-    name = "KernelDMAProtection" if vendor == "lenovo-wmi" else "KernelDmaProtection"
-    values = m.firmware.table[name]
-    answer = m.firmware.set(name, values[1 if enabled else 0])
-    changed = m.firmware.kdp_setting() != before
-    return {
-        "vendor": vendor,
-        "changed": changed,
-        "reboot_required": changed,
-        "return_value": answer,
-    }
+    try:
+        return boot_security.kdp_firmware_set(m, vendor, _need(p, "enabled", bool))
+    except boot_security.ScriptFailed as exc:
+        raise OperationError(str(exc)) from None
 
 
 @operation
 def op_test_signing_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
-    enabled = _need(p, "enabled", bool)
-    code, text = commands.bcdedit(m, ["/set", "testsigning", "on" if enabled else "off"])
-    return {"exit_code": code, "reboot_required": code == 0, "output": text}
+    return boot_security.test_signing_set(m, _need(p, "enabled", bool))
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -441,19 +431,13 @@ def op_session_signout(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 
 @operation
 def op_autologon_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
-    enabled = _need(p, "enabled", bool)
-    m.registry.set(WINLOGON, "AutoAdminLogon", "1" if enabled else "0")
-    if enabled:
-        for key, name in (
-            ("user", "DefaultUserName"),
-            ("domain", "DefaultDomainName"),
-            ("password", "DefaultPassword"),
-        ):
-            if p.get(key) is not None:
-                m.registry.set(WINLOGON, name, str(p[key]))
-    else:
-        m.registry.delete(WINLOGON, "DefaultPassword")
-    return {"enabled": enabled}
+    _need(p, "enabled", bool)
+    return boot_security.autologon_set(m, p)
+
+
+@operation
+def op_token_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    return boot_security.token_state(m)
 
 
 # -- PnP ------------------------------------------------------------------------------------------
@@ -515,7 +499,8 @@ def op_pnp_rescan(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 @operation
 def op_reboot_request(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     last = _iso(m.booted_at)
-    m.request_reboot()
+    if not boot_security.restart_vetoed(m):  # else: "an app is preventing restart"
+        m.request_reboot()
     return {"requested": True, "last_boot_utc": last}
 
 

@@ -2,7 +2,8 @@
 # Facility: Lenovo ThinkPad BIOS WMI, root\wmi Lenovo_BiosSetting.CurrentSetting ("KernelDMAProtection,Enable")
 #   https://docs.lenovocdrt.com/ref/bios/settings/thinkpad/virtualization
 # Facility: Dell BIOS WMI (2018+ models), root\dcim\sysman\biosattributes EnumerationAttribute
-#   (AttributeName "KernelDmaProtection", CurrentValue "Enabled"/"Disabled")
+#   (CurrentValue "Enabled"/"Disabled"); the DMA protection attribute's name is not documented per
+#   model, so "enabled" comes from the attribute whose name matches 'dma' (one matching 'kernel' first)
 #   https://www.configjon.com/dell-bios-settings-management-wmi/
 # Parameters: {"vendor": "lenovo-wmi"|"dell-wmi"}
 # Result: {"vendor", "settings": {"NAME": "value"}, "enabled": bool?}
@@ -33,7 +34,7 @@ switch ($vendor) {
             $name = [string]$a.AttributeName
             $value = [string](@($a.CurrentValue) | Select-Object -First 1)
             if ($name -match $relevant) { $settings[$name] = $value }
-            if ($name -eq 'KernelDmaProtection') { $enabled = ($value -eq 'Enabled') }
+            if ($name -match 'dma' -and ($null -eq $enabled -or $name -match 'kernel')) { $enabled = ($value -eq 'Enabled') }
         }
     }
     default { throw "kdp_firmware_get: unknown vendor '$vendor' (lenovo-wmi, dell-wmi)" }

@@ -1,5 +1,7 @@
 # Operation: reboot_request
-# Facility: shutdown.exe /r /t 0 /d p:4:1 /c <reason> (planned, "Application: Maintenance")
+# Facility: shutdown.exe /r /f /t 0 /d p:4:1 /c <reason> (planned, "Application: Maintenance"). /f closes
+#   running applications without warning; it is implied only when /t is greater than 0, so with /t 0 an
+#   application of the signed-in user could veto the restart and leave the machine up
 #   https://learn.microsoft.com/windows-server/administration/windows-commands/shutdown
 # Facility: Win32_OperatingSystem.LastBootUpTime, read before the request so the harness can tell the
 #   next boot from this one
@@ -22,7 +24,7 @@ $lastBoot = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime.To
 $reason = ([string]$P.reason).Replace('"', "'")
 if (-not $reason) { $reason = 'harness reboot' }
 if ($reason.Length -gt 512) { $reason = $reason.Substring(0, 512) }
-$r = Invoke-Native "$env:SystemRoot\System32\shutdown.exe" @('/r', '/t', '0', '/d', 'p:4:1', '/c', $reason)
+$r = Invoke-Native "$env:SystemRoot\System32\shutdown.exe" @('/r', '/f', '/t', '0', '/d', 'p:4:1', '/c', $reason)
 if ($r.ExitCode -ne 0) { Write-Verbose "shutdown.exe exited $($r.ExitCode): $($r.Output)" }
 $result = [ordered]@{
     requested     = ($r.ExitCode -eq 0)
