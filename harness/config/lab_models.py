@@ -196,6 +196,11 @@ class DriverPackage(ConfigModel):
     path: Path = Field(description="the .inf, relative to the lab file's directory")
     expected_signer: str
     description: str = ""
+    test_certificates: list[Path] = Field(
+        default_factory=list,
+        description="a test-signed package's certificates (.cer, DER): imported into each "
+        "DUT's LocalMachine Root and TrustedPublisher before the install",
+    )
 
 
 class VirtualDut(ConfigModel):

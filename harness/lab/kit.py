@@ -58,7 +58,10 @@ class DriverPackages:
     def ensure(self, name: str, deadline: Deadline) -> ActivePackage:
         cfg = self.lab.driver_packages[name]
         inf = self.lab.resolve_path(cfg.path)
-        installed = self.installer.install(name, inf, cfg.expected_signer, deadline)
+        certs = [self.lab.resolve_path(c).read_bytes() for c in cfg.test_certificates]
+        installed = self.installer.install(
+            name, inf, cfg.expected_signer, deadline, test_certificates=certs
+        )
         return ActivePackage(installed, installed.drivers)
 
     def drivers(self) -> tuple[str, ...]:

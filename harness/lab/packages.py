@@ -21,13 +21,13 @@ replaces the one installed before, so a device has one candidate driver from thi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from harness.domain.inf import InfError, read_inf
-from harness.errors import ConfigError, InfrastructureError, TestFailure
+from harness.errors import ConfigError, DutError, InfrastructureError, TestFailure
 from harness.remote.deadline import Deadline
 from harness.windows import readiness
 from harness.windows.actions import package_files
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_REMOTE_ROOT", "InstalledPackage", "PackageInstaller", "drivers_of"]
 
 DEFAULT_REMOTE_ROOT = "C:\\dmalab\\packages"
+#: Budget of the certificate check after an install that overran its deadline.
+STALL_CHECK_S = 30.0
 
 
 def drivers_of(inf_path: Path) -> tuple[str, ...]:
@@ -95,18 +97,22 @@ def _signature_problems(
 ) -> list[str]:
     """What is wrong with a package's signatures (empty: nothing).
 
-    A `.sys` without an embedded signature is accepted when the package's catalog is validly
-    signed by the expected signer: it is catalog-signed, and pnputil checks its hash against the
-    catalog when it installs the package.
+    A package is judged by its catalog (review F5): the `.cat` must be validly signed by the
+    expected signer. Production packages are normally dual-signed: the vendor's embedded
+    Authenticode signature on the `.sys`, Microsoft's on the catalog; so any `Valid` embedded
+    signature on a binary is fine, and a binary without one is catalog-signed (pnputil checks
+    its hash against the catalog). A binary whose embedded signature is broken (HashMismatch,
+    untrusted, ...) is still a problem. Without a catalog, each binary's embedded signature must
+    be valid and by the expected signer.
     """
     by_path = {c.path.lower(): c for c in checked}
     cat = by_path.get(catalog.lower()) if catalog else None
-    catalog_ok = cat is not None and cat.valid and cat.signer_matches
     problems = []
     for c in checked:
-        if c.valid and c.signer_matches:
-            continue
-        if c is not cat and c.status == "NotSigned" and catalog_ok:
+        if cat is not None and c is not cat:
+            if c.valid or c.status == "NotSigned":
+                continue
+        elif c.valid and c.signer_matches:
             continue
         signer = c.signer_subject or "no signer"
         why = (
@@ -149,9 +155,20 @@ class PackageInstaller:
         return dict(self._ever)
 
     def install(
-        self, package_name: str, inf_path: Path, expected_signer: str, deadline: Deadline
+        self,
+        package_name: str,
+        inf_path: Path,
+        expected_signer: str,
+        deadline: Deadline,
+        *,
+        test_certificates: Sequence[bytes] = (),
     ) -> InstalledPackage:
-        """Install `package_name` (idempotent for the same bytes); what was installed."""
+        """Install `package_name` (idempotent for the same bytes); what was installed.
+
+        `test_certificates` (DER) of a test-signed package are imported into LocalMachine Root
+        and TrustedPublisher first (F3); an install that overruns its deadline while a signer
+        is missing from those stores is reported as that (the unanswered session-0 dialog).
+        """
         name = self.host.name
         files, hashes = _hashes(inf_path)
         known = self._installed.get(package_name)
@@ -159,6 +176,17 @@ class PackageInstaller:
             return known
         # Refused before any change on a DUT whose operations have no elevated token (F15).
         readiness.require_elevated(self.host, deadline.child(self.step_s, f"token of {name}"))
+        if test_certificates:
+            state = readiness.provision_certificates(
+                self.host,
+                test_certificates,
+                deadline=deadline.child(self.step_s, f"test certificates of {package_name}"),
+            )
+            refusal = readiness.missing_message(
+                name, state, f"the test certificates of {package_name} could not be provisioned"
+            )
+            if refusal is not None:
+                raise DutError(refusal)
         hardware_ids = _hardware_ids(inf_path)
         for other in list(self._installed.values()):
             if other.name == package_name or other.hardware_ids & hardware_ids:
@@ -175,6 +203,7 @@ class PackageInstaller:
         }
         to_check = [remote[p] for p in files if p.suffix.lower() in (".sys", ".cat")]
         catalog = next((remote[p] for p in files if p.suffix.lower() == ".cat"), None)
+        signers: list[str] = []
         if to_check:
             checked = self.host.driver_signature(
                 to_check,
@@ -187,10 +216,19 @@ class PackageInstaller:
                     f"driver package {package_name} ({inf_path.name}) is not properly signed "
                     f"on {name}: " + "; ".join(problems)
                 )
+            # Who pnputil asks about: the catalog's signer, else the binaries'.
+            judged = [c for c in checked if catalog and c.path.lower() == catalog.lower()]
+            signers = sorted(
+                {c.signer_thumbprint for c in judged or checked if c.signer_thumbprint}
+            )
 
-        result = self.host.install_driver(
-            remote_inf, deadline=deadline.child(self.step_s, f"install of {package_name}")
-        )
+        try:
+            result = self.host.install_driver(
+                remote_inf, deadline=deadline.child(self.step_s, f"install of {package_name}")
+            )
+        except InfrastructureError as exc:
+            self._why_install_stalled(package_name, signers, exc)
+            raise
         if result.outcome is InstallOutcome.FAILED:
             raise TestFailure(
                 f"pnputil could not install driver package {package_name} ({inf_path.name}) on "
@@ -227,6 +265,26 @@ class PackageInstaller:
         self._installed[package_name] = package
         self._ever[package_name] = package
         return package
+
+    def _why_install_stalled(
+        self, package_name: str, signers: Sequence[str], exc: InfrastructureError
+    ) -> None:
+        """After an install that failed in transport (its deadline): DutError naming the signer
+        certificates missing from LocalMachine Root / TrustedPublisher, if any."""
+        if not signers:
+            return
+        check = Deadline.after(
+            min(self.step_s, STALL_CHECK_S), f"certificate check on {self.host.name}"
+        )
+        try:
+            state = readiness.certificate_state(self.host, signers, deadline=check)
+        except InfrastructureError:
+            return  # the original error stands
+        refusal = readiness.missing_message(
+            self.host.name, state, f"pnputil did not finish installing {package_name} ({exc})"
+        )
+        if refusal is not None:
+            raise DutError(refusal) from exc
 
     def _uninstall(self, package: InstalledPackage, deadline: Deadline) -> None:
         dl = deadline.child(self.step_s, f"uninstall of {package.name}")

@@ -22,6 +22,7 @@ The PE images themselves come from :mod:`harness.virtual_lab.pe_image`.
 from __future__ import annotations
 
 import enum
+import hashlib
 import io
 import os
 import shutil
@@ -157,6 +158,10 @@ class SignatureCheck:
     signer_subject: str | None
     signer_cn: str | None
     message: str
+    #: the signer certificate (DER) and its SHA-1 thumbprint in upper-case hex, as
+    #: `X509Certificate2.Thumbprint` prints it (None when there is no signer)
+    signer_der: bytes | None = None
+    signer_thumbprint: str | None = None
 
 
 # -- signing ----------------------------------------------------------------------------------------
@@ -275,8 +280,11 @@ def _check(
     if detail and status is not SignatureStatus.UnknownError:
         message = f"{message} ({detail})"
     signed = status not in (SignatureStatus.NotSigned, SignatureStatus.NotSupportedFileFormat)
-    subject = cn = None
+    subject = cn = thumbprint = None
+    der = None
     if signer is not None:
+        der = signer.to_der
+        thumbprint = hashlib.sha1(der).hexdigest().upper()
         # Windows order (X500DistinguishedName): most specific first, "CN=..., O=..."
         subject = ", ".join(
             f"{kind}={value}" for kind, value in reversed(list(signer.subject.rdns))
@@ -289,6 +297,8 @@ def _check(
         signer_subject=subject,
         signer_cn=cn,
         message=message,
+        signer_der=der,
+        signer_thumbprint=thumbprint,
     )
 
 

@@ -7,18 +7,27 @@
   https://learn.microsoft.com/troubleshoot/windows-server/windows-security/user-account-control-and-remote-restriction).
   Without it the tools fail one by one with "access denied" or read as unknown; the harness
   refuses the DUT once, with the reason, before its first change.
+- `certificate_state` / `provision_certificates`: a test-signed package installs without a
+  prompt only when its signing certificate is in LocalMachine `TrustedPublisher` and chains to
+  one in `Root` ("Add a Device Driver Package to the Driver Store": otherwise the Windows
+  Security dialog appears; over WinRM/SSH it waits in session 0, where nobody can answer it).
+  Both run the `cert_provision` operation; `certificate_state` only reads.
 
 >>> require_elevated(host, deadline)                     # doctest: +SKIP
+>>> certificate_state(host, ["3FA1..."]).missing           # doctest: +SKIP
+{'3FA1...': ('TrustedPublisher',)}
 """
 
 from __future__ import annotations
 
+import base64
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from harness.errors import DutError
 from harness.remote.deadline import Deadline
-from harness.windows.results import TokenState
+from harness.windows.results import CertificateState, TokenState
 
 if TYPE_CHECKING:
     from harness.windows.host import WindowsHost
@@ -51,7 +60,46 @@ def require_elevated(host: WindowsHost, deadline: Deadline | None = None) -> Tok
     return state
 
 
+def certificate_state(
+    host: WindowsHost, thumbprints: Sequence[str], *, deadline: Deadline | None = None
+) -> CertificateState:
+    """Which LocalMachine stores (Root, TrustedPublisher) hold each of `thumbprints` (read-only)."""
+    params = {"thumbprints": [t.upper() for t in thumbprints], "check_only": True}
+    d = host.call("cert_provision", params, deadline=deadline)
+    return CertificateState.from_json("cert_provision", d)
+
+
+def provision_certificates(
+    host: WindowsHost, certificates_der: Sequence[bytes], *, deadline: Deadline | None = None
+) -> CertificateState:
+    """Import each certificate (DER) into LocalMachine Root and TrustedPublisher (idempotent)."""
+    params = {
+        "certificates_base64": [base64.b64encode(c).decode("ascii") for c in certificates_der],
+        "check_only": False,
+    }
+    d = host.call("cert_provision", params, deadline=deadline)
+    return CertificateState.from_json("cert_provision", d)
+
+
+def missing_message(host_name: str, state: CertificateState, what: str) -> str | None:
+    """The refusal text naming each certificate and the stores it is missing from, or None."""
+    if not state.missing:
+        return None
+    parts = [
+        f"{thumb} not in " + " and ".join(f"LocalMachine\\{s}" for s in stores)
+        for thumb, stores in sorted(state.missing.items())
+    ]
+    return (
+        f"{host_name}: {what}: " + "; ".join(parts) + ". pnputil would wait for the Windows "
+        "Security dialog in session 0 until its deadline; provision the certificate into "
+        "LocalMachine Root and TrustedPublisher (driver package test_certificates)"
+    )
+
+
 __all__ = [
+    "certificate_state",
+    "missing_message",
+    "provision_certificates",
     "require_elevated",
     "token_state",
 ]

@@ -108,6 +108,8 @@ class SignatureInfo:
     signature_type: str  # None / Authenticode / Catalog
     signer_subject: str | None
     signer_matches: bool
+    #: the signer certificate's SHA-1 thumbprint (upper-case hex), None when unsigned
+    signer_thumbprint: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -123,6 +125,7 @@ class SignatureInfo:
                 f.text("signature_type"),
                 f.otext("signer_subject"),
                 f.flag("signer_matches"),
+                f.otext("signer_thumbprint"),
             )
             for f in JsonObject(op, d).objs("files")
         )
@@ -496,3 +499,28 @@ class TokenState:
         return cls(
             o.text("user"), o.flag("elevated"), o.ointeger("local_account_token_filter_policy")
         )
+
+
+@dataclass(frozen=True)
+class CertificateState:
+    """`cert_provision`: per certificate (SHA-1 thumbprint), which LocalMachine stores hold it."""
+
+    stores: dict[str, dict[str, bool]]  # thumbprint -> {"Root": bool, "TrustedPublisher": bool}
+    imported: int
+
+    @property
+    def missing(self) -> dict[str, tuple[str, ...]]:
+        """Thumbprint -> the stores it is missing from (only certificates missing somewhere)."""
+        out = {t: tuple(s for s, held in st.items() if not held) for t, st in self.stores.items()}
+        return {t: s for t, s in out.items() if s}
+
+    @classmethod
+    def from_json(cls, op: str, d: Any) -> CertificateState:
+        o = JsonObject(op, d)
+        stores: dict[str, dict[str, bool]] = {}
+        for c in o.objs("certificates"):
+            held = JsonObject(op, c.d.get("stores"), f"{c.where}.stores")
+            stores[c.text("thumbprint").upper()] = {
+                name: held.flag(name) for name in ("Root", "TrustedPublisher")
+            }
+        return cls(stores, o.integer("imported"))

@@ -461,4 +461,12 @@ def test_signature_problems() -> None:
     cat = "C:\\p\\a.cat"
     unsigned = _sig("C:\\p\\a.sys", "NotSigned", False)
     assert _signature_problems((_sig(cat), unsigned), cat, exp) == []
-    assert len(_signature_problems((_sig(cat, matches=False), unsigned), cat, exp)) == 2
+    # judged by the catalog (F5): its wrong signer is the one problem, the unsigned .sys is not
+    [p] = _signature_problems((_sig(cat, matches=False), unsigned), cat, exp)
+    assert p.startswith("a.cat: signed by")
+    # dual-signed: the vendor's valid embedded signature on the .sys, the expected one on the .cat
+    vendor = _sig("C:\\p\\a.sys", matches=False)
+    assert _signature_problems((_sig(cat), vendor), cat, exp) == []
+    # a broken embedded signature is still a problem, whatever the catalog says
+    [p] = _signature_problems((_sig(cat), _sig("C:\\p\\a.sys", "HashMismatch", False)), cat, exp)
+    assert "signature HashMismatch" in p

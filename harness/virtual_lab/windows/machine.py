@@ -110,6 +110,12 @@ class WindowsMachine:
         )
         self.release_roots = [lab.resolve_path(p).read_bytes() for p in lab.virtual.trusted_roots]
         self.test_roots: list[bytes] = []
+        #: LocalMachine Root and TrustedPublisher (DER); Root's certificates are the roots test
+        #: signing trusts (`test_roots`). Quirk `signing_cert_provisioned: false`: the lab's roots
+        #: are not release roots here, so its packages are test-signed (`cert_stores.py`).
+        self.cert_stores: dict[str, list[bytes]] = {"Root": self.test_roots, "TrustedPublisher": []}
+        if self.quirks.get("signing_cert_provisioned") is False:
+            self.release_roots = []
         self.events: list[dict[str, Any]] = []
         self._pending_events: list[dict[str, Any]] = []
         self.power = Power.DOWN

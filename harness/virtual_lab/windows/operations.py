@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.virtual_lab.signing import SignatureStatus, verify_file
 from harness.virtual_lab.ssh_server import windows_to_local
-from harness.virtual_lab.windows import boot_security, commands, sources, verifier
+from harness.virtual_lab.windows import boot_security, cert_stores, commands, sources, verifier
 from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.machine import WindowsMachine, iso
 from harness.virtual_lab.windows.pnp_install import verified_services
@@ -181,7 +181,9 @@ def op_command_run(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 @operation
 def op_driver_signature(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     expected = _need(p, "expected_signer", str)
-    roots = list(m.release_roots) + (m.test_roots if m.test_signing_active else [])
+    # Get-AuthenticodeSignature applies the user-mode policy: LocalMachine Root is trusted
+    # whether or not test signing is on.
+    roots = list(m.release_roots) + list(m.cert_stores["Root"])
     files = []
     for path in _need(p, "paths", list):
         local = _local(m, str(path))
@@ -201,6 +203,7 @@ def op_driver_signature(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
                 "signature_type": check.signature_type.name_ps,
                 "signer_subject": check.signer_subject,
                 "signer_matches": check.signer_cn == expected,
+                "signer_thumbprint": check.signer_thumbprint,
             }
         )
     return {"files": files}
@@ -208,6 +211,10 @@ def op_driver_signature(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 
 @operation
 def op_driver_install(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    prompt = cert_stores.install_prompt(m, _local(m, _need(p, "inf_path", str)))
+    if prompt is not None:  # the Windows Security dialog waits in session 0, unanswered
+        m.op_wait_s += cert_stores.PROMPT_WAIT_S
+        return {"exit_code": 1, "outcome": "failed", "published_name": None, "output": prompt}
     code, text, published = commands.add_driver(m, _need(p, "inf_path", str), install=True)
     return {
         "exit_code": code,
@@ -438,6 +445,14 @@ def op_autologon_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 @operation
 def op_token_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     return boot_security.token_state(m)
+
+
+@operation
+def op_cert_provision(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return cert_stores.provision(m, p)
+    except cert_stores.BadCertificate as exc:
+        raise OperationError(str(exc)) from None
 
 
 # -- PnP ------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 #   https://learn.microsoft.com/dotnet/api/system.management.automation.signaturestatus
 #   https://learn.microsoft.com/dotnet/api/system.management.automation.signaturetype
 # Parameters: {"paths": ["C:\\harness\\pkg\\mydrv.sys", "C:\\harness\\pkg\\mydrv.cat"], "expected_signer": "Contoso Test"}
-# Result: {"files": [{"path", "status", "status_code": int, "signature_type", "signer_subject"?, "signer_matches": bool}]}
+# Result: {"files": [{"path", "status", "status_code": int, "signature_type", "signer_subject"?, "signer_matches": bool,
+#   "signer_thumbprint"?}]}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -18,8 +19,10 @@ foreach ($path in @($P.paths)) {
     $cert = $sig.SignerCertificate
     $subject = $null
     $cn = $null
+    $thumb = $null
     if ($null -ne $cert) {
         $subject = [string]$cert.Subject
+        $thumb = [string]$cert.Thumbprint
         $cn = $cert.GetNameInfo([Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false)
     }
     # SignatureType exists on Windows PowerShell 5.1's Signature; guarded in case of an older WMF.
@@ -32,6 +35,7 @@ foreach ($path in @($P.paths)) {
             signature_type = $sigType
             signer_subject = $subject
             signer_matches = ($null -ne $cn -and $cn -ceq $expected)
+            signer_thumbprint = $thumb
         })
 }
 $result = [ordered]@{ files = $files }
