@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_REMOTE_ROOT", "InstalledPackage", "PackageInstaller", "drivers_of"]
 
 DEFAULT_REMOTE_ROOT = "C:\\dmalab\\packages"
+#: Device problem code: the kernel-mode code-signing policy refused the driver.
+CM_PROB_UNSIGNED_DRIVER = 52
 #: Budget of the certificate check after an install that overran its deadline.
 STALL_CHECK_S = 30.0
 
@@ -204,6 +206,7 @@ class PackageInstaller:
         to_check = [remote[p] for p in files if p.suffix.lower() in (".sys", ".cat")]
         catalog = next((remote[p] for p in files if p.suffix.lower() == ".cat"), None)
         signers: list[str] = []
+        evidence = "no signature checked"
         if to_check:
             checked = self.host.driver_signature(
                 to_check,
@@ -220,6 +223,11 @@ class PackageInstaller:
             judged = [c for c in checked if catalog and c.path.lower() == catalog.lower()]
             signers = sorted(
                 {c.signer_thumbprint for c in judged or checked if c.signer_thumbprint}
+            )
+            evidence = "; ".join(
+                f"{PureWindowsPath(c.path).name}: {c.status}, {c.signer_subject or 'no signer'}"
+                + (f" ({c.signer_thumbprint})" if c.signer_thumbprint else "")
+                for c in checked
             )
 
         try:
@@ -264,7 +272,31 @@ class PackageInstaller:
         )
         self._installed[package_name] = package
         self._ever[package_name] = package
+        self._check_loaded(package, evidence, deadline)
         return package
+
+    def _check_loaded(self, package: InstalledPackage, evidence: str, deadline: Deadline) -> None:
+        """F6: a signature valid for user mode can fail the kernel-mode signing policy, which
+        shows only when the driver loads: a device of the package with problem code 52
+        (CM_PROB_UNSIGNED_DRIVER) is the package's failure, with its evidence. The package stays
+        recorded as installed, so teardown removes it."""
+        refused = [
+            d
+            for hwid in sorted(package.hardware_ids)
+            for d in self.host.pnp_devices(
+                hwid, deadline=deadline.child(self.step_s, f"devices of {package.name}")
+            )
+            if d.problem_code == CM_PROB_UNSIGNED_DRIVER
+        ]
+        if refused:
+            devices = ", ".join(sorted({f"{d.instance_id} ({d.inf_name})" for d in refused}))
+            raise TestFailure(
+                f"driver package {package.name} ({package.published_name}) installed on "
+                f"{self.host.name} but the kernel refused to load its driver: Code 52 "
+                f"(CM_PROB_UNSIGNED_DRIVER, kernel-mode signing policy) on {devices}; "
+                f"signatures: {evidence}. A test-signed driver loads only with test signing in "
+                "effect; a release driver needs a signature the kernel accepts"
+            )
 
     def _why_install_stalled(
         self, package_name: str, signers: Sequence[str], exc: InfrastructureError

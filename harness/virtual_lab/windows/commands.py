@@ -86,9 +86,9 @@ def add_driver(machine: WindowsMachine, path: str, *, install: bool) -> tuple[in
     local = windows_to_local(machine.fs_root, path, machine.username)
     name = path.replace("/", "\\").split("\\")[-1]
     text = BANNER + f"Adding driver package:  {name}\r\n"
-    roots = list(machine.release_roots)
-    if machine.test_signing_active:
-        roots += machine.test_roots
+    # Staging checks the user-mode policy (LocalMachine Root); the kernel-mode policy applies
+    # when the driver loads (pnp_install.kernel_refusal: Code 52).
+    roots = list(machine.release_roots) + list(machine.cert_stores["Root"])
     result = machine.store.add(local, trusted_roots=roots)
     if result.package is None:
         text += f"Failed to add driver package: {result.message}\r\n"

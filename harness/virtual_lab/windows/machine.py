@@ -35,7 +35,12 @@ from harness.virtual_lab.windows.boot_security import autologon_password
 from harness.virtual_lab.windows.devices import Device, hardware_ids, instance_id
 from harness.virtual_lab.windows.driver_store import DriverStore
 from harness.virtual_lab.windows.firmware import Firmware
-from harness.virtual_lab.windows.pnp_install import bind_package, verified_services
+from harness.virtual_lab.windows.pnp_install import (
+    CM_PROB_UNSIGNED_DRIVER,
+    bind_package,
+    kernel_refusal,
+    verified_services,
+)
 from harness.virtual_lab.windows.registry import (
     CURRENT_VERSION,
     DMAGUARD,
@@ -465,6 +470,11 @@ class WindowsMachine:
             device.history.append("added without a driver (Code 28)")
             return
         bind_package(self, device, package)
+        refusal = kernel_refusal(self, package)
+        if refusal is not None:  # loaded only now: the kernel-mode signing policy says no
+            device.problem_code, device.decision = CM_PROB_UNSIGNED_DRIVER, None
+            device.history.append(f"driver not loaded (Code 52): {refusal}")
+            return
         ctx = rules.AddContext(
             build=self.build,
             instance_id=device.instance_id,

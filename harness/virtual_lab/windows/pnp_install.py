@@ -6,6 +6,12 @@ services are created (`AddService`) and their `AddReg` written under
 `Device Parameters\\DMA Management` values, and the device's stack becomes the function driver
 plus the package's other services (its filters). `AddReg` only adds values: a value left by an
 earlier package stays unless `delete-driver /uninstall` removed the service, as on Windows.
+
+`kernel_refusal` is the kernel-mode code-signing policy at driver load: pnputil stages and
+installs a package whose signatures are valid for user mode (a root in LocalMachine Root), but
+the kernel loads a binary only under a release root, or under a Root certificate while test
+signing is in effect; otherwise the device gets problem code 52 (CM_PROB_UNSIGNED_DRIVER,
+https://learn.microsoft.com/windows-hardware/drivers/install/cm-prob-unsigned-driver).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.domain.inf import InfModel
+from harness.virtual_lab.signing import SignatureStatus, verify_file
 from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.devices import Device
 from harness.virtual_lab.windows.driver_store import StagedPackage
@@ -52,6 +59,28 @@ def bind_package(machine: WindowsMachine, device: Device, package: StagedPackage
     device.package = package.published_name
     device.stack = tuple(s.name for s in model.services)
     device.description = model.description or device.description
+
+
+CM_PROB_UNSIGNED_DRIVER = 52
+
+
+def kernel_refusal(machine: WindowsMachine, package: StagedPackage) -> str | None:
+    """Why the kernel would not load the package's binaries (None: it loads them)."""
+    roots = list(machine.release_roots)
+    if machine.test_signing_active:
+        roots += machine.cert_stores["Root"]
+    for model in package.info.models:
+        for service in model.services:
+            binary = (service.binary or f"{service.name}.sys").split("\\")[-1]
+            path = next(
+                (f for f in package.directory.iterdir() if f.name.lower() == binary.lower()), None
+            )
+            if path is None:
+                continue
+            check = verify_file(path, roots)
+            if check.status is not SignatureStatus.Valid:
+                return f"{binary}: {check.status.name} under the kernel-mode signing policy"
+    return None
 
 
 def unbind(machine: WindowsMachine, package: StagedPackage) -> list[Device]:
