@@ -272,7 +272,8 @@ class PackageInstaller:
         )
         self._installed[package_name] = package
         self._ever[package_name] = package
-        self._check_loaded(package, evidence, deadline)
+        if result.outcome is not InstallOutcome.NO_DEVICE:  # a device took the driver
+            self._check_loaded(package, evidence, deadline)
         return package
 
     def _check_loaded(self, package: InstalledPackage, evidence: str, deadline: Deadline) -> None:
