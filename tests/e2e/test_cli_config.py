@@ -29,6 +29,7 @@ SCENARIO_KEYS = {
     "port",
     "conditions",
     "expectation",
+    "evidence_level",
 }
 CONDITION_KEYS = {
     "kdp",
