@@ -9,7 +9,7 @@
 #   https://learn.microsoft.com/windows/win32/secauthn/protecting-the-automatic-logon-password
 #   https://learn.microsoft.com/windows/win32/api/ntsecapi/nf-ntsecapi-lsastoreprivatedata
 # Parameters: {"enabled": true, "user": "labuser", "domain": "DUT01", "password": "<secret, redacted>"}
-# Result: {"enabled": bool, "lsa_secret_replaced": bool (a DefaultPassword secret was there before)}
+# Result: {"enabled": bool, "lsa_secret_replaced": bool? (a DefaultPassword secret was there before; null: unreadable)}
 param([Parameter(Mandatory = $true)][string]$ParamsBase64)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -61,17 +61,17 @@ public static class HarnessLsaSecret {
         if (status != 0) { throw new Win32Exception(LsaNtStatusToWinError(status)); }
         return policy;
     }
-    // Whether the secret exists; its value is freed unread.
-    public static bool Exists(string name) {
+    // 1: the secret exists (its value is freed unread), 0: it does not, -1: unknown (e.g. denied).
+    public static int State(string name) {
         IntPtr policy = Open();
         LSA_UNICODE_STRING key = Unicode(name);
         try {
             IntPtr data;
             uint status = LsaRetrievePrivateData(policy, ref key, out data);
-            if (status == STATUS_OBJECT_NAME_NOT_FOUND) { return false; }
-            if (status != 0) { throw new Win32Exception(LsaNtStatusToWinError(status)); }
+            if (status == STATUS_OBJECT_NAME_NOT_FOUND) { return 0; }
+            if (status != 0) { return -1; }
             if (data != IntPtr.Zero) { LsaFreeMemory(data); }
-            return true;
+            return 1;
         } finally { Wipe(key); LsaClose(policy); }
     }
     public static void Store(string name, string value) { Write(name, value); }
@@ -107,7 +107,7 @@ $key = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon'
 function Set-WinlogonString([string]$Name, [string]$Value) {
     [void](New-ItemProperty -LiteralPath $key -Name $Name -PropertyType String -Value $Value -Force)
 }
-$hadSecret = [HarnessLsaSecret]::Exists('DefaultPassword')
+$secretState = [HarnessLsaSecret]::State('DefaultPassword')
 if ([bool]$P.enabled) {
     if (-not $P.user) { throw 'autologon_set: user is required to enable autologon' }
     $domain = [string]$P.domain
@@ -126,9 +126,11 @@ if ([bool]$P.enabled) {
     Remove-ItemProperty -LiteralPath $key -Name 'DefaultPassword' -ErrorAction SilentlyContinue
     [HarnessLsaSecret]::Delete('DefaultPassword')
 }
+$replaced = $null
+if ($secretState -ge 0) { $replaced = ($secretState -eq 1) }
 $result = [ordered]@{
     enabled             = ((Get-ItemProperty -LiteralPath $key -Name 'AutoAdminLogon').AutoAdminLogon -eq '1')
-    lsa_secret_replaced = [bool]$hadSecret
+    lsa_secret_replaced = $replaced
 }
 Remove-TypeData -TypeName System.Array -ErrorAction SilentlyContinue
 $json = ConvertTo-Json -InputObject $result -Compress -Depth 8
