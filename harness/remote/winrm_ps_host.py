@@ -82,7 +82,12 @@ class WinRMHostedPowerShell:
         if self._host_id is None:
             with self._translate(dl, "starting the persistent PowerShell host"):
                 self._set_timeouts(dl)
-                self._host_id = proto.run_command(shell_id, ps_host.launch_command_line())
+                # stdin a pipe: in console mode (pywinrm's default) Windows hands the process a
+                # console, whose ReadLine returns at most 254 characters of each request line
+                # (MS-WSMV 3.1.4.11 WINRS_CONSOLEMODE_STDIN; docs/windows-operations.md)
+                self._host_id = proto.run_command(
+                    shell_id, ps_host.launch_command_line(), console_mode_stdin=False
+                )
                 self.powershell_starts += 1
         host_id = self._host_id
         try:

@@ -360,7 +360,9 @@ class WinRMShell(WinRMHostedPowerShell):
         assert proto is not None and shell_id is not None
         with self._translate(dl, "starting the command"):
             self._set_timeouts(dl)
-            command_id = proto.run_command(shell_id, command, args)
+            # stdin a pipe, never a console (whose lines stop at 254 characters): see
+            # winrm_ps_host.py and MS-WSMV 3.1.4.11 WINRS_CONSOLEMODE_STDIN
+            command_id = proto.run_command(shell_id, command, args, console_mode_stdin=False)
         try:
             if stdin is not None:
                 with self._translate(dl, "sending stdin"):

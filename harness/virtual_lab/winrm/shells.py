@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness.virtual_lab.winrm.console_stdin import ConsoleModeStdin, console_mode
 from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
 from harness.virtual_lab.winrm.wsman import (
     NS,
@@ -173,6 +174,8 @@ class ShellService:
             )
         else:
             running = self._executor.start(command, args, skip_cmd_shell=skip)
+            if console_mode(req.options):  # stdin a console: lines cut at 254 characters
+                running = ConsoleModeStdin(running)
         command_id = (line_el.get("CommandId") or str(uuid.uuid4())).upper()
         shell.commands[command_id] = running
         return reply(
