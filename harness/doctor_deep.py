@@ -26,9 +26,11 @@ from typing import Any
 
 from harness.config.lab import Lab
 from harness.errors import HarnessError
+from harness.remote.deadline import Deadline
 from harness.remote.ssh_transport import SshShell
 from harness.remote.winrm_transport import WinRMShell
 from harness.windows.host import WindowsHost
+from harness.windows.readiness import certificate_state, token_state
 from harness.windows.shape import JsonObject
 
 Row = tuple[str, str, str]  # (check, "OK"|"WARN"|"FAIL"|"SKIP", detail)
@@ -66,7 +68,63 @@ def deep_checks(
         else:
             yield _wsman_row(readiness)
     yield from _read_only_operations(lab, host, name, timeout_s)
+    yield _elevation_row(host, timeout_s)
+    yield from _certificate_rows(lab, host, timeout_s)
     yield _host_mode_row(shell)
+
+
+def _elevation_row(host: WindowsHost, timeout_s: float) -> Row:
+    name = "elevated (full administrator token)"
+    try:
+        state = token_state(host, deadline=Deadline.after(timeout_s, "token_state"))
+    except HarnessError as exc:
+        return (name, "FAIL", str(exc))
+    if state.elevated:
+        return (name, "OK", f"{state.user}")
+    policy = state.local_account_token_filter_policy
+    return (
+        name,
+        "FAIL",
+        f"{state.user} has a filtered token: bcdedit, verifier and pnputil would fail. Use the "
+        "built-in Administrator or set LocalAccountTokenFilterPolicy=1 (now: "
+        f"{policy if policy is not None else 'absent'})",
+    )
+
+
+def _certificate_rows(lab: Lab, host: WindowsHost, timeout_s: float) -> Iterator[Row]:
+    """Each test-signing certificate the lab's packages name, in Root and TrustedPublisher?"""
+    thumbprints: dict[str, str] = {}
+    for pkg_name, pkg in lab.driver_packages.items():
+        for cert in pkg.test_certificates:
+            try:
+                der = lab.resolve_path(cert).read_bytes()
+            except OSError as exc:
+                yield ("test-signing certificates", "FAIL", f"{pkg_name}: {cert}: {exc}")
+                return
+            thumbprints.setdefault(hashlib.sha1(der).hexdigest().upper(), pkg_name)
+    if not thumbprints:
+        return
+    name = "test-signing certificates"
+    try:
+        state = certificate_state(
+            host, sorted(thumbprints), deadline=Deadline.after(timeout_s, "certificates")
+        )
+    except HarnessError as exc:
+        yield (name, "FAIL", str(exc))
+        return
+    if not state.missing:
+        yield (name, "OK", f"{len(thumbprints)} in LocalMachine Root and TrustedPublisher")
+        return
+    missing = "; ".join(
+        f"{thumbprints.get(t, '?')} {t[:8]}… not in {'/'.join(stores)}"
+        for t, stores in sorted(state.missing.items())
+    )
+    yield (
+        name,
+        "WARN",
+        f"{missing}: the harness imports them before it installs the package (pnputil would "
+        "otherwise wait on a session-0 dialog)",
+    )
 
 
 def _echo_row(r: dict[str, Any], echo: str) -> Row:

@@ -72,3 +72,21 @@ def test_doctor_deep_with_a_bundle_as_a_user_runs_it(tmp_path: Path) -> None:
     with zipfile.ZipFile(bundle) as zf:
         assert "transcripts/tb-01.txt" in zf.namelist()
     assert not list(bundle.parent.glob("*.partial"))
+
+
+def test_doctor_deep_reports_a_filtered_token_and_the_display_language(tmp_path: Path) -> None:
+    lab = _lab_with(tmp_path, "")
+    text = lab.read_text(encoding="utf-8").replace(
+        "      boot_time_s: 45\n      quirks: {}\n",
+        "      boot_time_s: 45\n      quirks: {elevated: false, locale: de-DE}\n",
+        1,
+    )
+    lab.write_text(text, encoding="utf-8")
+    r = _doctor(lab, "--deep", "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    rows = {(x["target"], x["check"]): x for x in json.loads(r.stdout)}
+    token = rows[("tb-01", "elevated (full administrator token)")]
+    assert token["status"] == "FAIL" and "LocalAccountTokenFilterPolicy" in token["detail"]
+    assert rows[("m2-01", "elevated (full administrator token)")]["status"] == "OK"
+    language = rows[("tb-01", "display language")]
+    assert language["status"] == "OK" and "de-DE" in language["detail"]
