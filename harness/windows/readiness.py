@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import DutError
 from harness.remote.deadline import Deadline
-from harness.windows.results import CertificateState, TokenState
+from harness.windows.results import BitLockerState, CertificateState, TokenState
 
 if TYPE_CHECKING:
     from harness.windows.host import WindowsHost
@@ -58,6 +58,13 @@ def require_elevated(host: WindowsHost, deadline: Deadline | None = None) -> Tok
         )
     _elevated_hosts.add(host)
     return state
+
+
+def bitlocker_state(host: WindowsHost, *, deadline: Deadline | None = None) -> BitLockerState:
+    """The `bitlocker_state` operation (read-only): whether the OS volume is protected, so a
+    test-signing or firmware change will suspend it first (review F2)."""
+    d = host.call("bitlocker_state", {}, deadline=deadline)
+    return BitLockerState.from_json("bitlocker_state", d)
 
 
 def certificate_state(
@@ -97,6 +104,7 @@ def missing_message(host_name: str, state: CertificateState, what: str) -> str |
 
 
 __all__ = [
+    "bitlocker_state",
     "certificate_state",
     "missing_message",
     "provision_certificates",

@@ -524,3 +524,29 @@ class CertificateState:
                 name: held.flag(name) for name in ("Root", "TrustedPublisher")
             }
         return cls(stores, o.integer("imported"))
+
+
+@dataclass(frozen=True)
+class BitLockerState:
+    """`bitlocker_state`: the OS volume's BitLocker as `Get-BitLockerVolume` reports it."""
+
+    available: bool  # False: no BitLocker module (e.g. Home edition) or no volume object
+    mount_point: str
+    protection_status: str | None  # "On", "Off" (also while suspended), "Unknown"
+    volume_status: str | None  # "FullyEncrypted", "FullyDecrypted", ...
+    key_protectors: tuple[str, ...]
+
+    @property
+    def protected(self) -> bool:
+        return self.protection_status == "On"
+
+    @classmethod
+    def from_json(cls, op: str, d: Any) -> BitLockerState:
+        o = JsonObject(op, d)
+        return cls(
+            o.flag("available"),
+            o.text("mount_point"),
+            o.otext("protection_status"),
+            o.otext("volume_status"),
+            tuple(o.texts("key_protectors")),
+        )

@@ -133,13 +133,17 @@ def _wait_power(runtime: VirtualLabRuntime, dut: str, want: str, budget_s: float
 def test_test_signing_change_suspends_bitlocker_for_one_reboot(
     tb01: WindowsHost, runtime: VirtualLabRuntime
 ) -> None:
+    state = readiness.bitlocker_state(tb01)
+    assert state.available and state.protected and "Tpm" in state.key_protectors
     run = tb01.set_test_signing(True)
     assert run.exit_code == 0 and run.bitlocker_suspended
+    assert readiness.bitlocker_state(tb01).protection_status == "Off"  # suspended
     assert runtime.dut_truth("tb-01")["bitlocker"]["suspended_reboots"] == 1
     facts = _reboot(tb01)  # no recovery screen: the boot reseals and protection resumes
     assert facts.test_signing_in_effect is True
     truth = runtime.dut_truth("tb-01")["bitlocker"]
     assert truth["protection_on"] and truth["recoveries"] == 0
+    assert readiness.bitlocker_state(tb01).protected  # resumed by the restart
     back = tb01.set_test_signing(False)
     assert back.bitlocker_suspended
     facts = _reboot(tb01)

@@ -119,6 +119,18 @@ def token_state(m: WindowsMachine) -> dict[str, Any]:
     }
 
 
+def bitlocker_state(m: WindowsMachine) -> dict[str, Any]:
+    """`Get-BitLockerVolume` of the OS volume (protection reads Off while suspended)."""
+    b = m.bitlocker
+    return {
+        "available": True,
+        "mount_point": "C:",
+        "protection_status": "On" if b.protection_on else "Off",
+        "volume_status": "FullyEncrypted" if b.enabled else "FullyDecrypted",
+        "key_protectors": ["Tpm", "RecoveryPassword"] if b.enabled else [],
+    }
+
+
 def autologon_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     """Winlogon's values; the LSA secret `DefaultPassword` (kept in `m.lsa_secrets`) wins over
     the registry value at logon, so the script clears (or stores) it when it writes one."""
@@ -161,6 +173,7 @@ __all__ = [
     "ScriptFailed",
     "autologon_password",
     "autologon_set",
+    "bitlocker_state",
     "kdp_firmware_set",
     "restart_vetoed",
     "suspend_bitlocker",

@@ -448,6 +448,11 @@ def op_token_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation
+def op_bitlocker_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    return boot_security.bitlocker_state(m)
+
+
+@operation
 def op_cert_provision(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     try:
         return cert_stores.provision(m, p)
