@@ -297,6 +297,16 @@ class WinRMShell(WinRMHostedPowerShell):
                 f"authentication as {self.settings.username!r} ({self.settings.auth.value}) "
                 f"was rejected while {where}"
             ) from exc
+        except WinRMOperationTimeoutError as exc:
+            # the server's w:TimedOut fault (2150858793) on a request other than a Receive (the
+            # Receive loops catch it first): a busy host answers a Send so, after taking some
+            # or all of its data. pywinrm's exception is not a WinRMError. The shell, and the
+            # persistent host in it with a possibly half-written line, are forgotten.
+            self._drop()
+            raise InfrastructureError(
+                f"WS-Management fault 2150858793 (w:TimedOut: the server did not finish in "
+                f"time) while {where}; the shell is replaced"
+            ) from exc
         except WSManFaultError as exc:
             self._drop()  # e.g. shell not found after a reboot: the next call re-opens
             raise InfrastructureError(

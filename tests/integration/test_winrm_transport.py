@@ -291,3 +291,24 @@ def test_upload_failure_names_the_chunk(cert_dir: Path, tmp_path: Path) -> None:
         pytest.raises(InfrastructureError, match=r"chunk 1/1: operation file_write failed: exit 1"),
     ):
         sh.upload(local, r"C:\x.bin", timeout_s=10)
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["host", "per-call"])
+def test_a_send_the_server_times_out_is_an_infrastructure_error_and_the_next_call_works(
+    ep: WinRMEndpoint, persistent: bool
+) -> None:
+    """A busy Windows host can answer a Send with the w:TimedOut fault (2150858793), which
+    pywinrm raises as WinRMOperationTimeoutError, not a WinRMError. The call fails as an
+    infrastructure error, the host that may hold a half-written line is forgotten, and the
+    next call works on a fresh one."""
+    lines = [f"Write-Output 'line {i:05d} {'x' * 24}'" for i in range(300)]
+    big = "\n".join(["# too long for -EncodedCommand: per-call goes through stdin", *lines])
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=persistent) as sh:
+        assert sh.run_powershell("Write-Output 'warm'", timeout_s=20).stdout.strip() == "warm"
+        ep.time_out_next_sends(1)
+        with pytest.raises(InfrastructureError, match="2150858793"):
+            sh.run_powershell(big, timeout_s=20)
+        failed = sh.transcript.entries[-1]
+        assert failed.error and "2150858793" in failed.error  # the failed call is on record
+        again = sh.run_powershell(big, timeout_s=20)
+        assert again.exit_code == 0 and len(again.stdout.splitlines()) == 300

@@ -296,6 +296,12 @@ class WinRMEndpoint(Service):
         with self._fault_lock:
             self._drop_next = armed
 
+    def time_out_next_sends(self, count: int = 1) -> None:
+        """Answer the next `count` Sends with the w:TimedOut fault after taking their data, as a
+        busy Windows host does (the endpoint must be started)."""
+        assert self._service is not None, "start the endpoint first"
+        self._service.send_timeouts_pending = count
+
     def _take_drop(self) -> bool:
         with self._fault_lock:
             drop, self._drop_next = self._drop_next, False

@@ -77,6 +77,9 @@ class ShellService:
         self._machine = machine
         self._lock = threading.Lock()
         self._shells: dict[str, Shell] = {}
+        #: Sends still to answer with the w:TimedOut fault after taking their data, as a busy
+        #: real host does (ansible#79016, #81538: the data was written, the Send timed out)
+        self.send_timeouts_pending = 0
         self._handlers: dict[str, Callable[[WsmanRequest, str, str], WsmanReply]] = {
             Action.CREATE.value: self._create,
             Action.COMMAND.value: self._command,
@@ -230,6 +233,16 @@ class ShellService:
                 return self._fault(req, WsmanFaultCode.INVALID_PARAMETER, "stdin is not base64")
             end = st.get("End", "").lower() == "true"
             cmd.write_stdin(data.decode(shell.encoding, errors="replace"), end=end)
+        with self._lock:
+            timed_out = self.send_timeouts_pending > 0
+            self.send_timeouts_pending -= 1 if timed_out else 0
+        if timed_out:
+            return self._fault(
+                req,
+                WsmanFaultCode.OPERATION_TIMEOUT,
+                "The WS-Management service cannot complete the operation within the time "
+                "specified in OperationTimeout.",
+            )
         return reply(req, Action.SEND.response_action, "<rsp:SendResponse/>")
 
     def _signal(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
