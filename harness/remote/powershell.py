@@ -46,14 +46,27 @@ def invocation(script: str) -> PsInvocation:
     )
 
 
+_OBJS = re.compile(r"<Objs\b.*?(?:</Objs>|\Z)", re.S)
+_ERROR_TEXT = re.compile(r"<S S=\"Error\">(.*?)</S>", re.S)
+
+
 def clean_clixml(stderr: str) -> str:
-    """PowerShell's `#< CLIXML` error stream reduced to its <S> texts (as pywinrm run_ps does)."""
-    if not stderr.startswith("#< CLIXML"):
+    """PowerShell's CLIXML error stream reduced to the texts of its `<S S="Error">` records.
+
+    With `-EncodedCommand` and stderr redirected, powershell.exe writes its error stream as
+    CLIXML: a `#< CLIXML` header once per process, then `<Objs>` fragments. Progress records
+    (`<Obj S="progress">`, e.g. "Preparing modules for first use.") carry no error and are
+    dropped; a fragment without its closing `</Objs>` (the persistent host still runs) is read to
+    the end; a fragment without the header (a later call of the same process) is cleaned too.
+    Text outside CLIXML is kept as it is.
+    """
+    if "<Objs" not in stderr and not stderr.startswith("#< CLIXML"):
         return stderr
-    texts = re.findall(r"<S S=\"Error\">(.*?)</S>", stderr, re.S)
-    if not texts:
-        return stderr
+    texts: list[str] = []
+    for block in _OBJS.findall(stderr):
+        texts += _ERROR_TEXT.findall(block)
+    rest = _OBJS.sub("", stderr).replace("#< CLIXML", "").strip()
     text = "".join(texts).replace("_x000D__x000A_", "\n")
     for a, b in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
         text = text.replace(a, b)
-    return text.strip()
+    return "\n".join(part for part in (rest, text.strip()) if part)

@@ -6,7 +6,9 @@
 # Each script runs in a fresh PowerShell instance on ONE reused runspace (so `Add-Type` compiles
 # once per connection); the answer is written in one piece: the script's output, then the end frame
 #     #<harness-end:<nonce>:<exit code>:<base64 of the UTF-8 error text>>CRLF
-# Exit code: `exit N` -> N; a terminating error (throw) -> 1; errors on the error stream -> 1; else 0.
+# Exit code: `exit N` -> N; a terminating error (throw) -> 1; else the top-level pipeline's HadErrors
+# (errors written inside an operation's `& {...}` wrapper do not set it; operations use 'Stop') -> 1; else 0.
+# No progress records: with stderr redirected they would reach the caller as CLIXML.
 # Documented APIs relied on:
 #   [Console]::In.ReadLine(): TextReader.ReadLine returns $null at the end of stdin (loop ends)
 #     https://learn.microsoft.com/dotnet/api/system.io.textreader.readline
@@ -26,6 +28,7 @@
 #     the console code page
 #     https://learn.microsoft.com/dotnet/api/system.console.openstandardoutput
 $ErrorActionPreference = 'Continue'
+$ProgressPreference = 'SilentlyContinue'
 $utf8 = New-Object System.Text.UTF8Encoding($false)
 $stdout = [Console]::OpenStandardOutput()
 $rs = [runspacefactory]::CreateRunspace()

@@ -312,3 +312,12 @@ def test_a_send_the_server_times_out_is_an_infrastructure_error_and_the_next_cal
         assert failed.error and "2150858793" in failed.error  # the failed call is on record
         again = sh.run_powershell(big, timeout_s=20)
         assert again.exit_code == 0 and len(again.stdout.splitlines()) == 300
+
+
+def test_the_hosts_progress_clixml_never_reaches_an_answer(shell: WinRMShell) -> None:
+    """The virtual host writes a first-use progress record as unterminated CLIXML on stderr, as
+    Windows PowerShell 5.1 does; answers carry no XML."""
+    first = shell.run_powershell("Write-Output 'one'", timeout_s=20)
+    second = shell.run_powershell("Write-Error 'two'", timeout_s=20)
+    assert first.stdout.strip() == "one" and "<Obj" not in first.stderr + second.stderr
+    assert "CLIXML" not in first.stderr + second.stderr

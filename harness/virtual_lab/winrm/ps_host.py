@@ -35,6 +35,17 @@ POWERSHELL_START_S = 0.5  # real-world seconds per powershell.exe start (estimat
 ScriptRunner = Callable[[str], SteppedCommand]
 
 
+#: The progress record Windows PowerShell 5.1 writes on first module use, as CLIXML on a
+#: redirected stderr (no closing </Objs>: the process goes on).
+FIRST_USE_PROGRESS = (
+    '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+    '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing modules '
+    "for first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR>"
+    "<SD> </SD></PR></MS></Obj>"
+)
+
+
 def is_ps_host(script: str | None) -> bool:
     """True if `script` (a decoded -EncodedCommand) is the harness's persistent host loop."""
     if script is None:
@@ -65,6 +76,7 @@ class PsHostLoop(SteppedCommand):
         self._consumed = 0  # characters of stdin already taken as requests
         self._current: tuple[str, SteppedCommand, list[str], list[str]] | None = None
         self.requests_total = 0
+        self._greeted = False
         self._next_step_at = None  # wait for the first request
 
     def _peek_line(self) -> tuple[str, int] | None:
@@ -97,6 +109,11 @@ class PsHostLoop(SteppedCommand):
                 if now < self._ready_at:
                     return self._ready_at  # powershell.exe is still starting
                 line, self._consumed = found
+                if not self._greeted:
+                    # powershell.exe with stderr redirected: a first-use progress record as
+                    # unterminated CLIXML (the process lives on), as Windows PowerShell 5.1 writes
+                    self._greeted = True
+                    self.emit(stderr=FIRST_USE_PROGRESS)
                 if line:
                     self._start(line)
                 continue
