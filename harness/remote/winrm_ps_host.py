@@ -28,7 +28,12 @@ from harness.remote.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
-HOST_SEND_CHUNK = 192 * 1024  # one Send (about 256 KB base64) within WinRM's 500 KB envelope
+HOST_SEND_CHUNK = 192 * 1024
+SHELL_GONE_FAULT = 2150858843  # the shell is not on the server any more (InvalidSelectors)
+
+
+class _ShellGoneBeforeSend(Exception):
+    """The first Send of a request found its shell deleted: nothing of the request ran."""  # one Send (about 256 KB base64) within WinRM's 500 KB envelope
 
 
 class WinRMHostedPowerShell:
@@ -57,6 +62,11 @@ class WinRMHostedPowerShell:
     def _terminate(self, proto: Protocol, shell_id: str, command_id: str) -> None:
         raise NotImplementedError
 
+    def _start_command(
+        self, dl: Deadline, command: str, args: list[str], doing: str
+    ) -> tuple[Protocol, str, str]:
+        raise NotImplementedError
+
     def _run_hosted(self, script: str, dl: Deadline) -> CommandResult:
         req = ps_host.new_request(script)
         reader = ps_host.AnswerReader(req.nonce)
@@ -75,28 +85,42 @@ class WinRMHostedPowerShell:
     def _hosted_locked(
         self, req: ps_host.Request, dl: Deadline, reader: ps_host.AnswerReader, err: list[bytes]
     ) -> ps_host.Answer:
+        try:
+            return self._hosted_once(req, dl, reader, err)
+        except _ShellGoneBeforeSend:
+            # the server deleted the shell (IdleTimeOut, service restart) before this request's
+            # first byte was taken: nothing ran, so once more in a new shell with a new host
+            return self._hosted_once(req, dl, reader, err)
+
+    def _hosted_once(
+        self, req: ps_host.Request, dl: Deadline, reader: ps_host.AnswerReader, err: list[bytes]
+    ) -> ps_host.Answer:
         if self._proto is None or self._shell_id is None:
             self._open(dl)
+        if self._host_id is None:
+            # stdin a pipe (in console mode, pywinrm's default, ReadLine returns at most 254
+            # characters of a request line); a new shell before the operations quota
+            _, _, self._host_id = self._start_command(
+                dl, ps_host.launch_command_line(), [], "starting the persistent PowerShell host"
+            )
+            self.powershell_starts += 1
         proto, shell_id = self._proto, self._shell_id
         assert proto is not None and shell_id is not None
-        if self._host_id is None:
-            with self._translate(dl, "starting the persistent PowerShell host"):
-                self._set_timeouts(dl)
-                # stdin a pipe: in console mode (pywinrm's default) Windows hands the process a
-                # console, whose ReadLine returns at most 254 characters of each request line
-                # (MS-WSMV 3.1.4.11 WINRS_CONSOLEMODE_STDIN; docs/windows-operations.md)
-                self._host_id = proto.run_command(
-                    shell_id, ps_host.launch_command_line(), console_mode_stdin=False
-                )
-                self.powershell_starts += 1
         host_id = self._host_id
+        i = 0
         try:
-            with self._translate(dl, "sending the script to the persistent PowerShell host"):
-                for i in range(0, len(req.line), HOST_SEND_CHUNK):
-                    self._set_timeouts(dl)
-                    proto.send_command_input(
-                        shell_id, host_id, req.line[i : i + HOST_SEND_CHUNK], end=False
-                    )
+            try:
+                with self._translate(dl, "sending the script to the persistent PowerShell host"):
+                    for i in range(0, len(req.line), HOST_SEND_CHUNK):
+                        self._set_timeouts(dl)
+                        proto.send_command_input(
+                            shell_id, host_id, req.line[i : i + HOST_SEND_CHUNK], end=False
+                        )
+            except InfrastructureError as exc:
+                gone = getattr(exc.__cause__, "wsman_fault_code", None) == SHELL_GONE_FAULT
+                if gone and i == 0 and not reader.partial_stdout:
+                    raise _ShellGoneBeforeSend from exc
+                raise
             while True:
                 if dl.expired:
                     raise dl.error(

@@ -68,6 +68,13 @@ log = logging.getLogger(__name__)
 STDIN_CHUNK = 48 * 1024
 MAX_POLL_S = 20  # WS-Man OperationTimeout per Receive, at most
 TERMINATE_GRACE_S = 5.0  # budget for Signal terminate / Delete after the deadline
+#: Commands one shell runs before it is replaced: Windows counts every Command of a shell's life
+#: against MaxConcurrentOperationsPerUser (default 1500; Signal terminate gives none back,
+#: MS-WSMV <118>) and faults 2150859174 past it. Well under, for hardened hosts.
+RECYCLE_AFTER_COMMANDS = 500
+#: Faults on a Command after which nothing ran and a new shell is worth one retry: the quota,
+#: and the shell deleted by the server (IdleTimeOut expired, service restarted).
+QUOTA_FAULT, SHELL_GONE_FAULT = 2150859174, 2150858843
 UPLOAD_CHUNK = 96 * 1024  # raw bytes per file_write call (a long script goes through stdin)
 
 
@@ -104,9 +111,12 @@ class WinRMShell(WinRMHostedPowerShell):
         protocol_factory: Callable[..., Protocol] = Protocol,
         catalog: OperationCatalog | None = None,
         persistent_powershell: bool = True,
+        recycle_after: int = RECYCLE_AFTER_COMMANDS,
     ) -> None:
         self.settings = settings
         self.persistent_powershell = persistent_powershell
+        self.recycle_after = recycle_after
+        self._commands_in_shell = 0  # Commands started in the current shell
         self.powershell_starts = 0  # powershell.exe processes this shell has started
         self.catalog = catalog if catalog is not None else OperationCatalog()
         self.transcript = transcript or Transcript(Redactor())
@@ -237,6 +247,50 @@ class WinRMShell(WinRMHostedPowerShell):
             with contextlib.suppress(Exception):
                 self._proto.transport.close_session()
         self._proto, self._shell_id, self._host_id = None, None, None
+        self._commands_in_shell = 0
+
+    def _start_command(
+        self, dl: Deadline, command: str, args: list[str], doing: str
+    ) -> tuple[Protocol, str, str]:
+        """(protocol, shell id, command id) of a new Command: in a shell that is replaced before
+        it reaches the operations quota, and once more in a new shell when the server faults
+        the Command with the quota or a deleted shell (nothing ran then)."""
+        if self._proto is not None and self._commands_in_shell >= self.recycle_after:
+            self._recycle(dl)
+        for attempt in (1, 2):
+            if self._proto is None or self._shell_id is None:
+                self._open(dl)
+            proto, shell_id = self._proto, self._shell_id
+            assert proto is not None and shell_id is not None
+            try:
+                with self._translate(dl, doing):
+                    self._set_timeouts(dl)
+                    # stdin a pipe, never a console (whose lines stop at 254 characters):
+                    # MS-WSMV 3.1.4.11 WINRS_CONSOLEMODE_STDIN; docs/windows-operations.md
+                    command_id = proto.run_command(
+                        shell_id, command, args, console_mode_stdin=False
+                    )
+            except InfrastructureError as exc:
+                cause = exc.__cause__
+                code = getattr(cause, "wsman_fault_code", None)
+                if attempt == 1 and code in (QUOTA_FAULT, SHELL_GONE_FAULT):
+                    log.info("WinRM fault %s on a Command: a new shell, once", code)
+                    continue  # _translate dropped the shell
+                raise
+            self._commands_in_shell += 1
+            return proto, shell_id, command_id
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _recycle(self, dl: Deadline) -> None:
+        """Delete the current shell (and the persistent host in it) and forget it."""
+        proto, shell_id = self._proto, self._shell_id
+        if proto is not None and shell_id is not None:
+            try:
+                self._set_timeouts(dl.child(TERMINATE_GRACE_S, "shell recycling"))
+                proto.close_shell(shell_id)
+            except Exception as exc:  # best effort: the next Create does not depend on it
+                log.info("deleting a used WinRM shell failed: %s", type(exc).__name__)
+        self._drop()
 
     def _open(self, dl: Deadline) -> tuple[Protocol, str]:
         s = self.settings
@@ -364,15 +418,7 @@ class WinRMShell(WinRMHostedPowerShell):
         out: list[bytes],
         err: list[bytes],
     ) -> int:
-        if self._proto is None or self._shell_id is None:
-            self._open(dl)
-        proto, shell_id = self._proto, self._shell_id
-        assert proto is not None and shell_id is not None
-        with self._translate(dl, "starting the command"):
-            self._set_timeouts(dl)
-            # stdin a pipe, never a console (whose lines stop at 254 characters): see
-            # winrm_ps_host.py and MS-WSMV 3.1.4.11 WINRS_CONSOLEMODE_STDIN
-            command_id = proto.run_command(shell_id, command, args, console_mode_stdin=False)
+        proto, shell_id, command_id = self._start_command(dl, command, args, "starting the command")
         try:
             if stdin is not None:
                 with self._translate(dl, "sending stdin"):

@@ -321,3 +321,29 @@ def test_the_hosts_progress_clixml_never_reaches_an_answer(shell: WinRMShell) ->
     second = shell.run_powershell("Write-Error 'two'", timeout_s=20)
     assert first.stdout.strip() == "one" and "<Obj" not in first.stderr + second.stderr
     assert "CLIXML" not in first.stderr + second.stderr
+
+
+def test_the_operations_quota_of_a_reused_shell_is_never_reached(ep: WinRMEndpoint) -> None:
+    """Windows counts every Command against MaxConcurrentOperationsPerUser for the life of a
+    shell (Signal terminate gives none back) and faults 2150859174 past it: the transport
+    recycles its shell before, and re-creates it once on the fault."""
+    ep.set_operations_quota(5)
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), recycle_after=4) as sh:
+        for i in range(12):
+            assert sh.run(f"echo {i}", timeout_s=10).stdout.strip() == str(i)
+    ep.set_operations_quota(3)
+    with WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), recycle_after=1000) as sh:
+        for i in range(7):  # the 4th and 7th Commands meet the fault: a new shell, once
+            assert sh.run(f"echo {i}", timeout_s=10).stdout.strip() == str(i)
+    assert ep.action_counts["Create"] >= 3 + 3
+
+
+def test_a_shell_deleted_while_idle_is_reopened_once(ep: WinRMEndpoint, shell: WinRMShell) -> None:
+    """A shell idle longer than its IdleTimeOut is deleted by Windows; the next Command faults
+    2150858843 before anything ran, so the transport opens a new shell and runs it there."""
+    assert shell.run("hostname", timeout_s=10).exit_code == 0
+    assert shell.run_powershell("Write-Output 'a'", timeout_s=10).stdout.strip() == "a"
+    ep.expire_idle_shells()
+    assert shell.run("echo back", timeout_s=10).stdout.strip() == "back"
+    ep.expire_idle_shells()
+    assert shell.run_powershell("Write-Output 'b'", timeout_s=10).stdout.strip() == "b"

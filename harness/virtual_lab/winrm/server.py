@@ -302,6 +302,17 @@ class WinRMEndpoint(Service):
         assert self._service is not None, "start the endpoint first"
         self._service.send_timeouts_pending = count
 
+    def set_operations_quota(self, count: int) -> None:
+        """MaxConcurrentOperationsPerUser: Commands one shell may start (Windows' default 1500)."""
+        assert self._service is not None, "start the endpoint first"
+        self._service.operations_quota = count
+
+    def expire_idle_shells(self) -> None:
+        """Delete every shell and its commands, as Windows does once a shell has been idle for
+        longer than its IdleTimeOut (the next request on it faults 2150858843)."""
+        assert self._service is not None, "start the endpoint first"
+        self._service.close_all()
+
     def _take_drop(self) -> bool:
         with self._fault_lock:
             drop, self._drop_next = self._drop_next, False

@@ -49,6 +49,7 @@ class Shell:
     encoding: str
     skip_cmd_shell: bool
     commands: dict[str, RunningCommand] = field(default_factory=dict)
+    operations: int = 0  # Commands started in this shell's life (the operations quota)
 
 
 def _encoding_for(codepage: str) -> str:
@@ -80,6 +81,9 @@ class ShellService:
         #: Sends still to answer with the w:TimedOut fault after taking their data, as a busy
         #: real host does (ansible#79016, #81538: the data was written, the Send timed out)
         self.send_timeouts_pending = 0
+        #: MaxConcurrentOperationsPerUser: Commands a shell may start in its life (Windows'
+        #: default 1500; Signal terminate does not give one back)
+        self.operations_quota = 1500
         self._handlers: dict[str, Callable[[WsmanRequest, str, str], WsmanReply]] = {
             Action.CREATE.value: self._create,
             Action.COMMAND.value: self._command,
@@ -163,6 +167,18 @@ class ShellService:
         if line_el is None or line_el.tag != f"{{{NS['rsp']}}}CommandLine":
             return self._fault(
                 req, WsmanFaultCode.INVALID_PARAMETER, "Command without rsp:CommandLine"
+            )
+        with self._lock:
+            over = shell.operations >= self.operations_quota
+            shell.operations += 0 if over else 1
+        if over:
+            return self._fault(
+                req,
+                WsmanFaultCode.QUOTA_LIMIT,
+                "The WS-Management service cannot process the request. This user is allowed a "
+                f"maximum number of {self.operations_quota} concurrent operations, which has "
+                "been exceeded. Close existing operations for this user, or raise the quota for "
+                "this user.",
             )
         command = (line_el.findtext("rsp:Command", "", NS) or "").strip()
         args = [a.text or "" for a in line_el.findall("rsp:Arguments", NS)]

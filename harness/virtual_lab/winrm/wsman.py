@@ -59,12 +59,16 @@ class WsmanFaultCode(enum.IntEnum):
     ACTION_NOT_SUPPORTED = 2150858770
     INVALID_PARAMETER = 2147942487  # ERROR_INVALID_PARAMETER
     FILENAME_TOO_LONG = 2147942606  # ERROR_FILENAME_EXCED_RANGE from CreateProcess
+    #: MaxConcurrentOperationsPerUser exceeded: on a reused shell after about 1500 Commands,
+    #: since Signal terminate does not release the count (MS-WSMV product behaviour note <118>)
+    QUOTA_LIMIT = 2150859174
 
 
 _FAULT_SUBCODE = {
     WsmanFaultCode.OPERATION_TIMEOUT: "w:TimedOut",
     WsmanFaultCode.SHELL_NOT_FOUND: "w:InvalidSelectors",
     WsmanFaultCode.ACTION_NOT_SUPPORTED: "a:ActionNotSupported",
+    WsmanFaultCode.QUOTA_LIMIT: "w:QuotaLimit",
 }
 
 
