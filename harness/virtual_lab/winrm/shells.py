@@ -136,8 +136,12 @@ class ShellService:
     ) -> RunningCommand | WsmanReply:
         cmd = shell.commands.get(command_id.upper())
         if cmd is None:
-            return self._fault(
-                req, WsmanFaultCode.INVALID_PARAMETER, f"Unknown CommandId {command_id}"
+            return self._fault(  # Windows' answer, as recorded from a real server
+                req,
+                WsmanFaultCode.SHELL_NOT_FOUND,
+                "The Windows Remote Shell received a request to perform an operation on a command "
+                "identifier that does not exist. Either the command has completed execution or "
+                "the client specified an invalid command identifier. ",
             )
         return cmd
 

@@ -160,11 +160,20 @@ def fault(
     req: WsmanRequest, code: WsmanFaultCode, message: str, machine: str = "127.0.0.1"
 ) -> WsmanReply:
     subcode = _FAULT_SUBCODE.get(code, "w:InternalError")
+    # the client's mistake (a selector or parameter that does not exist) is s:Sender on Windows
+    sender = code in (WsmanFaultCode.SHELL_NOT_FOUND, WsmanFaultCode.INVALID_PARAMETER)
+    detail = (
+        "<w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
+        "UnexpectedSelectors</w:FaultDetail>"
+        if code is WsmanFaultCode.SHELL_NOT_FOUND
+        else ""
+    )
     body = (
-        "<s:Fault><s:Code><s:Value>s:Receiver</s:Value>"
+        f"<s:Fault><s:Code><s:Value>{'s:Sender' if sender else 's:Receiver'}</s:Value>"
         f"<s:Subcode><s:Value>{subcode}</s:Value></s:Subcode></s:Code>"
         f'<s:Reason><s:Text xml:lang="en-US">{escape(message)}</s:Text></s:Reason>'
-        f"<s:Detail><f:WSManFault Code={quoteattr(str(int(code)))} Machine={quoteattr(machine)}>"
+        f"<s:Detail>{detail}"
+        f"<f:WSManFault Code={quoteattr(str(int(code)))} Machine={quoteattr(machine)}>"
         f"<f:Message>{escape(message)}</f:Message></f:WSManFault></s:Detail></s:Fault>"
     )
     return WsmanReply(500, _envelope(FAULT_ACTION, req.message_id, body))
