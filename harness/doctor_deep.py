@@ -30,7 +30,7 @@ from harness.remote.deadline import Deadline
 from harness.remote.ssh_transport import SshShell
 from harness.remote.winrm_transport import WinRMShell
 from harness.windows.host import WindowsHost
-from harness.windows.readiness import certificate_state, token_state
+from harness.windows.readiness import bitlocker_state, certificate_state, token_state
 from harness.windows.shape import JsonObject
 
 Row = tuple[str, str, str]  # (check, "OK"|"WARN"|"FAIL"|"SKIP", detail)
@@ -69,6 +69,7 @@ def deep_checks(
             yield _wsman_row(readiness)
     yield from _read_only_operations(lab, host, name, timeout_s)
     yield _elevation_row(host, timeout_s)
+    yield _bitlocker_row(host, timeout_s)
     yield from _certificate_rows(lab, host, timeout_s)
     yield _host_mode_row(shell)
 
@@ -89,6 +90,25 @@ def _elevation_row(host: WindowsHost, timeout_s: float) -> Row:
         "built-in Administrator or set LocalAccountTokenFilterPolicy=1 (now: "
         f"{policy if policy is not None else 'absent'})",
     )
+
+
+def _bitlocker_row(host: WindowsHost, timeout_s: float) -> Row:
+    name = "BitLocker on the OS volume"
+    try:
+        state = bitlocker_state(host, deadline=Deadline.after(timeout_s, "bitlocker_state"))
+    except HarnessError as exc:
+        return (name, "FAIL", str(exc))
+    if not state.available:
+        return (name, "OK", "not available (no BitLocker on this edition or volume)")
+    if state.protected:
+        return (
+            name,
+            "OK",
+            f"protection on ({', '.join(state.key_protectors) or 'no protector listed'}): the "
+            "harness suspends it for one reboot before a test-signing or firmware change; keep "
+            "the recovery key at hand for the first run",
+        )
+    return (name, "OK", f"protection {state.protection_status or 'unknown'}")
 
 
 def _certificate_rows(lab: Lab, host: WindowsHost, timeout_s: float) -> Iterator[Row]:

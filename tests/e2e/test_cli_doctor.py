@@ -78,7 +78,7 @@ def test_doctor_deep_reports_a_filtered_token_and_the_display_language(tmp_path:
     lab = _lab_with(tmp_path, "")
     text = lab.read_text(encoding="utf-8").replace(
         "      boot_time_s: 45\n      quirks: {}\n",
-        "      boot_time_s: 45\n      quirks: {elevated: false, locale: de-DE}\n",
+        "      boot_time_s: 45\n      quirks: {elevated: false, locale: de-DE, bitlocker: true}\n",
         1,
     )
     lab.write_text(text, encoding="utf-8")
@@ -88,5 +88,7 @@ def test_doctor_deep_reports_a_filtered_token_and_the_display_language(tmp_path:
     token = rows[("tb-01", "elevated (full administrator token)")]
     assert token["status"] == "FAIL" and "LocalAccountTokenFilterPolicy" in token["detail"]
     assert rows[("m2-01", "elevated (full administrator token)")]["status"] == "OK"
+    bitlocker = rows[("tb-01", "BitLocker on the OS volume")]
+    assert bitlocker["status"] == "OK" and "suspends it for one reboot" in bitlocker["detail"]
     language = rows[("tb-01", "display language")]
     assert language["status"] == "OK" and "de-DE" in language["detail"]
