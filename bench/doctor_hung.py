@@ -69,8 +69,16 @@ def main() -> int:
         env = {**os.environ, "BENCH_DOCTOR_PW": "x"}
         started = time.monotonic()
         r = subprocess.run(
-            [sys.executable, "-m", "harness", "lab", "doctor", str(lab)]
-            + ["--timeout", str(args.timeout)],
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "lab",
+                "doctor",
+                str(lab),
+                "--timeout",
+                str(args.timeout),
+            ],
             cwd=args.checkout,
             env=env,
             capture_output=True,
