@@ -347,3 +347,25 @@ def test_a_shell_deleted_while_idle_is_reopened_once(ep: WinRMEndpoint, shell: W
     assert shell.run("echo back", timeout_s=10).stdout.strip() == "back"
     ep.expire_idle_shells()
     assert shell.run_powershell("Write-Output 'b'", timeout_s=10).stdout.strip() == "b"
+
+
+def test_an_envelope_over_maxenvelopesizekb_is_refused_and_the_hosts_largest_send_fits(
+    ep: WinRMEndpoint, shell: WinRMShell
+) -> None:
+    """Windows refuses a SOAP envelope over MaxEnvelopeSizekb (500 KiB) with HTTP 413; the
+    virtual lab does too, and a 750 KB script through the persistent host still arrives (each Send
+    carries at most 192 KiB, about 256 KiB base64)."""
+    proto = winrm.protocol.Protocol(
+        ep.url, transport="ntlm", username=USER, password=PASSWORD, ca_trust_path=None
+    )
+    shell_id = proto.open_shell()
+    command = proto.run_command(shell_id, "more", console_mode_stdin=False)
+    with pytest.raises(winrm.exceptions.WinRMTransportError) as err:
+        proto.send_command_input(shell_id, command, "x" * (600 * 1024), end=True)
+    assert err.value.code == 413
+    proto.close_shell(shell_id)
+    lines = [f"Write-Output 'line {i:05d} {'x' * 80}'" for i in range(7000)]  # about 750 KB
+    script = "\n".join(lines)
+    assert len(script) > 600 * 1024
+    out = shell.run_powershell(script, timeout_s=60).stdout.splitlines()
+    assert len(out) == 7000 and out[-1].startswith("line 06999")
