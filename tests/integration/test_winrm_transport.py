@@ -369,3 +369,16 @@ def test_an_envelope_over_maxenvelopesizekb_is_refused_and_the_hosts_largest_sen
     assert len(script) > 600 * 1024
     out = shell.run_powershell(script, timeout_s=60).stdout.splitlines()
     assert len(out) == 7000 and out[-1].startswith("line 06999")
+
+
+def test_output_larger_than_maxenvelopesize_arrives_over_several_receives(
+    ep: WinRMEndpoint, per_call_shell: WinRMShell
+) -> None:
+    """Windows cuts a command's output to the client's MaxEnvelopeSize (pywinrm: 153600 bytes)
+    and sends it in many rsp:Stream elements over several Receives; the harness joins them."""
+    lines = [f"Write-Output 'line {i:05d} {'x' * 90}'" for i in range(6000)]  # about 610 KB out
+    before = ep.action_counts.get("Receive", 0)
+    r = per_call_shell.run_powershell("\n".join(lines), timeout_s=60)
+    out = r.stdout.splitlines()
+    assert r.exit_code == 0 and len(out) == 6000 and out[-1].startswith("line 05999")
+    assert ep.action_counts["Receive"] - before >= 4  # 610 KB in envelopes under 150 KB

@@ -31,6 +31,7 @@ from harness.virtual_lab.winrm.wsman import (
     WsmanRequest,
     create_body,
     fault,
+    output_budget,
     receive_body,
     reply,
 )
@@ -43,6 +44,34 @@ _WAIT_SLICE_S = 0.25  # a Receive re-checks for shutdown at least this often
 
 
 @dataclass
+class _Held:
+    """A command's output waiting for the next Receive, and its exit code once known."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int | None = None
+    done_sent: bool = False
+
+    def pending(self) -> bool:
+        return bool(self.stdout or self.stderr) or (
+            self.exit_code is not None and not self.done_sent
+        )
+
+    def take(self, budget: int | None) -> tuple[bytes, bytes, int | None]:
+        """Output for one Receive: all of it, or `budget` bytes (stdout first); the exit code
+        only with the last of the output."""
+        n = len(self.stdout) if budget is None else min(len(self.stdout), budget)
+        stdout, self.stdout = self.stdout[:n], self.stdout[n:]
+        room = None if budget is None else budget - n
+        m = len(self.stderr) if room is None else min(len(self.stderr), room)
+        stderr, self.stderr = self.stderr[:m], self.stderr[m:]
+        if self.stdout or self.stderr or self.exit_code is None:
+            return stdout, stderr, None
+        self.done_sent = True
+        return stdout, stderr, self.exit_code
+
+
+@dataclass
 class Shell:
     shell_id: str
     owner: str
@@ -50,6 +79,8 @@ class Shell:
     skip_cmd_shell: bool
     commands: dict[str, RunningCommand] = field(default_factory=dict)
     operations: int = 0  # Commands started in this shell's life (the operations quota)
+    #: output taken from a command but not yet sent (it did not fit one Receive), by CommandId
+    held: dict[str, _Held] = field(default_factory=dict)
 
 
 def _encoding_for(codepage: str) -> str:
@@ -218,15 +249,18 @@ class ShellService:
             return cmd
         timeout = req.operation_timeout_s or DEFAULT_OPERATION_TIMEOUT_S
         deadline = time.monotonic() + timeout
+        held = shell.held.setdefault(command_id.upper(), _Held())
+        budget = output_budget(req.max_envelope)
         while True:
-            out = cmd.poll()
-            if out.stdout or out.stderr or out.exit_code is not None:
-                body = receive_body(
-                    command_id.upper(),
-                    out.stdout.encode(shell.encoding, errors="replace"),
-                    out.stderr.encode(shell.encoding, errors="replace"),
-                    out.exit_code,
-                )
+            if not held.pending():
+                out = cmd.poll()
+                held.stdout += out.stdout.encode(shell.encoding, errors="replace")
+                held.stderr += out.stderr.encode(shell.encoding, errors="replace")
+                held.exit_code = out.exit_code
+            if held.pending():
+                # at most what fits the client's MaxEnvelopeSize; the rest in the next Receive
+                stdout, stderr, exit_code = held.take(budget)
+                body = receive_body(command_id.upper(), stdout, stderr, exit_code)
                 return reply(req, Action.RECEIVE.response_action, body)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stopping.is_set():

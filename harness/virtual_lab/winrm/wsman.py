@@ -84,6 +84,7 @@ class WsmanRequest:
     selectors: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     operation_timeout_s: float | None = None
+    max_envelope: int | None = None  # wsman:MaxEnvelopeSize of the request, bytes
     body: ET.Element | None = None
 
     def option_true(self, name: str) -> bool:
@@ -134,6 +135,9 @@ def parse_request(data: bytes) -> WsmanRequest:
         req.selectors[sel.get("Name", "")] = (sel.text or "").strip()
     for opt in header.findall("w:OptionSet/w:Option", NS):
         req.options[opt.get("Name", "")] = (opt.text or "").strip()
+    size = (header.findtext("w:MaxEnvelopeSize", "", NS) or "").strip()
+    if size.isdigit():
+        req.max_envelope = int(size)
     timeout = header.findtext("w:OperationTimeout", None, NS)
     if timeout:
         req.operation_timeout_s = parse_duration(timeout)
@@ -195,14 +199,31 @@ def create_body(shell_id: str, address: str, owner: str, client_ip: str) -> str:
     )
 
 
+#: Bytes of output per rsp:Stream element (Windows sends output in many small Streams).
+STREAM_CHUNK = 4096
+#: Room kept for the envelope around the streams when a Receive's output is cut to fit the
+#: client's MaxEnvelopeSize.
+ENVELOPE_OVERHEAD = 4096
+
+
+def output_budget(max_envelope: int | None) -> int | None:
+    """Raw output bytes one ReceiveResponse may carry within `max_envelope` (base64 and the
+    per-Stream markup counted), or None when the client named no limit."""
+    if not max_envelope:
+        return None
+    room = max(max_envelope - ENVELOPE_OVERHEAD, 1024)
+    per_chunk = 4 * STREAM_CHUNK // 3 + 120  # base64 of a chunk and its element
+    return max(STREAM_CHUNK, room // per_chunk * STREAM_CHUNK)
+
+
 def receive_body(command_id: str, stdout: bytes, stderr: bytes, exit_code: int | None) -> str:
     cid = quoteattr(command_id)
     parts = ["<rsp:ReceiveResponse>"]
     for name, data in (("stdout", stdout), ("stderr", stderr)):
-        if data:
-            parts.append(
-                f'<rsp:Stream Name="{name}" CommandId={cid}>{base64.b64encode(data).decode()}</rsp:Stream>'
-            )
+        # Windows splits output over several rsp:Stream elements of a few KiB each
+        for i in range(0, len(data), STREAM_CHUNK):
+            chunk = base64.b64encode(data[i : i + STREAM_CHUNK]).decode()
+            parts.append(f'<rsp:Stream Name="{name}" CommandId={cid}>{chunk}</rsp:Stream>')
     if exit_code is None:
         parts.append(f'<rsp:CommandState CommandId={cid} State="{SHELL_NS}/CommandState/Running"/>')
     else:
