@@ -25,7 +25,7 @@ import pytest
 
 from harness.config.lab import Lab, load_lab
 from harness.domain.conditions import DmaGuardPolicy, OnOff
-from harness.errors import DutError
+from harness.errors import DutError, InfrastructureError
 from harness.lab.state import Required
 from harness.lab.strategy import DutStrategy
 from harness.remote.connect import LabConnector
@@ -129,6 +129,20 @@ def _wait_power(runtime: VirtualLabRuntime, dut: str, want: str, budget_s: float
         pause(deadline, next(delays), time.sleep)
 
 
+def _reachable_again(host: WindowsHost, budget_s: float = 10) -> HostFacts:
+    """Poll until the host answers again (its endpoints come up after the boot)."""
+    deadline = Deadline.after(budget_s, f"{host.name} reachable")
+    delays = FAST_POLL.delays()
+    while True:
+        try:
+            host.shell.reconnect(timeout_s=max(0.1, deadline.remaining()))  # type: ignore[call-arg]
+            return host.host_facts(deadline=deadline)
+        except InfrastructureError:
+            if deadline.expired:
+                raise
+        pause(deadline, next(delays), time.sleep)
+
+
 # -- F2: BitLocker and test signing ---------------------------------------------------------------
 def test_test_signing_change_suspends_bitlocker_for_one_reboot(
     tb01: WindowsHost, runtime: VirtualLabRuntime
@@ -164,8 +178,7 @@ def test_unsuspended_bcd_change_stops_at_recovery_until_the_key_is_typed(
         tb01.host_facts(timeout_s=1)
     _control(runtime).enter_recovery_key("tb-01")
     _wait_power(runtime, "tb-01", "on")
-    tb01.shell.reconnect(timeout_s=5)  # type: ignore[attr-defined]
-    assert tb01.host_facts().test_signing_in_effect is True
+    assert _reachable_again(tb01).test_signing_in_effect is True
     assert tb01.set_test_signing(False).bitlocker_suspended
     _reboot(tb01)
 
