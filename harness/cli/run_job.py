@@ -98,10 +98,9 @@ class RunJob:
             lock.release()
 
     def _create(self) -> tuple[RunDir, RunInfo]:
-        run_id = f"{utc_stamp()}-{slug(self.plan.name)}"
-        rd = RunDir(self.reports / run_id)
-        self.reports.mkdir(parents=True, exist_ok=True)
-        rd.create()
+        # exclusive: two runs started in the same second get their own directories
+        rd = RunDir.create_new(self.reports, f"{utc_stamp()}-{slug(self.plan.name)}")
+        run_id = rd.path.name
         info = RunInfo(
             run_id=run_id,
             plan=str(self.plan.path),

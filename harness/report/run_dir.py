@@ -22,12 +22,18 @@ PosixPath('reports/x/journal.jsonl')
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from harness.errors import ConfigError
 from harness.private_files import private_dir, write_private
+
+#: How many runs may start with the same name (same second, same plan) in one folder.
+MAX_SAME_NAME = 1000
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,23 @@ class RunDir:
         for d in (self.path, self.allure_results, self.facts, self.progress):
             private_dir(d)
 
+    @classmethod
+    def create_new(cls, reports: Path, run_id: str) -> RunDir:
+        """A new run directory `reports/<run_id>` made by this call alone: created with an
+        exclusive mkdir, and `<run_id>-2`, `-3`, ... when another run (started in the same
+        second) has the name already. Its sub-directories are created as by `create`."""
+        reports.mkdir(parents=True, exist_ok=True)
+        for n in range(1, MAX_SAME_NAME + 1):
+            path = reports / (run_id if n == 1 else f"{run_id}-{n}")
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                continue
+            rd = cls(path)
+            rd.create()
+            return rd
+        raise ConfigError(f"{MAX_SAME_NAME} runs named {run_id}* exist already", path=str(reports))
+
     def write_private(self, name: str, data: str | bytes) -> Path:
         """Write the file `name` (relative to the run directory) atomically, mode 0600."""
         target = self.path / name
@@ -93,7 +116,7 @@ class RunDir:
     def read_info(self) -> RunInfo:
         try:
             data = json.loads(self.run_json.read_text(encoding="utf-8"))
-            return RunInfo(**data)
+            return _run_info(data, str(self.run_json))
         except FileNotFoundError:
             raise ConfigError(f"{self.path} is not a run directory (no run.json)") from None
         except (ValueError, TypeError) as exc:
@@ -139,3 +162,16 @@ class RunInfo:
         """`plan` or `lab` as a path usable from here (relative ones are relative to `cwd`)."""
         path = Path(getattr(self, name))
         return path if path.is_absolute() or not self.cwd else Path(self.cwd) / path
+
+
+def _run_info(data: Any, where: str) -> RunInfo:
+    """`run.json`'s content as a RunInfo, every field of its declared type (a
+    string where a list belongs is refused): a ConfigError naming the file and the key."""
+    if not isinstance(data, dict):
+        raise ConfigError("run.json is not a JSON object", path=where)
+    try:
+        return TypeAdapter(RunInfo).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        key = ".".join(str(p) for p in first["loc"]) or None
+        raise ConfigError(f"wrong run.json: {first['msg']}", path=where, key=key) from None

@@ -1,0 +1,68 @@
+"""Two `harness run`s started together into one reports folder (issue 18): each gets a run
+directory of its own (an exclusive mkdir, `-2` on a name taken in the same second), both finish
+with exit 0 and their own run.json; `-n 1000` is capped at the DUTs that run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 300
+
+
+def start(reports: Path, dut: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "testplans/smoke.yaml",
+            "--dut",
+            dut,
+            "--scenario",
+            "*.inf0.*.unlocked",
+            "--reports",
+            str(reports),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_runs_in_the_same_second_get_their_own_run_directories(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    now = datetime.now(timezone.utc)
+    # Every name a run could take in the next minute is taken already by "another run": the
+    # two runs below collide with it and with each other whatever second they start in.
+    for s in range(60):
+        (reports / f"{(now + timedelta(seconds=s)).strftime('%Y%m%dT%H%M%SZ')}-smoke").mkdir()
+    runs = {"tb-01": start(reports, "tb-01", "-n", "1000"), "m2-01": start(reports, "m2-01")}
+    out = {dut: p.communicate(timeout=TIMEOUT_S) for dut, p in runs.items()}
+    for dut, p in runs.items():
+        assert p.returncode == 0, out[dut][0] + out[dut][1]
+        assert "Traceback" not in out[dut][1]
+    infos = {
+        json.loads(f.read_text())["filters"]["duts"][0]: (f.parent, json.loads(f.read_text()))
+        for f in reports.glob("*/run.json")
+    }
+    assert set(infos) == {"tb-01", "m2-01"}
+    (dir_a, info_a), (dir_b, info_b) = infos["tb-01"], infos["m2-01"]
+    assert dir_a != dir_b  # and neither took the name of the run that was there before
+    assert dir_a.name.rsplit("-", 1)[1].isdigit() and dir_b.name.rsplit("-", 1)[1].isdigit()
+    assert info_a["run_id"] == dir_a.name and info_b["run_id"] == dir_b.name
+    assert info_a["exit_code"] == 0 and info_b["exit_code"] == 0
+    for d, dut in ((dir_a, "tb-01"), (dir_b, "m2-01")):
+        lines = [json.loads(x) for x in (d / "journal.jsonl").read_text().splitlines()]
+        assert lines and {x["dut"] for x in lines} == {dut}
+    # -n 1000 on a selection that runs on one DUT: one worker
+    assert "-n 1000: capped at 1" in out["tb-01"][0]
+    assert info_a["workers"] == "1"
