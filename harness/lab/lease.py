@@ -105,14 +105,8 @@ class DutLease:
     ) -> DutLease:
         where = directory or lease_dir()
         key = _key(dut, address)
-        lock = FileLock(str(where / f"{key}.lock"), is_singleton=False, mode=0o600)
         owner_file = where / f"{key}.owner.json"
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise LeaseRefused(
-                f"DUT {dut} is leased by someone else: {_describe(owner_file)}", _read(owner_file)
-            ) from None
+        lock = _lock(where / f"{key}.lock", dut, owner_file)
         now = _stamp(_now())
         owner: dict[str, Any] = {
             "dut": dut,
@@ -162,7 +156,39 @@ class DutLease:
         if self.lock.is_locked:
             with contextlib.suppress(FileNotFoundError):
                 self.owner_file.unlink()
+            # The lock file goes too (they would pile up in the shared directory), removed
+            # while still held: a claimant that opened it just before locks a file no longer
+            # at the path, which `_lock` detects, so the lease is never held twice.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock.lock_file)
             self.lock.release()
+
+
+#: Attempts at locking a lock file that its owner removed meanwhile (see `DutLease.release`).
+_LOCK_ATTEMPTS = 5
+
+
+def _lock(path: Path, dut: str, owner_file: Path) -> FileLock:
+    """The lease's lock, taken at once or LeaseRefused. A lock taken on a file that is no
+    longer at `path` (its owner released and removed it between our open and our lock) does not
+    count: it is released and the path locked again."""
+    for _ in range(_LOCK_ATTEMPTS):
+        lock = FileLock(str(path), is_singleton=False, mode=0o600)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise LeaseRefused(
+                f"DUT {dut} is leased by someone else: {_describe(owner_file)}", _read(owner_file)
+            ) from None
+        fd = lock._context.lock_file_fd
+        try:
+            same = fd is not None and os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return lock
+        lock.release()
+    raise LeaseRefused(f"DUT {dut}: its lease file {path} keeps being replaced", None)
 
 
 def _read(owner_file: Path) -> dict[str, Any] | None:

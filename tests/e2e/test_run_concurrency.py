@@ -5,6 +5,7 @@ with exit 0 and their own run.json; `-n 1000` is capped at the DUTs that run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
 
 
-def start(reports: Path, dut: str, *extra: str) -> subprocess.Popen[str]:
+def start(
+    reports: Path, dut: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -34,6 +37,7 @@ def start(reports: Path, dut: str, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -66,3 +70,16 @@ def test_two_runs_in_the_same_second_get_their_own_run_directories(tmp_path: Pat
     # -n 1000 on a selection that runs on one DUT: one worker
     assert "-n 1000: capped at 1" in out["tb-01"][0]
     assert info_a["workers"] == "1"
+
+
+def test_a_run_leaves_no_lease_files_behind(tmp_path: Path) -> None:
+    """Lease lock files of a finished run are removed (they piled up in the shared lease
+    directory); a run started afterwards on the same DUT leases it again."""
+    leases = tmp_path / "leases-root"
+    env = {**os.environ, "HARNESS_LEASE_DIR": str(leases)}
+    for _ in range(2):
+        p = start(tmp_path / "reports", "tb-01", env=env)
+        stdout, stderr = p.communicate(timeout=TIMEOUT_S)
+        assert p.returncode == 0, stdout + stderr
+        assert (leases / "leases").is_dir()
+        assert sorted(x.name for x in (leases / "leases").iterdir()) == []
