@@ -270,6 +270,10 @@ class RunJob:
             render_report(rd, history=history, title=title)
         except (ConfigError, InfrastructureError) as exc:
             self.out.write(f"report.html not rendered: {exc}\n")
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the renderer was stopped, its files removed
+            self.out.write(
+                f"\ninterrupted: report.html not rendered (render it with `harness report {rd.path}`)\n"
+            )
         if info.purpose == "qualification":
             write_bundle(rd)
 

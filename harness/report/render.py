@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import harness
@@ -46,6 +47,8 @@ HISTORY_DIR = ".history"
 #: The message of the single-file plugin when the embedded data exceeds what it can inline.
 TOO_LARGE = "too large to be generated in the single file mode"
 _STDERR_TAIL = 2000
+#: Seconds to wait for the killed tool to be reaped.
+_KILL_WAIT_S = 10.0
 
 
 def repo_root() -> Path:
@@ -105,6 +108,25 @@ def _tail(text: str) -> str:
     return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
 
 
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM during the render raises KeyboardInterrupt, as Ctrl-C does, so the tool is killed
+    and the temporary directory removed on the way out (the default action would just exit)."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(argv: list[str], *, cwd: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run `argv` in its own process group; on timeout the whole group is killed."""
     env = dict(os.environ, ALLURE_NO_ANALYTICS="true", NO_COLOR="1")
@@ -125,10 +147,17 @@ def _run(argv: list[str], *, cwd: Path, timeout_s: float) -> subprocess.Complete
         raise InfrastructureError(f"cannot start {argv[0]}: {exc}") from None
     try:
         out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except BaseException as exc:
+        # a timeout, or Ctrl-C/SIGTERM (see `_stop_on_sigterm`): the tool runs in its own
+        # session, so nothing else stops it; kill its whole group before the caller goes on.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        try:
+            out, err = proc.communicate(timeout=_KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            out, err = "", ""
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
         raise InfrastructureError(
             f"allure generate did not finish within {timeout_s:g} s: {_tail(err or out)}"
         ) from None
@@ -159,7 +188,7 @@ def render_report(
         history = history.resolve()
         private_dir(history.parent)
 
-    with tempfile.TemporaryDirectory(prefix="harness-allure-") as tmp_name:
+    with _stop_on_sigterm(), tempfile.TemporaryDirectory(prefix="harness-allure-") as tmp_name:
         tmp = Path(tmp_name)
         output = tmp / "out"
         config = tmp / "allurerc.mjs"
