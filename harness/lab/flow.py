@@ -172,7 +172,7 @@ class ScenarioRunner:
             seen = self.plug_and_observe(scenario, dl, prepared.boot)
             if "no_bugcheck" in self.plan.checks:
                 with self.steps.step("no bugcheck"):
-                    self._raise_if_crashed(scenario, prepared.boot, dl, cause=None)
+                    self._raise_if_crashed(scenario, self._own(prepared.boot), dl, cause=None)
         finally:
             self.teardown(scenario)
         self.steps.attach("observations", _json(seen.to_json()), kind="json")
@@ -250,7 +250,7 @@ class ScenarioRunner:
             return PlugObservations(at_plug, after, probe_locked, probe_ok)
         except InfrastructureError as lost:
             facts = self._wait_back(lost, dl)
-            self._raise_if_crashed(s, boot, dl, cause=lost, facts=facts)
+            self._raise_if_crashed(s, self._own(boot), dl, cause=lost, facts=facts)
             raise
 
     def _session(self, want: SessionState, dl: Deadline) -> None:
@@ -296,8 +296,14 @@ class ScenarioRunner:
         (first scenario, or after a retry made the strategy forget) one `host_facts` now."""
         known = self.kit.strategy.last_boot_utc
         if known is not None:
-            return known
+            return self._own(known)
         return self.kit.host.host_facts(deadline=self._dl(dl, "boot time")).last_boot_utc
+
+    def _own(self, boot: datetime) -> datetime:
+        """`boot`, or the later boot of the harness's own sign-in reboot (unlock by autologon):
+        a reboot the harness asked for is not an unexpected one."""
+        own = self.kit.session.own_boot_utc
+        return own if own is not None and own > boot else boot
 
     def _wait_back(self, lost: InfrastructureError, dl: Deadline) -> HostFacts:
         """After a lost connection, reconnect with backoff until the DUT answers again."""

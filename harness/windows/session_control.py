@@ -15,6 +15,7 @@ last state seen.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal, Protocol
 
 from harness.domain.conditions import SessionState
@@ -33,7 +34,12 @@ REBOOT_DOWN_SHARE = 0.3
 
 
 class SessionControl(Protocol):
-    """Observe and change the console session state of one DUT."""
+    """Observe and change the console session state of one DUT.
+
+    `own_boot_utc` is the boot time after the last reboot the control itself made (unlock by
+    autologon), None if it made none: that boot is the harness's own, not a crash."""
+
+    own_boot_utc: datetime | None
 
     def state(self, deadline: Deadline) -> SessionState: ...
     def lock(self, deadline: Deadline) -> None: ...
@@ -62,6 +68,7 @@ class LabSessionControl:
         self.username = username
         self._password = password
         self.poll = poll
+        self.own_boot_utc: datetime | None = None
         if password:
             host.add_secret(password)
 
@@ -102,12 +109,15 @@ class LabSessionControl:
                 True, user=self.username, password=self._password, deadline=deadline
             )
             budget = deadline.remaining()
-            self.host.reboot_and_wait(
+            # reboot_and_wait checks the crash evidence since the boot before it; the boot it
+            # brings is recorded so that the scenario does not take it for an unexpected one
+            report = self.host.reboot_and_wait(
                 deadline,
                 down_timeout_s=max(1.0, budget * REBOOT_DOWN_SHARE),
                 up_timeout_s=max(1.0, budget),
                 reason="dma-lab-harness: sign in by autologon",
             )
+            self.own_boot_utc = report.facts.last_boot_utc
         else:
             raise DutError(
                 f"{self.host.name}: the console is not unlocked and the lab has no way to "

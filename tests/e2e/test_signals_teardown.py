@@ -88,3 +88,79 @@ def test_a_signal_during_the_render_stops_the_renderer_and_removes_its_temp_dir(
     ]
     lines = (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["outcome"] for line in lines] == ["passed"]
+
+
+# -- unlock: autologon-reboot --------------------------------------------------------------------
+def _autologon_lab(tmp_path: Path) -> Path:
+    """The default virtual lab with tb-01 unlocked by Winlogon autologon and a reboot (no HID
+    keyboard), as example_lab.yaml configures a lab without keyboard emulators."""
+    lab = lab_with(tmp_path)
+    text = lab.read_text()
+    old = "      unlock: hid-keyboard\n      keyboard: keyboard-1\n"
+    assert text.count(old) == 1
+    lab.write_text(text.replace(old, "      unlock: autologon-reboot\n"))
+    return lab
+
+
+def _watch_truth(tmpdir: Path, proc: subprocess.Popen[str], dut: str) -> list[dict[str, object]]:
+    """Poll the virtual lab's control endpoint (its endpoints file is in the launcher's private
+    temp dir under `tmpdir`) for `dut`'s truth until the run ends; every snapshot read."""
+    from harness.virtual_lab.control import ControlClient
+
+    seen: list[dict[str, object]] = []
+    client: ControlClient | None = None
+    end = time.monotonic() + DEADLINE_S
+    while proc.poll() is None:
+        assert time.monotonic() < end, "harness run did not finish"
+        if client is None:
+            for ep_file in tmpdir.glob("harness-vlab-*/endpoints.json"):
+                try:
+                    control = json.loads(ep_file.read_text())["control"]
+                except (OSError, ValueError, KeyError):
+                    continue
+                client = ControlClient(control["url"], control["token"], timeout_s=2)
+        if client is not None:
+            try:
+                seen.append(client.dut(dut))
+            except Exception:  # the lab is stopping with the run
+                if proc.poll() is None:
+                    time.sleep(0.05)
+                continue
+        time.sleep(0.05)
+    return seen
+
+
+def test_locked_scenarios_with_autologon_reboot_unlock(tmp_path: Path) -> None:
+    """The sign-in reboot the harness asks for is its own, not a crash: the locked scenario
+    passes, tb-01 is not quarantined and ends at its baseline (read from the lab's truth)."""
+    plan = plan_file(tmp_path, "autologon", session=["locked"])
+    reports = tmp_path / "reports"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
+    argv = [sys.executable, "-m", "harness", "run", str(plan)]
+    argv += ["--lab", str(_autologon_lab(tmp_path)), "--reports", str(reports)]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        truths = _watch_truth(tmpdir, proc, "tb-01")
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    run_dir = (reports / "latest").resolve()
+    lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert [(x["outcome"], "quarantined" in x) for x in lines] == [("passed", False)], out
+    assert proc.returncode == 0, out
+    td = json.loads((run_dir / "teardown" / "tb-01.json").read_text())
+    assert td["ok"] and not td["quarantined"], td
+    assert truths, "the lab's control endpoint was never read"
+    boots = [t["boots"] for t in truths]
+    assert boots[-1] > boots[0], "the unlock did not reboot the DUT"
+    last = truths[-1]  # the lab's truth after the teardown (baseline: no driver, unlocked)
+    assert last["session"] == "unlocked" and last["driver_store"] == [], last
+    assert last["dmaguard"] == {"pending": None, "at_boot": None}, last
+    assert last["test_signing"] == {"pending": False, "active": False}, last
+    assert last["kdp_active"] is True and last["power"] == "on", last
