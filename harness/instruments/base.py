@@ -44,6 +44,17 @@ from harness.extras import available, is_serial_resource, missing_message
 log = logging.getLogger(__name__)
 
 TRANSCRIPT_LINES = 200
+#: The longest reply line read from an instrument (its replies are a few dozen bytes).
+MAX_REPLY_BYTES = 64 * 1024
+READ_CHUNK = 4096
+#: How many bytes of a misbehaving reply go into the error (escaped).
+EVIDENCE_BYTES = 128
+
+
+def _evidence(raw: bytes) -> str:
+    """The first bytes of a reply, escaped (`b'\\xff...'`), with the total length."""
+    shown = repr(raw[:EVIDENCE_BYTES])
+    return f"{shown}{'...' if len(raw) > EVIDENCE_BYTES else ''} ({len(raw)} bytes)"
 
 
 @runtime_checkable
@@ -161,13 +172,46 @@ class VisaSession:
         """Send one command and read one reply line (terminator stripped)."""
         self.write(command, shown=shown)
         try:
-            reply = str(self._inst.read()).strip()
+            raw = self._read_line(shown or command)
         except (VisaIOError, OSError) as e:
             peer_closed = self._peer_closed()
             self._drop()
             raise self._io_error(shown or command, e, peer_closed=peer_closed) from e
+        try:
+            reply = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            self._drop()  # the stream is not trusted any more
+            raise self.error(
+                f"{shown or command!r}: the reply is not text: {_evidence(raw)}"
+            ) from None
         self._transcript.append(f"< {reply}")
         return reply
+
+    def _read_line(self, command: str) -> bytes:
+        """One reply line, bounded in total: within `timeout_s` however the bytes trickle in,
+        and at most MAX_REPLY_BYTES (an instrument streaming without a line end is an
+        InfrastructureError with the first bytes as evidence)."""
+        term = self._read_term.encode()
+        deadline = time.monotonic() + self.timeout_s
+        buf = bytearray()
+        try:
+            while not buf.endswith(term):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or len(buf) > MAX_REPLY_BYTES:
+                    self._drop()
+                    why = (
+                        f"more than {MAX_REPLY_BYTES} bytes"
+                        if len(buf) > MAX_REPLY_BYTES
+                        else f"no complete reply within {self.timeout_s:g} s"
+                    )
+                    raise self.error(f"{command!r}: {why} and no line end: {_evidence(bytes(buf))}")
+                self._inst.timeout = max(1, round(remaining * 1000))
+                chunk, _status = self._inst.visalib.read(self._inst.session, READ_CHUNK)
+                buf += chunk
+        finally:
+            if self._inst is not None:
+                self._inst.timeout = max(1, round(self.timeout_s * 1000))
+        return bytes(buf[: -len(term)])
 
     def transcript(self) -> list[str]:
         return list(self._transcript)

@@ -48,7 +48,12 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 MachineFactory = Callable[..., DutMachine]
 ENDPOINT_FAULTS = frozenset({"refuse-connections", "drop-connection", "auth-failure"})
-SWITCH_FAULTS = {"switch-silent": FaultKind.SILENT, "switch-error": FaultKind.ERROR}
+SWITCH_FAULTS = {
+    "switch-silent": FaultKind.SILENT,
+    "switch-error": FaultKind.ERROR,
+    "switch-stream": FaultKind.STREAM,
+    "switch-garbage": FaultKind.GARBAGE,
+}
 _WORK_TIMEOUT_S = 30.0
 _DEFAULT_SCPI_CHANNELS = 16
 

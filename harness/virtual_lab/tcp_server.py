@@ -50,6 +50,12 @@ class FaultKind(enum.Enum):
     SILENT = "silent"  # stops answering: the client's reads time out
     ERROR = "error"  # the instrument reports a hardware error and does not switch
     DROP = "drop"  # the connection is closed on the next command (one-shot)
+    STREAM = "stream"  # answers with bytes and never a line end, until the client goes away
+    GARBAGE = "garbage"  # answers a line of binary bytes (not text)
+
+
+#: What the `garbage` fault answers (then the line terminator).
+GARBAGE_REPLY = b"\xff\xfe\x00\x9c\x80\xc3("
 
 
 class LineServer(Service):
@@ -201,6 +207,12 @@ class LineServer(Service):
                 return False
             if fault is FaultKind.SILENT:
                 return True
+            if fault is FaultKind.GARBAGE:
+                conn.sendall(GARBAGE_REPLY + self._terminator.encode())
+                return True
+        if fault is FaultKind.STREAM:
+            return self._stream(conn)
+        with self._lock:
             try:
                 replies = self.handle_line(line)
             except Exception:  # an instrument bug must not kill the connection thread silently
@@ -216,6 +228,17 @@ class LineServer(Service):
             payload = "".join(r + self._terminator for r in replies)
             conn.sendall(payload.encode("latin-1", errors="replace"))
         return True
+
+    def _stream(self, conn: socket.socket) -> bool:
+        """Send bytes without a line end until the client closes or the server stops (paced
+        by the stop event's wait, so a stopped server ends it at once)."""
+        chunk = b"0" * 512
+        try:
+            while not self._stopping.wait(0.005):
+                conn.sendall(chunk)
+        except OSError:
+            pass
+        return False
 
 
 def _first_terminator(buf: bytes) -> int:

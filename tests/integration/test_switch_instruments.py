@@ -352,3 +352,30 @@ def test_factory_kinds(
             inst.close()
     with pytest.raises(ConfigError, match="unknown instrument kind"):
         open_instrument("relay-board", "TCPIP0::127.0.0.1::1::SOCKET", 1.0)
+
+
+def test_fault_stream_without_line_end_is_bounded_in_time(
+    switch: ScpiSwitch, scpi: ScpiSwitchServer
+) -> None:
+    """A switch that streams bytes and never ends the line (issue 18): the read ends within the
+    instrument timeout in total (it ran past 480 s with a 5 s timeout), as an
+    InfrastructureError."""
+    scpi.set_fault("stream")
+    t0 = time.monotonic()
+    with pytest.raises(InfrastructureError) as err:
+        switch.identify()
+    assert time.monotonic() - t0 < FAULT_TIMEOUT_S + 2
+    assert "'*IDN?'" in str(err.value) and len(str(err.value)) < 1000
+
+
+def test_fault_garbage_reply_is_an_infrastructure_error_with_its_bytes(
+    switch: ScpiSwitch, scpi: ScpiSwitchServer
+) -> None:
+    """Binary garbage instead of a text reply: InfrastructureError (retried as such), the bytes
+    escaped in the message; not a UnicodeDecodeError (a harness bug)."""
+    scpi.set_fault("garbage")
+    with pytest.raises(InfrastructureError) as err:
+        switch.identify()
+    assert r"\xff\xfe\x00\x9c" in str(err.value)
+    scpi.set_fault("none")
+    assert "SCPI" in switch.identify() or switch.identify()
