@@ -135,6 +135,45 @@ def _wait_ready(fd: int, timeout_s: float) -> bool:
             return True
 
 
+#: In each lab's temp directory: the pid of the process that started the lab.
+OWNER_PID = "owner.pid"
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def remove_stale_secrets(tmp: Path | None = None) -> list[Path]:
+    """Remove what earlier labs killed with SIGKILL (the OOM killer) left in the temp directory
+    with their generated passwords: `harness-ntlm-users-<pid>.txt` of a dead process and
+    `harness-vlab-*` directories (endpoints.json) whose starter is dead. Only this user's files,
+    never those of a live process. Returns what was removed."""
+    tmp = tmp or Path(tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    removed: list[Path] = []
+    for path in tmp.glob("harness-ntlm-users-*.txt"):
+        pid = path.stem.rsplit("-", 1)[-1]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and (uid is None or path.lstat().st_uid == uid) and _dead(int(pid)):
+                path.unlink()
+                removed.append(path)
+    for folder in tmp.glob("harness-vlab-*"):
+        with contextlib.suppress(OSError, ValueError):
+            if uid is not None and folder.lstat().st_uid != uid:
+                continue
+            owner = int((folder / OWNER_PID).read_text(encoding="ascii").strip())
+            if _dead(owner):
+                shutil.rmtree(folder)
+                removed.append(folder)
+    return removed
+
+
 def start_virtual_lab(
     lab_path: str | Path,
     *,
@@ -145,7 +184,9 @@ def start_virtual_lab(
 
     `password` (if given) becomes every DUT's password, passed in the child's environment.
     """
+    remove_stale_secrets()
     tempdir = Path(tempfile.mkdtemp(prefix="harness-vlab-"))
+    (tempdir / OWNER_PID).write_text(f"{os.getpid()}\n", encoding="ascii")
     endpoints_file = tempdir / "endpoints.json"
     env = dict(os.environ)
     env.pop(NTLM_USER_FILE_ENV, None)  # the lab keeps its own NTLM accounts, not ours

@@ -83,3 +83,36 @@ def test_a_run_leaves_no_lease_files_behind(tmp_path: Path) -> None:
         assert p.returncode == 0, stdout + stderr
         assert (leases / "leases").is_dir()
         assert sorted(x.name for x in (leases / "leases").iterdir()) == []
+
+
+def test_secrets_of_a_sigkilled_lab_are_removed_by_the_next_lab(tmp_path: Path) -> None:
+    """A lab process tree SIGKILLed (the OOM killer) leaves its generated passwords in the temp
+    directory (`harness-ntlm-users-<pid>.txt`, `harness-vlab-*/endpoints.json`): the next lab
+    removes those of dead processes at its start and leaves a live process's alone."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    stale_users = tmp / f"harness-ntlm-users-{dead_pid}.txt"
+    stale_users.write_text("DOMAIN:user:S3cret-left-behind\n")
+    stale_lab = tmp / "harness-vlab-stale"
+    stale_lab.mkdir()
+    (stale_lab / "owner.pid").write_text(f"{dead_pid}\n")
+    (stale_lab / "endpoints.json").write_text('{"password": "S3cret-left-behind"}')
+    live_users = tmp / f"harness-ntlm-users-{os.getpid()}.txt"
+    live_users.write_text("DOMAIN:user:live\n")
+    env = {**os.environ, "TMPDIR": str(tmp), "HARNESS_LEASE_DIR": str(tmp_path / "leases")}
+    p = start(tmp_path / "reports", "tb-01", env=env)
+    stdout, stderr = p.communicate(timeout=TIMEOUT_S)
+    assert p.returncode == 0, stdout + stderr
+    assert not stale_users.exists() and not stale_lab.exists()
+    assert live_users.exists()
+    leftovers = [
+        x for x in tmp.rglob("*") if x.is_file() and "S3cret" in x.read_text(errors="replace")
+    ]
+    assert leftovers == []
