@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,7 +95,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
-    """After Ctrl-C: SIGINT to pytest, wait for its teardown, then SIGTERM, then SIGKILL."""
+    """After Ctrl-C: SIGINT to pytest, wait for its teardown, then SIGTERM, then SIGKILL.
+
+    Each step waits its whole grace: a further Ctrl-C or SIGTERM is noted and never cuts the
+    teardown short (the DUTs would stay halfway); only SIGKILL of this process stops it, and
+    then `harness lab restore LAB` or `--resume` finishes the job."""
     steps = (
         (signal.SIGINT, INTERRUPT_GRACE_S),
         (signal.SIGTERM, 30.0),
@@ -102,12 +108,17 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     for sig, grace in steps:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:
-            continue  # a second Ctrl-C: escalate now
+        end = time.monotonic() + grace
+        while True:
+            try:
+                return proc.wait(timeout=max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
+            except KeyboardInterrupt:
+                sys.stderr.write(
+                    "\nstill putting the DUTs back to their baseline; only SIGKILL stops this "
+                    "(then `harness lab restore LAB` or `harness run --resume RUN_DIR`)\n"
+                )
     return proc.wait(timeout=10.0)
 
 

@@ -54,6 +54,7 @@ from harness.pytest_plugin.options import read_options
 from harness.pytest_plugin.quarantine import Quarantine
 from harness.pytest_plugin.runinfo import LAB_ENDPOINTS, POOL_KEY, RUN_ID
 from harness.pytest_plugin.selection import PlannedScenario, selection
+from harness.pytest_plugin.shield import teardown_shield
 from harness.pytest_plugin.steps import AllureSteps, Progress, stepped, utc_now
 from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
@@ -242,7 +243,8 @@ def dut_pool(lab: LabSession, pytestconfig: pytest.Config) -> Iterator[DutPool]:
     try:
         yield pool
     finally:
-        problems = pool.close()
+        with teardown_shield():  # a signal now would leave a DUT halfway (pytest_plugin.shield)
+            problems = pool.close()
         if problems:
             warnings.warn("harness teardown: " + "; ".join(problems), stacklevel=1)
 

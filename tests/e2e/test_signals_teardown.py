@@ -14,7 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,12 +104,18 @@ def _autologon_lab(tmp_path: Path) -> Path:
     return lab
 
 
-def _watch_truth(tmpdir: Path, proc: subprocess.Popen[str], dut: str) -> list[dict[str, object]]:
+def _watch_truth(
+    tmpdir: Path,
+    proc: subprocess.Popen[str],
+    dut: str,
+    act: Callable[[dict[str, Any], list[str]], None] | None = None,
+) -> list[tuple[float, dict[str, Any]]]:
     """Poll the virtual lab's control endpoint (its endpoints file is in the launcher's private
-    temp dir under `tmpdir`) for `dut`'s truth until the run ends; every snapshot read."""
+    temp dir under `tmpdir`) for `dut`'s truth until the run ends: every (time, truth) read.
+    `act(truth, operation names)` is called after each read (to send signals at a point)."""
     from harness.virtual_lab.control import ControlClient
 
-    seen: list[dict[str, object]] = []
+    seen: list[tuple[float, dict[str, Any]]] = []
     client: ControlClient | None = None
     end = time.monotonic() + DEADLINE_S
     while proc.poll() is None:
@@ -121,35 +129,61 @@ def _watch_truth(tmpdir: Path, proc: subprocess.Popen[str], dut: str) -> list[di
                 client = ControlClient(control["url"], control["token"], timeout_s=2)
         if client is not None:
             try:
-                seen.append(client.dut(dut))
+                truth = client.dut(dut)
+                ops = [o["operation"] for o in client.operations(dut)]
             except Exception:  # the lab is stopping with the run
-                if proc.poll() is None:
-                    time.sleep(0.05)
+                time.sleep(0.05)
                 continue
+            seen.append((time.monotonic(), truth))
+            if act is not None:
+                act(truth, ops)
         time.sleep(0.05)
     return seen
+
+
+def _at_baseline(truth: dict[str, Any]) -> bool:
+    """tb-01 at the default virtual lab's baseline: no driver, DMAGuard absent, unlocked."""
+    return (
+        truth["driver_store"] == []
+        and truth["dmaguard"] == {"pending": None, "at_boot": None}
+        and truth["session"] == "unlocked"
+        and truth["test_signing"] == {"pending": False, "active": False}
+        and truth["power"] == "on"
+    )
+
+
+def _start(tmp_path: Path, plan: Path, lab: Path) -> tuple[subprocess.Popen[str], Path, Path]:
+    reports = tmp_path / "reports"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
+    argv = [sys.executable, "-m", "harness", "run", str(plan)]
+    argv += ["--lab", str(lab), "--reports", str(reports)]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    return proc, reports, tmpdir
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    try:
+        out, _ = proc.communicate(timeout=DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return out
 
 
 def test_locked_scenarios_with_autologon_reboot_unlock(tmp_path: Path) -> None:
     """The sign-in reboot the harness asks for is its own, not a crash: the locked scenario
     passes, tb-01 is not quarantined and ends at its baseline (read from the lab's truth)."""
     plan = plan_file(tmp_path, "autologon", session=["locked"])
-    reports = tmp_path / "reports"
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
-    argv = [sys.executable, "-m", "harness", "run", str(plan)]
-    argv += ["--lab", str(_autologon_lab(tmp_path)), "--reports", str(reports)]
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc, reports, tmpdir = _start(tmp_path, plan, _autologon_lab(tmp_path))
     try:
-        truths = _watch_truth(tmpdir, proc, "tb-01")
-        out, _ = proc.communicate(timeout=60)
+        truths = [t for _, t in _watch_truth(tmpdir, proc, "tb-01")]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out = _finish(proc)
     run_dir = (reports / "latest").resolve()
     lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
     assert [(x["outcome"], "quarantined" in x) for x in lines] == [("passed", False)], out
@@ -164,3 +198,53 @@ def test_locked_scenarios_with_autologon_reboot_unlock(tmp_path: Path) -> None:
     assert last["dmaguard"] == {"pending": None, "at_boot": None}, last
     assert last["test_signing"] == {"pending": False, "active": False}, last
     assert last["kdp_active"] is True and last["power"] == "on", last
+
+
+# -- signals during the end-of-run teardown -------------------------------------------------------
+SIGNALS = {
+    "SIGTERM": (signal.SIGTERM,),
+    "SIGINT,SIGINT": (signal.SIGINT, signal.SIGINT),
+    "SIGTERM,SIGINT": (signal.SIGTERM, signal.SIGINT),
+}
+
+
+@pytest.mark.parametrize("signals", list(SIGNALS), ids=list(SIGNALS))
+def test_signals_during_the_end_of_run_teardown_do_not_stop_it(
+    tmp_path: Path, signals: str
+) -> None:
+    """A CI job's timeout (SIGTERM) or Ctrl-C (twice) while the run puts tb-01 back to its
+    baseline (the plan's DMAGuard 1 needs a reboot to undo): the teardown runs to completion,
+    the teardown record is written, the passed scenario stays in the journal, and the lab's
+    truth shows tb-01 at its baseline. The first signal comes when the teardown has started
+    (`driver_uninstall`), the second at its reboot (`reboot_request`)."""
+    plan = plan_file(tmp_path, "teardown-signal", dmaguard=["1"])
+    proc, reports, tmpdir = _start(tmp_path, plan, lab_with(tmp_path))
+    to_send = list(SIGNALS[signals])
+    sent: list[float] = []
+    triggers = ["driver_uninstall", "reboot_request"]
+
+    def act(_truth: dict[str, Any], ops: list[str]) -> None:
+        if not to_send:
+            return
+        # the trigger must come after the scenario's own operations: count from the uninstall
+        if "driver_uninstall" not in ops:
+            return
+        tail = ops[ops.index("driver_uninstall") :]
+        if triggers[len(sent)] in tail:
+            proc.send_signal(to_send.pop(0))
+            sent.append(time.monotonic())
+
+    try:
+        truths = _watch_truth(tmpdir, proc, "tb-01", act)
+    finally:
+        out = _finish(proc)
+    assert len(sent) == len(SIGNALS[signals]), f"signals not all sent:\n{out}"
+    assert "Traceback" not in out, out
+    run_dir = (reports / "latest").resolve()
+    lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert [x["outcome"] for x in lines] == ["passed"], out
+    td = json.loads((run_dir / "teardown" / "tb-01.json").read_text())
+    assert td["ok"] and not td["quarantined"], td
+    assert truths and _at_baseline(truths[-1][1]), truths[-1][1]
+    back = next(t for t, truth in truths if t >= sent[-1] and _at_baseline(truth))
+    print(f"\n{signals}: DUT at baseline {back - sent[-1]:.2f} s after the last signal")
