@@ -206,6 +206,8 @@ SIGNALS = {
     "SIGINT,SIGINT": (signal.SIGINT, signal.SIGINT),
     "SIGTERM,SIGINT": (signal.SIGTERM, signal.SIGINT),
 }
+#: Ctrl-C twice from the middle of the scenario: at its plug, then at the teardown's uninstall.
+MID = (signal.SIGINT, signal.SIGINT)
 
 
 @pytest.mark.parametrize("signals", list(SIGNALS), ids=list(SIGNALS))
@@ -248,3 +250,36 @@ def test_signals_during_the_end_of_run_teardown_do_not_stop_it(
     assert truths and _at_baseline(truths[-1][1]), truths[-1][1]
     back = next(t for t, truth in truths if t >= sent[-1] and _at_baseline(truth))
     print(f"\n{signals}: DUT at baseline {back - sent[-1]:.2f} s after the last signal")
+
+
+def test_ctrl_c_twice_from_the_middle_of_a_scenario(tmp_path: Path) -> None:
+    """Ctrl-C while the scenario waits for its device, again when the teardown starts: the
+    scenario and the end-of-run teardown still run to completion (tb-01 without the driver,
+    DMAGuard back to absent, by the lab's truth), with a teardown record; no traceback."""
+    plan = plan_file(tmp_path, "ctrl-c-twice", dmaguard=["1"])
+    proc, reports, tmpdir = _start(tmp_path, plan, lab_with(tmp_path))
+    to_send = list(MID)
+    sent: list[float] = []
+
+    def act(_truth: dict[str, Any], ops: list[str]) -> None:
+        if not to_send:
+            return
+        after_config = ops[ops.index("dmaguard_set") :] if "dmaguard_set" in ops else []
+        first = not sent and "pnp_devices" in after_config
+        second = bool(sent) and "driver_uninstall" in ops
+        if first or second:
+            proc.send_signal(to_send.pop(0))
+            sent.append(time.monotonic())
+
+    try:
+        truths = _watch_truth(tmpdir, proc, "tb-01", act)
+    finally:
+        out = _finish(proc)
+    assert len(sent) == 2, f"signals not all sent:\n{out}"
+    assert "Traceback" not in out, out
+    run_dir = (reports / "latest").resolve()
+    td = json.loads((run_dir / "teardown" / "tb-01.json").read_text())
+    assert td["ok"] and not td["quarantined"], td
+    assert truths and _at_baseline(truths[-1][1]), truths[-1][1]
+    back = next(t for t, truth in truths if t >= sent[-1] and _at_baseline(truth))
+    print(f"\nCtrl-C twice: DUT at baseline {back - sent[-1]:.2f} s after the second Ctrl-C")
