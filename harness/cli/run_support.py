@@ -98,8 +98,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     """After Ctrl-C: SIGINT to pytest, wait for its teardown, then SIGTERM, then SIGKILL.
 
     Each step waits its whole grace: a further Ctrl-C or SIGTERM is noted and never cuts the
-    teardown short (the DUTs would stay halfway); only SIGKILL of this process stops it, and
-    then `harness lab restore LAB` or `--resume` finishes the job."""
+    teardown short (the DUTs would stay halfway); only SIGKILL of this process stops it."""
     steps = (
         (signal.SIGINT, INTERRUPT_GRACE_S),
         (signal.SIGTERM, 30.0),
@@ -116,8 +115,8 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
                 break
             except KeyboardInterrupt:
                 sys.stderr.write(
-                    "\nstill putting the DUTs back to their baseline; only SIGKILL stops this "
-                    "(then `harness lab restore LAB` or `harness run --resume RUN_DIR`)\n"
+                    "\nstill putting the DUTs back to their baseline (bounded by the teardown's "
+                    "deadline); only SIGKILL stops this\n"
                 )
     return proc.wait(timeout=10.0)
 

@@ -3,8 +3,8 @@
 Once the run puts its DUTs back to their baselines (`DutPool.close`), stopping halfway is the
 worst outcome: a DUT left in DMAGuard 1 or with the test driver installed, and no teardown
 record. So while the teardown runs, SIGINT and SIGTERM are noted on stderr and otherwise
-ignored; the teardown is bounded by its own deadlines, and only SIGKILL stops it (then
-`harness run --resume` or `harness lab restore LAB` finishes the job). The previous handlers
+ignored; the teardown is bounded by its own deadlines, and only SIGKILL stops it (the DUTs are
+then where it left them: `harness lab doctor LAB` shows what is off). The previous handlers
 come back when the teardown ends. Signals can only be handled in the main thread; elsewhere
 this does nothing.
 """
@@ -33,8 +33,7 @@ def teardown_shield() -> Iterator[list[int]]:
         name = signal.Signals(signum).name
         message = (
             f"\nharness: {name} during the end-of-run teardown: the DUTs are being put back to "
-            "their baseline (bounded by its deadline); only SIGKILL stops it, then "
-            "`harness lab restore LAB` or `harness run --resume RUN_DIR` finishes the job\n"
+            "their baseline (bounded by its deadline); only SIGKILL stops it\n"
         )
         with contextlib.suppress(OSError):
             os.write(2, message.encode())
