@@ -107,6 +107,8 @@ CASES = [
     Case("switch-silent", "probe", (P, INFRA), "quarantined", ("quarantine",)),
     Case("switch-error", "wait", (INFRA, NOT_RUN), "quarantined", ("quarantine",)),
     Case("switch-error", "probe", (P, INFRA), "quarantined", ("quarantine",)),
+    Case("switch-stream", "probe", (P, INFRA), "quarantined", ("quarantine",)),
+    Case("switch-garbage", "probe", (P, INFRA), "quarantined", ("quarantine",)),
     Case(
         "auth-failure",
         "install",
