@@ -488,8 +488,13 @@ def source_disks_files(data: bytes, name: str = "<inf>", arch: str = "amd64") ->
             disk = disks.get(fields[0].strip(), "") if fields else ""
             subdir = fields[1].strip() if len(fields) > 1 else ""
             raw = [p.replace("\\", "/") for p in (disk, subdir, file) if p]
+            # A disk path starts with a backslash and is relative to the root of the
+            # distribution (the package folder): `1 = %Disk%,,,\x86` ("INF SourceDisksNames
+            # Section", https://learn.microsoft.com/windows-hardware/drivers/install/inf-sourcedisksnames-section).
+            # Only a file or subdir that is itself rooted is kept rooted (refused later).
+            own = [p.replace("\\", "/") for p in (subdir, file) if p]
+            rooted = "/" if any(p.startswith("/") for p in own) else ""
             parts = [p.strip("/") for p in raw]
-            rooted = "/" if raw and raw[0].startswith("/") else ""  # kept: refused later
             if file:
                 found.setdefault(rooted + "/".join(p for p in parts if p), None)
     return tuple(found)
