@@ -93,28 +93,28 @@ def test_unsigned_and_tampered_packages_are_refused(
     assert machine.store.packages() == []
 
 
-def test_test_signed_package_needs_test_signing_and_a_trusted_root(
+def test_a_test_signed_package_is_staged_under_a_trusted_root(
     machine: WindowsMachine, tmp_path: Path
 ) -> None:
+    """pnputil stages a package under the user-mode policy: a signer that chains to a
+    certificate in LocalMachine Root is enough to add it, test signing or not (whether the
+    kernel loads its driver, Code 52 otherwise, is tests/integration/test_windows_kernel_signing.py);
+    without the root in the store it is not trusted."""
     pki = TestPki.create(tmp_path / "pki", root_cn="Lab Test Root", signer_cn="Lab Test Signer")
     unsigned = tmp_path / "drv.sys"
     build_driver_image(unsigned, name="dmalab_nvme")
     signed = tmp_path / "signed.sys"
     sign_file(unsigned, signed, pki)
-    inf = _package(machine, "test", signed)
+    code, text = _add(machine, _package(machine, "test0", signed))
+    assert code != 0 and "not trusted" in text  # the root is in no store of the machine
     machine.test_roots.append(pki.root_der)  # the test root in the machine's Root store
-    code, text = _add(machine, inf)
-    assert code != 0 and "not trusted" in text  # test signing is off
+    code, text = _add(machine, _package(machine, "test", signed))
+    assert code == 259 and "oem" in text  # staged (no device yet), test signing off
     out = run_command_line(machine, "bcdedit /set testsigning on")
     assert out is not None and out[0] == 0
-    code, _ = _add(machine, inf)
-    assert code != 0  # pending until the next boot
     _reboot(machine)
-    code, text = _add(machine, inf)
+    code, text = _add(machine, _package(machine, "test2", signed))
     assert code == 259 and "oem" in text
-    machine.test_roots.clear()
-    code, text = _add(machine, _package(machine, "test3", signed))
-    assert code != 0 and "not trusted" in text  # test signing alone is not enough
 
 
 def test_verifier_and_shutdown_tools(machine: WindowsMachine) -> None:
