@@ -193,8 +193,9 @@ def _default_shell_row(r: dict[str, Any]) -> Row:
         return (name, "OK", shell or "not set: cmd.exe")
     return (
         name,
-        "OK",
-        f"{shell}: exec requests run inside it; the harness names cmd.exe explicitly",
+        "WARN",
+        f"{shell}: exec requests run inside it, while the harness's SSH transport writes "
+        "cmd.exe command lines; set DefaultShell back to cmd.exe (remove the value) for now",
     )
 
 

@@ -17,7 +17,7 @@ with those settings would show:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -316,6 +316,9 @@ def test_file_write_refuses_a_drive_relative_path(tb01: WindowsHost) -> None:
 def test_strategy_treats_unreadable_verifier_output_as_unknown(
     tb01: WindowsHost, lab: Lab, runtime: VirtualLabRuntime
 ) -> None:
+    # the bugchecks the crash-evidence tests above caused (this module's lab is shared) are
+    # read once here, so the strategy's reboot check looks only past them
+    tb01.crash_evidence(datetime.now(timezone.utc) - timedelta(days=1))
     strategy = DutStrategy(tb01, "tb-01", lab.duts["tb-01"], reboot_s=15, step_s=10)
     required = Required.from_baseline(lab.duts["tb-01"].baseline)
     first = strategy.observe(Deadline.after(20, "first contact"))
