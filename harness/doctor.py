@@ -24,7 +24,7 @@ import contextlib
 import enum
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -311,7 +311,7 @@ def run_doctor(
     *,
     timeout_s: float = 30.0,
     deep: bool = False,
-    transcripts: Mapping[str, Transcript] | None = None,
+    transcripts: dict[str, Transcript] | None = None,
 ) -> list[Check]:
     """Every instrument's and DUT's checks, run concurrently; rows in the lab file's order.
 
@@ -319,7 +319,7 @@ def run_doctor(
     """
     ctx = DoctorContext(lab, connector, timeout_s=timeout_s, deep=deep)
     if transcripts is not None:
-        ctx.transcripts = transcripts  # type: ignore[assignment]
+        ctx.transcripts = transcripts
     jobs: list[tuple[str, str]] = [("instrument", n) for n in lab.instruments]
     jobs += [("dut", n) for n in lab.duts]
     if not jobs:

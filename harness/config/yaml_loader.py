@@ -52,7 +52,7 @@ class _LabLoader(yaml.SafeLoader):
                 raise yaml.composer.ComposerError(
                     None, None, f"nesting deeper than {_MAX_DEPTH} levels", mark
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
