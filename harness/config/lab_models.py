@@ -309,4 +309,4 @@ class LabModel(ConfigModel):
     devices: dict[Name, Device] = Field(default_factory=dict)
     driver_packages: dict[Name, DriverPackage] = Field(default_factory=dict)
     virtual: VirtualLab | None = None
-    cost_model: CostModel = Field(default_factory=lambda: CostModel())
+    cost_model: CostModel = Field(default_factory=CostModel)
