@@ -28,7 +28,7 @@ from typing import Any
 import winrm
 
 from harness.config.lab import load_lab
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog

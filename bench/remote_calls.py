@@ -47,7 +47,7 @@ from pathlib import Path
 import winrm
 
 from harness.config.lab import load_lab
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.ssh_transport import SshShell
 from harness.remote.winrm_transport import WinRMShell
 from harness.virtual_lab.runtime import VirtualLabRuntime

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from harness.config.lab import load_lab
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.launcher import start_virtual_lab
 from harness.windows.host import WindowsHost

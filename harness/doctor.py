@@ -33,7 +33,7 @@ from harness.config.lab import Lab
 from harness.domain.conditions import OnOff
 from harness.errors import HarnessError
 from harness.instruments.base import HotPlugSwitch
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.remote.ssh_transport import SshShell
 from harness.remote.transcript import Transcript

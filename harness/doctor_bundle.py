@@ -27,7 +27,7 @@ from harness.config.lab import Lab
 from harness.config.secrets import SecretRef
 from harness.doctor import Check, render
 from harness.errors import HarnessError
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.transcript import Redactor, Transcript
 
 #: Distributions whose versions go into the bundle (the ones that talk to the DUTs).

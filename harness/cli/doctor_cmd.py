@@ -23,14 +23,14 @@ from pathlib import Path
 import typer
 
 from harness.cli.common import ExitCode, config_errors_exit, print_json, usage_error
+from harness.config.endpoints import LabEndpoints
 from harness.config.lab import Lab, load_lab
 from harness.doctor import broken, render, run_doctor
 from harness.doctor_bundle import write_bundle
 from harness.errors import InfrastructureError
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.transcript import Transcript
 from harness.shipped import default_lab
-from harness.virtual_lab.endpoints import LabEndpoints
 from harness.virtual_lab.launcher import start_virtual_lab
 
 

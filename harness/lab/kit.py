@@ -22,9 +22,9 @@ from harness.config.lab_models import Dut
 from harness.config.plan import Timeouts
 from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.instruments.base import HotPlugSwitch, Keyboard
+from harness.lab.connect import LabConnector
 from harness.lab.packages import InstalledPackage, PackageInstaller
 from harness.lab.strategy import DutStrategy
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor, Transcript
 from harness.windows.host import WindowsHost

@@ -36,12 +36,14 @@ from typing import Any
 
 import pytest
 
+from harness.config.endpoints import LabEndpoints
 from harness.config.lab import Lab
 from harness.config.plan import Plan, Timeouts
 from harness.config.scenarios import Scenario, expand
 from harness.domain.policy import Expectation, expect
 from harness.errors import ConfigError, HarnessBug
 from harness.lab.baseline import BaselineCheck, restore_baseline
+from harness.lab.connect import LabConnector
 from harness.lab.flow import Prepared, ScenarioRunner
 from harness.lab.kit import ActivePackage, DutKit, open_kit
 from harness.lab.lease import DutLease, LeaseRefused
@@ -56,11 +58,9 @@ from harness.pytest_plugin.runinfo import LAB_ENDPOINTS, POOL_KEY, RUN_ID
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.shield import teardown_shield
 from harness.pytest_plugin.steps import AllureSteps, Progress, stepped, utc_now
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor
 from harness.report.run_dir import RunDir
-from harness.virtual_lab.endpoints import LabEndpoints
 
 
 @dataclass

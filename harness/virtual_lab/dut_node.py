@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.config.endpoints import DutEndpoints, SshEndpointInfo, WinRmEndpoint
 from harness.config.lab_models import VirtualFault
-from harness.virtual_lab.endpoints import DutEndpoints, SshEndpointInfo, WinRmEndpoint
 from harness.virtual_lab.ssh_server import LOOPBACK, SshEndpoint
 from harness.virtual_lab.winrm.executor import Executor
 from harness.virtual_lab.winrm.server import WinRMEndpoint

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from harness.config.endpoints import LabEndpoints
 from harness.errors import InfrastructureError
-from harness.virtual_lab.endpoints import LabEndpoints
 from harness.virtual_lab.winrm.auth import NTLM_USER_FILE_ENV
 
 _LOG_TAIL_LINES = 30

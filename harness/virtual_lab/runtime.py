@@ -32,11 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.config.endpoints import ControlEndpoint, InstrumentEndpoint, LabEndpoints
 from harness.config.lab import Lab
 from harness.config.lab_models import SWITCH_KINDS, VirtualFault, WinRmTransport
 from harness.virtual_lab.control import ControlServer
 from harness.virtual_lab.dut_node import DutAccount, DutMachine, DutNode
-from harness.virtual_lab.endpoints import ControlEndpoint, InstrumentEndpoint, LabEndpoints
 from harness.virtual_lab.hid_keyboard import HidKeyboardServer
 from harness.virtual_lab.mcci_switch import McciSwitchServer
 from harness.virtual_lab.scpi_switch import ScpiSwitchServer

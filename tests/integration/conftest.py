@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.lab import Lab, load_lab
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.virtual_lab.runtime import VirtualLabRuntime
 
 LAB_FILE = Path(__file__).resolve().parents[2] / "lab_config" / "virtual.yaml"

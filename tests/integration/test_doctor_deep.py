@@ -15,7 +15,7 @@ import pytest
 from harness.config.lab import Lab, load_lab
 from harness.doctor import Status, broken, run_doctor
 from harness.doctor_bundle import write_bundle
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.transcript import Transcript
 from harness.virtual_lab.runtime import VirtualLabRuntime
 

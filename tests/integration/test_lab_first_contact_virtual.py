@@ -16,9 +16,9 @@ import pytest
 
 from harness.config.lab import Lab, load_lab
 from harness.domain.conditions import OnOff
+from harness.lab.connect import LabConnector
 from harness.lab.state import Knowledge, Required
 from harness.lab.strategy import ChangeKind, DutStrategy, Transition
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost

@@ -19,10 +19,10 @@ import pytest
 from harness.config.lab import Lab
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.errors import ConfigError, TestFailure
+from harness.lab.connect import LabConnector
 from harness.lab.packages import PackageInstaller, drivers_of
 from harness.lab.state import Knowledge, Required
 from harness.lab.strategy import ChangeKind, DutStrategy
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost

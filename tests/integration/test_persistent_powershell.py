@@ -15,8 +15,8 @@ import pytest
 
 from harness.config.lab_models import VirtualFault
 from harness.errors import InfrastructureError
+from harness.lab.connect import LabConnector
 from harness.remote import ps_host
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.remote.ssh_transport import SshSettings, SshShell
 from harness.remote.winrm_transport import WinRMSettings, WinRMShell

@@ -14,7 +14,7 @@ import pytest
 from harness.domain.conditions import SessionState
 from harness.errors import DutError
 from harness.instruments.base import Keyboard
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.endpoints import LabEndpoints
 from harness.config.lab import Lab, load_lab
 from harness.errors import InfrastructureError
-from harness.remote.connect import LabConnector
-from harness.virtual_lab.endpoints import LabEndpoints
+from harness.lab.connect import LabConnector
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.virtual_lab.ssh_keys import HostKey
 from harness.virtual_lab.winrm.certs import LabPki

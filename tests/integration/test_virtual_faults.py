@@ -22,7 +22,7 @@ import pytest
 from harness.config.lab import Lab, load_lab
 from harness.config.lab_models import VirtualFault
 from harness.errors import DutError, InfrastructureError
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost

@@ -26,10 +26,10 @@ import winrm
 from pyvisa.resources import MessageBasedResource
 from winrm.exceptions import InvalidCredentialsError
 
+from harness.config.endpoints import LabEndpoints
 from harness.config.lab import load_lab
 from harness.errors import InfrastructureError
 from harness.virtual_lab.control import ControlClient, ControlError
-from harness.virtual_lab.endpoints import LabEndpoints
 from harness.virtual_lab.launcher import start_virtual_lab
 from harness.virtual_lab.runtime import VirtualLabRuntime
 

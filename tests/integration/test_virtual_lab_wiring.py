@@ -18,10 +18,10 @@ import winrm
 from pyvisa.resources import MessageBasedResource
 from winrm.exceptions import InvalidCredentialsError
 
+from harness.config.endpoints import LabEndpoints
 from harness.config.lab import load_lab
 from harness.config.lab_models import VirtualFault
 from harness.virtual_lab.control import ControlClient, ControlError
-from harness.virtual_lab.endpoints import LabEndpoints
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.virtual_lab.winrm import BuiltinExecutor
 

@@ -26,9 +26,9 @@ import pytest
 from harness.config.lab import Lab, load_lab
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.errors import DutError, InfrastructureError
+from harness.lab.connect import LabConnector
 from harness.lab.state import Required
 from harness.lab.strategy import DutStrategy
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.control import ControlClient
 from harness.virtual_lab.runtime import VirtualLabRuntime

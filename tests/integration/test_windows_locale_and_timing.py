@@ -26,9 +26,9 @@ from harness.config.lab import Lab, load_lab
 from harness.config.lab_models import VirtualFault
 from harness.domain.conditions import SessionState
 from harness.errors import InfrastructureError
+from harness.lab.connect import LabConnector
 from harness.lab.state import Knowledge, Required
 from harness.lab.strategy import DutStrategy
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost

@@ -16,7 +16,7 @@ import pytest
 
 from harness.config.lab import Lab
 from harness.doctor import Status, broken, run_doctor
-from harness.remote.connect import LabConnector
+from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost

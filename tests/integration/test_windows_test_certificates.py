@@ -16,8 +16,8 @@ import pytest
 
 from harness.config.lab import Lab, load_lab
 from harness.errors import DutError
+from harness.lab.connect import LabConnector
 from harness.lab.packages import PackageInstaller
-from harness.remote.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.virtual_lab.signing import verify_file

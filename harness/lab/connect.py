@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.config.endpoints import LabEndpoints
 from harness.config.lab import Lab
 from harness.config.lab_models import SshTransport, WinRmTransport
 from harness.errors import ConfigError
@@ -22,7 +23,6 @@ from harness.instruments.factory import open_instrument
 from harness.remote.ssh_transport import SshSettings, SshShell
 from harness.remote.transcript import Redactor, Transcript
 from harness.remote.winrm_transport import WinRMAuth, WinRMSettings, WinRMShell
-from harness.virtual_lab.endpoints import LabEndpoints
 
 
 class LabConnector:
