@@ -27,8 +27,8 @@ from harness.config.lab import Lab, load_lab
 from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand
 from harness.errors import ConfigError, InfrastructureError
+from harness.outcomes import Outcome
 from harness.report.journal import Journal
-from harness.report.outcomes import Outcome
 from harness.report.run_dir import RunDir, RunInfo
 
 #: Seconds beyond the killed attempt's teardown grace that a resume waits for its processes

@@ -49,12 +49,12 @@ from harness.config.lab import Lab
 from harness.config.plan import Plan
 from harness.config.scenarios import Scenario
 from harness.errors import ConfigError, HarnessError, InfrastructureError
+from harness.outcomes import Outcome, run_exit_code
 from harness.private_files import open_private
 from harness.report.allure_prune import prune_results
 from harness.report.changes import summary_lines
 from harness.report.journal import Journal
 from harness.report.junit_merge import add_journal_cases, merge_junit
-from harness.report.outcomes import Outcome, run_exit_code
 from harness.report.qualification import write_bundle
 from harness.report.render import history_file, render_report
 from harness.report.run_dir import RunDir, RunInfo

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.domain.conditions import Evidence, SessionState
 from harness.domain.policy import Expectation
-from harness.report.outcomes import Outcome
+from harness.outcomes import Outcome
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import pytest
 from harness.errors import ConfigError, DutError, HarnessBug, InfrastructureError, TestFailure
 from harness.lab.flow import ScenarioResult, ScenarioRunner
 from harness.lab.kit import DutKit
+from harness.outcomes import MESSAGE_PREFIX, Outcome
 from harness.pytest_plugin.runinfo import POOL_KEY
 from harness.pytest_plugin.selection import PlannedScenario
 from harness.pytest_plugin.steps import utc_now
 from harness.remote.deadline import Deadline
-from harness.report.outcomes import MESSAGE_PREFIX, Outcome
 from harness.windows.actions import reconnect
 from harness.windows.polling import DEFAULT_BACKOFF, WaitTimeout
 

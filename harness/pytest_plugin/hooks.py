@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 
 from harness.domain.policy import expect
+from harness.outcomes import Outcome
 from harness.pytest_plugin.deadlines import RUN_END, RUN_END_INPUT
 from harness.pytest_plugin.execute import HANDWRITTEN, RECORD, STARTED, classify, record
 from harness.pytest_plugin.options import read_options
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.steps import utc_now
 from harness.report.journal import Journal, JournalEntry
-from harness.report.outcomes import Outcome
 
 
 def pytest_configure(config: pytest.Config) -> None:

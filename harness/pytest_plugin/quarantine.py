@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.report.outcomes import Outcome
+from harness.outcomes import Outcome
 
 __all__ = ["Quarantine"]
 

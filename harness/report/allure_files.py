@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.outcomes import MESSAGE_PREFIX, Outcome
 from harness.private_files import write_private
-from harness.report.outcomes import MESSAGE_PREFIX, Outcome
 from harness.report.run_dir import RunDir
 
 CATEGORIES_FILE = "categories.json"

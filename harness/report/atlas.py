@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, HarnessError
+from harness.outcomes import Outcome
 from harness.report.journal import Journal, JournalEntry
 from harness.report.matrix import cell_of
-from harness.report.outcomes import Outcome
 from harness.report.run_dir import RunDir
 
 SCHEMA_VERSION = 1

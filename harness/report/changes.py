@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.outcomes import Outcome
 from harness.report.journal import Journal, JournalEntry
 from harness.report.matrix import cell_of
-from harness.report.outcomes import Outcome
 from harness.report.run_dir import RunDir
 
 #: DUT facts compared between runs (facts/<dut>.json keys).

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.outcomes import Outcome
 from harness.private_files import append_private
-from harness.report.outcomes import Outcome
 
 
 @dataclass(frozen=True)

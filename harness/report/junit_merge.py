@@ -16,9 +16,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.outcomes import Outcome
 from harness.private_files import write_private
 from harness.report.journal import JournalEntry
-from harness.report.outcomes import Outcome
 
 _BRACKETED = re.compile(r"\[(?P<id>.+)\]$")
 

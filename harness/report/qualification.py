@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InfrastructureError
+from harness.outcomes import MESSAGE_PREFIX, Outcome
 from harness.report.allure_files import (
     atomic_write,
     build_text,
@@ -45,7 +46,6 @@ from harness.report.allure_files import (
 )
 from harness.report.journal import Journal, JournalEntry
 from harness.report.matrix import lab_is_virtual
-from harness.report.outcomes import MESSAGE_PREFIX, Outcome
 from harness.report.pdf import print_pdf
 from harness.report.run_dir import RunDir
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.outcomes import Outcome
 from harness.report.allure_files import message_regex
-from harness.report.outcomes import Outcome
 from harness.report.qualification import verify_manifest
 from harness.report.run_dir import RunDir
 from tests.chromium import render_page

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.report.outcomes import Outcome, run_exit_code
+from harness.outcomes import Outcome, run_exit_code
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab_config" / "virtual.yaml"

@@ -21,10 +21,10 @@ from harness.config.endpoints import (
     SshEndpointInfo,
     WinRmEndpoint,
 )
+from harness.outcomes import Outcome
 from harness.private_files import append_private, open_private, private_dir, write_private
 from harness.report.allure_files import atomic_write, write_categories
 from harness.report.journal import Journal, JournalEntry
-from harness.report.outcomes import Outcome
 from harness.report.run_dir import RunDir, RunInfo
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.lab.baseline import BaselineCheck, drift
 from harness.lab.state import Knowledge, Required, Setting
+from harness.outcomes import Outcome
 from harness.pytest_plugin.quarantine import Quarantine
-from harness.report.outcomes import Outcome
 from tests.unit.test_lab_strategy import DV_NVME, NO_VERIFIER, NVME, _state
 
 BASE = Required(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF, (NVME,), OnOff.OFF)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.outcomes import Outcome
 from harness.report.allure_files import (
     CATEGORIES,
     environment_from,
@@ -21,7 +22,6 @@ from harness.report.allure_files import (
     write_environment,
 )
 from harness.report.journal import Journal, JournalEntry
-from harness.report.outcomes import Outcome
 from harness.report.qualification import (
     NOT_QUALIFIED,
     QUALIFIED,

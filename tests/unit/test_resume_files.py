@@ -6,10 +6,10 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from harness.outcomes import Outcome
 from harness.report.allure_prune import prune_results
 from harness.report.journal import JournalEntry
 from harness.report.junit_merge import add_journal_cases, merge_junit
-from harness.report.outcomes import Outcome
 
 
 def _result(d: Path, uuid: str, scenario: str, attachments: list[str]) -> None:

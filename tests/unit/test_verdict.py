@@ -10,8 +10,8 @@ import pytest
 from harness.domain.conditions import Conditions, DmaGuardPolicy, InfValue, SessionState
 from harness.domain.policy import expect
 from harness.lab.verdict import Observed, PlugObservations, judge
+from harness.outcomes import Outcome, run_exit_code
 from harness.report.journal import Journal, JournalEntry
-from harness.report.outcomes import Outcome, run_exit_code
 
 KEY = "DEVPKEY_Device_DmaRemappingPolicy"
 ALL = ("devpkey", "problem_code", "starts_at_plug", "dma_probe", "after_unlock")
