@@ -24,12 +24,12 @@ from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.instruments.base import HotPlugSwitch, Keyboard
 from harness.lab.connect import LabConnector
 from harness.lab.packages import InstalledPackage, PackageInstaller
+from harness.lab.session_control import LabSessionControl, SessionControl
 from harness.lab.strategy import DutStrategy
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor, Transcript
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
-from harness.windows.session_control import LabSessionControl, SessionControl
 
 Wrap = Callable[[Any, str], Any]
 

@@ -15,11 +15,11 @@ from harness.domain.conditions import SessionState
 from harness.errors import DutError
 from harness.instruments.base import Keyboard
 from harness.lab.connect import LabConnector
+from harness.lab.session_control import LabSessionControl, SessionControl
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
-from harness.windows.session_control import LabSessionControl, SessionControl
 
 pytestmark = pytest.mark.integration
 

@@ -27,6 +27,7 @@ from harness.config.lab_models import VirtualFault
 from harness.domain.conditions import SessionState
 from harness.errors import InfrastructureError
 from harness.lab.connect import LabConnector
+from harness.lab.session_control import LabSessionControl
 from harness.lab.state import Knowledge, Required
 from harness.lab.strategy import DutStrategy
 from harness.remote.deadline import Deadline
@@ -35,7 +36,6 @@ from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.polling import Backoff, pause
 from harness.windows.results import HostFacts
-from harness.windows.session_control import LabSessionControl
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_FILE = ROOT / "lab_config" / "virtual.yaml"
