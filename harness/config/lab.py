@@ -26,6 +26,7 @@ from harness.config.lab_models import (
     LabModel,
     SshTransport,
     WinRmTransport,
+    is_typable,
 )
 from harness.config.model import validate_document
 from harness.config.secrets import check_no_literal_secrets
@@ -34,7 +35,6 @@ from harness.domain.conditions import OnOff
 from harness.domain.inf import InfError, InfInfo, package_paths, read_inf
 from harness.errors import ConfigError
 from harness.extras import available, is_serial_resource, missing_message
-from harness.instruments.hid_keyboard import is_typable
 
 __all__ = ["Device", "DriverPackage", "Dut", "Instrument", "Lab", "load_lab"]
 

@@ -104,6 +104,12 @@ class Port(ConfigModel):
     device: Name
 
 
+def is_typable(text: str) -> bool:
+    """True if the HID keyboard emulator can type `text` (its protocol's limit, which the lab
+    file's validation applies to passwords it must type): printable ASCII, no line breaks."""
+    return all(" " <= c <= "~" for c in text)
+
+
 class SessionControl(ConfigModel):
     lock: Literal["scheduled-task", "none"] = "scheduled-task"
     unlock: Literal["hid-keyboard", "autologon-reboot", "none"]
@@ -309,4 +315,4 @@ class LabModel(ConfigModel):
     devices: dict[Name, Device] = Field(default_factory=dict)
     driver_packages: dict[Name, DriverPackage] = Field(default_factory=dict)
     virtual: VirtualLab | None = None
-    cost_model: CostModel = Field(default_factory=CostModel)
+    cost_model: CostModel = Field(default_factory=lambda: CostModel.model_validate({}))

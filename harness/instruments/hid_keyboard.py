@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import pyvisa
 
+from harness.config.lab_models import is_typable
 from harness.instruments.base import VisaSession
-
-
-def is_typable(text: str) -> bool:
-    """True if the emulator can type `text`: printable ASCII (space to '~'), no line breaks."""
-    return all(" " <= c <= "~" for c in text)
 
 
 class HidKeyboard:

@@ -156,7 +156,7 @@ def open_kit(
 
     def open_switch(switch_name: str) -> HotPlugSwitch:
         try:
-            return wrap(connector.switch(switch_name), switch_name)  # type: ignore[no-any-return]
+            return wrap(connector.switch(switch_name), switch_name)
         except OSError as exc:
             raise InfrastructureError(f"switch {switch_name}: {exc}") from exc
 

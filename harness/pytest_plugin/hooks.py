@@ -81,7 +81,7 @@ def _planned(item: pytest.Item) -> PlannedScenario | None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
-    outcome = yield
+    outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     if any(name == RECORD for name, _ in item.user_properties):
         return  # recorded already (by execute() or an earlier phase)
@@ -139,5 +139,5 @@ class JournalWriter:
         if report.when != "teardown":
             return
         data = next((d for name, d in reversed(report.user_properties) if name == RECORD), None)
-        if data is not None:
-            self.journal.append(JournalEntry.from_json(dict(data)))
+        if isinstance(data, dict):  # what execute.record() put there (a test may add others)
+            self.journal.append(JournalEntry.from_json(data))

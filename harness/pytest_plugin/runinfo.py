@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
-
-if TYPE_CHECKING:
-    pass
 
 #: The run's id: `harness run`'s run directory name, else one made up for this pytest session.
 RUN_ID = pytest.StashKey[str]()
 RUN_ID_INPUT = "harness_run_id"
 #: The endpoints file of the virtual lab every process of the run uses (None: start one).
-LAB_ENDPOINTS = pytest.StashKey["Path | None"]()
+LAB_ENDPOINTS = pytest.StashKey[Path | None]()
 ENDPOINTS_INPUT = "harness_lab_endpoints"
 #: The session's `DutPool` (fixtures.py), for execute.record() to count outcomes for quarantine.
 POOL_KEY = pytest.StashKey[Any]()

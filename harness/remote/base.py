@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from harness.remote.deadline import Deadline
 
@@ -36,7 +36,7 @@ class CommandResult:
 
 
 class RemoteShell(Protocol):
-    """Run commands and PowerShell on one host, upload files, survive its reboots."""
+    """Run commands and PowerShell on one host, survive its reboots."""
 
     def run(
         self,
@@ -51,15 +51,24 @@ class RemoteShell(Protocol):
         self, script: str, *, timeout_s: float, deadline: Deadline | None = None
     ) -> CommandResult: ...
 
-    def upload(
-        self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
-    ) -> None: ...
-
     def reconnect(self) -> None:
         """Drop the connection and open a new one (after the host rebooted)."""
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FileTransfer(Protocol):
+    """A shell with a file channel of its own (SFTP). A shell without one (WinRM) gets files
+    through the `file_write` Windows operation (`harness.windows.actions.upload_file`)."""
+
+    #: True when `upload` itself reads the file back and compares it (no separate hash needed).
+    verifies_uploads: bool
+
+    def upload(
+        self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
+    ) -> None: ...
 
 
 def call_deadline(timeout_s: float, deadline: Deadline | None, what: str) -> Deadline:

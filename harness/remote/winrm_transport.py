@@ -22,8 +22,8 @@ longer script is fed through stdin to `powershell.exe -NoProfile -NonInteractive
 (Send requests of <= 48 KiB): unlike
 `WINRS_SKIP_CMD_SHELL`, which only raises the limit to CreateProcess's 32767 characters (about a
 12,000-character script once UTF-16LE + base64 encoded), stdin has no size limit. The shell uses
-codepage 65001, so scripts and output travel as UTF-8. `upload` sends the file in chunks through
-the `file_write` Windows operation (harness/windows/ops): path and data are parameters, never code.
+codepage 65001, so scripts and output travel as UTF-8. WinRM has no file channel: files go to the
+host through the `file_write` Windows operation (`harness.windows.actions.upload_file`).
 
 >>> shell = WinRMShell(WinRMSettings("https://dut-01:5986/wsman", "lab\\\\tester", pw,
 ...                                  auth=WinRMAuth.BASIC, ca_file=Path("ca.pem")))   # doctest: +SKIP
@@ -33,7 +33,6 @@ the `file_write` Windows operation (harness/windows/ops): path and data are para
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import enum
 import logging
@@ -61,7 +60,6 @@ from harness.remote.deadline import Deadline
 from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.transcript import Redactor, Transcript
 from harness.remote.winrm_ps_host import WinRMHostedPowerShell
-from harness.windows.ops import OperationCatalog, parse_result
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,6 @@ RECYCLE_AFTER_COMMANDS = 500
 #: Faults on a Command after which nothing ran and a new shell is worth one retry: the quota,
 #: and the shell deleted by the server (IdleTimeOut expired, service restarted).
 QUOTA_FAULT, SHELL_GONE_FAULT = 2150859174, 2150858843
-UPLOAD_CHUNK = 96 * 1024  # raw bytes per file_write call (a long script goes through stdin)
 
 
 class WinRMAuth(str, enum.Enum):
@@ -109,7 +106,6 @@ class WinRMShell(WinRMHostedPowerShell):
         transcript: Transcript | None = None,
         secrets: Sequence[str] = (),
         protocol_factory: Callable[..., Protocol] = Protocol,
-        catalog: OperationCatalog | None = None,
         persistent_powershell: bool = True,
         recycle_after: int = RECYCLE_AFTER_COMMANDS,
     ) -> None:
@@ -118,7 +114,6 @@ class WinRMShell(WinRMHostedPowerShell):
         self.recycle_after = recycle_after
         self._commands_in_shell = 0  # Commands started in the current shell
         self.powershell_starts = 0  # powershell.exe processes this shell has started
-        self.catalog = catalog if catalog is not None else OperationCatalog()
         self.transcript = transcript or Transcript(Redactor())
         for s in (settings.password, *secrets):
             self.transcript.redactor.add(s)
@@ -178,36 +173,6 @@ class WinRMShell(WinRMHostedPowerShell):
             clean_clixml(result.stderr),
             result.duration_s,
         )
-
-    def upload(
-        self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
-    ) -> None:
-        """Write `local` to `remote` in chunks through the `file_write` operation: the path and
-        the data travel as the operation's parameters (data, never code)."""
-        dl = call_deadline(timeout_s, deadline, f"upload of {local.name} to {remote}")
-        data = local.read_bytes()
-        chunks = [data[i : i + UPLOAD_CHUNK] for i in range(0, len(data), UPLOAD_CHUNK)] or [b""]
-        written: dict[str, Any] = {}
-        for i, chunk in enumerate(chunks):
-            params = {
-                "path": remote,
-                "mode": "create" if i == 0 else "append",
-                "data_base64": base64.b64encode(chunk).decode("ascii"),
-            }
-            script = self.catalog.build_invocation("file_write", params)
-            r = self.run_powershell(script, timeout_s=dl.remaining(), deadline=dl)
-            try:
-                written = parse_result("file_write", r)
-            except InfrastructureError as exc:
-                raise InfrastructureError(
-                    f"upload of {local} to {remote} on {self.settings.url} failed at chunk "
-                    f"{i + 1}/{len(chunks)}: {exc}"
-                ) from exc
-        if written.get("size") != len(data):
-            raise InfrastructureError(
-                f"upload of {local} to {remote} on {self.settings.url}: the host reports "
-                f"{written.get('size')!r} bytes written, {len(data)} sent"
-            )
 
     def reconnect(self, *, timeout_s: float = 30.0) -> None:
         """Forget the old connection and shell (e.g. after a reboot) and open new ones."""

@@ -24,6 +24,7 @@ start; the control endpoint (`control.py`) adds and clears faults at run time.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import queue
 import secrets
@@ -60,9 +61,10 @@ _DEFAULT_SCPI_CHANNELS = 16
 
 def windows_machine(name: str, **kwargs: Any) -> DutMachine:
     """The default machine factory: the Windows model."""
+    from harness.virtual_lab.windows.executor import WindowsExecutor
     from harness.virtual_lab.windows.machine import WindowsMachine
 
-    machine: DutMachine = WindowsMachine(name, **kwargs)
+    machine: DutMachine = WindowsMachine(name, executor=WindowsExecutor, **kwargs)
     return machine
 
 
@@ -345,7 +347,7 @@ class VirtualLabRuntime(Service):
         nodes = [self.nodes[fault.dut]] if fault.dut else list(self.nodes.values())
         if fault.operation is not None and fault.kind != "bugcheck":
             for node in nodes:
-                node.machine.arm_fault(fault, lambda f, node=node: self._fire(node, f))
+                node.machine.arm_fault(fault, functools.partial(self._fire, node))
             log.info("fault %s armed for operation %s", fault.kind, fault.operation)
             return
         self._apply_now(fault, nodes)

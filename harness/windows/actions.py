@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from harness.domain.inf import InfError, package_paths
 from harness.errors import ConfigError, DutError, InfrastructureError
+from harness.remote.base import FileTransfer, call_deadline
 from harness.remote.deadline import Deadline
 from harness.windows.polling import DEFAULT_BACKOFF, Backoff, WaitTimeout, pause
 from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
@@ -57,6 +58,11 @@ class RebootReport:
 
 
 # -- uploads -------------------------------------------------------------------------------------
+#: Raw bytes per `file_write` call when the shell has no file channel of its own (WinRM): one
+#: PowerShell invocation of about 130 KB, fed through stdin, well under MaxEnvelopeSizekb per Send.
+UPLOAD_CHUNK = 96 * 1024
+
+
 def upload_file(
     host: WindowsHost,
     local: Path,
@@ -65,19 +71,46 @@ def upload_file(
     *,
     timeout_s: float | None = None,
 ) -> None:
-    """Upload, then compare the host's SHA-256 of `remote` with the local file's (unless the
-    transport already verified the bytes on the host, as SFTP's read-back does)."""
+    """Upload `local` to `remote`, then make sure the bytes arrived.
+
+    A shell with a file channel of its own (`FileTransfer`: SFTP over SSH) puts the file and
+    verifies it itself. Otherwise (WinRM) the file travels in chunks through the `file_write`
+    operation, path and data as its parameters (data, never code), and the host's SHA-256 of
+    the result is compared with the local file's."""
     budget = host.default_timeout_s if timeout_s is None else timeout_s
-    host.shell.upload(local, remote, timeout_s=budget, deadline=deadline)
-    if getattr(host.shell, "verifies_uploads", False):
-        return
+    dl = call_deadline(budget, deadline, f"upload of {local.name} to {remote} on {host.name}")
+    if isinstance(host.shell, FileTransfer):
+        host.shell.upload(local, remote, timeout_s=dl.remaining(), deadline=dl)
+        if host.shell.verifies_uploads:
+            return
+    else:
+        _upload_in_chunks(host, local, remote, dl)
     want = hashlib.sha256(local.read_bytes()).hexdigest()
-    got = host.file_hash(remote, deadline=deadline)
+    got = host.file_hash(remote, deadline=dl)
     if not got.exists or got.sha256 != want:
         seen = f"SHA-256 {got.sha256}" if got.exists else "no file"
         raise InfrastructureError(
             f"{host.name}: upload of {local} to {remote} did not arrive intact: "
             f"{seen} on the host, {want} locally"
+        )
+
+
+def _upload_in_chunks(host: WindowsHost, local: Path, remote: str, dl: Deadline) -> None:
+    data = local.read_bytes()
+    chunks = [data[i : i + UPLOAD_CHUNK] for i in range(0, len(data), UPLOAD_CHUNK)] or [b""]
+    size: int | None = None
+    for i, chunk in enumerate(chunks):
+        try:
+            size = host.file_write(remote, chunk, append=i > 0, deadline=dl).size
+        except InfrastructureError as exc:
+            raise InfrastructureError(
+                f"{host.name}: upload of {local} to {remote} failed at chunk "
+                f"{i + 1}/{len(chunks)}: {exc}"
+            ) from exc
+    if size != len(data):
+        raise InfrastructureError(
+            f"{host.name}: upload of {local} to {remote}: the host reports {size!r} bytes "
+            f"written, {len(data)} sent"
         )
 
 

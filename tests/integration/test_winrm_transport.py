@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -18,6 +19,8 @@ from harness.remote.deadline import Deadline
 from harness.remote.winrm_transport import WinRMAuth, WinRMSettings, WinRMShell
 from harness.virtual_lab.winrm import BuiltinExecutor, WinRMEndpoint
 from harness.virtual_lab.winrm.executor import RunningCommand, SteppedCommand
+from harness.windows.host import WindowsHost
+from harness.windows.ops import OperationCatalog
 
 pytestmark = pytest.mark.integration
 
@@ -212,13 +215,14 @@ def test_reused_shell_needs_fewer_requests_than_run_ps(ep: WinRMEndpoint) -> Non
 
 
 class _UploadSink(SteppedCommand):
-    """Understands the `file_write` operation wrapper (from -EncodedCommand or from stdin)."""
+    """Understands the `file_write` and `file_hash` operation wrappers (from -EncodedCommand or
+    from stdin); `corrupt` flips the first byte of what it stores."""
 
     PARAMS = re.compile(r"\n\} -ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
 
-    def __init__(self, files: dict[str, bytes], script: str | None) -> None:
+    def __init__(self, files: dict[str, bytes], script: str | None, corrupt: bool = False) -> None:
         super().__init__()
-        self._files, self._script = files, script
+        self._files, self._script, self._corrupt = files, script, corrupt
         if script is None:
             self._next_step_at = None  # wait for stdin
 
@@ -227,13 +231,24 @@ class _UploadSink(SteppedCommand):
         if self._script is None and not self.stdin_closed:
             return None
         m = self.PARAMS.search(script)
-        if m is None or "# Operation: file_write" not in script:
-            self.emit(stderr="not a file_write operation\r\n")
+        if m is None or not re.search(r"# Operation: file_(write|hash)\b", script):
+            self.emit(stderr="not a file operation\r\n")
             self.finish(1)
             return None
         params = json.loads(base64.b64decode(m.group(1)).decode("utf-8"))
-        path, mode = params["path"], params["mode"]
+        path = params["path"]
+        if "# Operation: file_hash" in script:
+            data = self._files.get(path)
+            digest = hashlib.sha256(data).hexdigest().upper() if data is not None else None
+            out = {"path": path, "exists": data is not None, "sha256": digest}
+            out["size"] = None if data is None else len(data)
+            self.emit(stdout=json.dumps(out) + "\r\n")
+            self.finish(0)
+            return None
         data = base64.b64decode(params["data_base64"])
+        if self._corrupt and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        mode = params["mode"]
         self._files[path] = (b"" if mode == "create" else self._files.get(path, b"")) + data
         self.emit(stdout=json.dumps({"path": path, "size": len(self._files[path])}) + "\r\n")
         self.finish(0)
@@ -241,19 +256,25 @@ class _UploadSink(SteppedCommand):
 
 
 class _UploadExecutor:
-    def __init__(self) -> None:
+    def __init__(self, *, corrupt: bool = False) -> None:
         self.files: dict[str, bytes] = {}
         self.scripts: list[str] = []
+        self.corrupt = corrupt
 
     def start(self, command: str, args: list[str], *, skip_cmd_shell: bool) -> RunningCommand:
         line = " ".join([command, *args])
         if line.endswith("-Command -"):
-            return _UploadSink(self.files, None)
+            return _UploadSink(self.files, None, self.corrupt)
         encoded = line.rsplit(" ", 1)[-1]
-        return _UploadSink(self.files, base64.b64decode(encoded).decode("utf-16-le"))
+        return _UploadSink(self.files, base64.b64decode(encoded).decode("utf-16-le"), self.corrupt)
+
+
+def _host(sh: WinRMShell) -> WindowsHost:
+    return WindowsHost(sh, name="tb-01", catalog=OperationCatalog(), transcript=sh.transcript)
 
 
 def test_upload_in_chunks_through_file_write(cert_dir: Path, tmp_path: Path) -> None:
+    """WinRM has no file channel: the Windows layer sends the file through `file_write`."""
     sink = _UploadExecutor()
     local = tmp_path / "payload.bin"
     local.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes: 3 chunks
@@ -264,16 +285,18 @@ def test_upload_in_chunks_through_file_write(cert_dir: Path, tmp_path: Path) -> 
         ) as ep,
         WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
     ):
-        sh.upload(local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
+        host = _host(sh)
+        host.upload_file(local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
         small = tmp_path / "small.json"
         small.write_text('{"a": 1}')
-        sh.upload(small, hostile, timeout_s=10)
+        host.upload_file(small, hostile, timeout_s=10)
         entries = sh.transcript.entries
     assert sink.files[r"C:\Windows\Temp\payload.bin"] == local.read_bytes()
     assert sink.files[hostile] == b'{"a": 1}'  # the path travelled as data
-    # The transcript shows the operation and its parameters, not a base64 blob.
-    assert entries[-1].command.startswith('op file_write {"data_base64": ')
-    assert sum(e.command.startswith("op file_write") for e in entries) == 4
+    # The transcript shows the operations and their parameters, not a base64 blob.
+    ops = [e.command.split(" ", 2)[1] for e in entries if e.command.startswith("op ")]
+    assert ops == ["file_write"] * 3 + ["file_hash", "file_write", "file_hash"]
+    assert not any("file_write" in e.command and "JFBhcmFt" in e.command for e in entries)
 
 
 def test_upload_failure_names_the_chunk(cert_dir: Path, tmp_path: Path) -> None:
@@ -288,9 +311,26 @@ def test_upload_failure_names_the_chunk(cert_dir: Path, tmp_path: Path) -> None:
             _Refuse(), USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
         ) as ep,
         WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
-        pytest.raises(InfrastructureError, match=r"chunk 1/1: operation file_write failed: exit 1"),
+        pytest.raises(
+            InfrastructureError, match=r"chunk 1/1: .*operation file_write failed: exit 1"
+        ),
     ):
-        sh.upload(local, r"C:\x.bin", timeout_s=10)
+        _host(sh).upload_file(local, r"C:\x.bin", timeout_s=10)
+
+
+def test_an_upload_the_host_stores_differently_is_refused(cert_dir: Path, tmp_path: Path) -> None:
+    """The host's SHA-256 of the uploaded file must match the local one."""
+    sink = _UploadExecutor(corrupt=True)
+    local = tmp_path / "x.bin"
+    local.write_bytes(b"driver bytes")
+    with (
+        WinRMEndpoint(
+            sink, USER, PASSWORD, https=False, allow_unencrypted=False, cert_dir=cert_dir
+        ) as ep,
+        WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
+        pytest.raises(InfrastructureError, match=r"did not arrive intact"),
+    ):
+        _host(sh).upload_file(local, r"C:\x.bin", timeout_s=10)
 
 
 @pytest.mark.parametrize("persistent", [True, False], ids=["host", "per-call"])

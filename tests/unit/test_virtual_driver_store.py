@@ -16,6 +16,7 @@ import pytest
 from harness.config.lab import load_lab
 from harness.virtual_lab.signing import TestPki, build_driver_image, sign_file
 from harness.virtual_lab.windows.commands import run_command_line
+from harness.virtual_lab.windows.executor import WindowsExecutor
 from harness.virtual_lab.windows.machine import WindowsMachine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,12 @@ def machine(tmp_path: Path) -> WindowsMachine:
     lab_file = tmp_path / "lab.yaml"
     lab_file.write_text(text, encoding="utf-8")
     m = WindowsMachine(
-        "tb-01", lab=load_lab(lab_file), fs_root=tmp_path / "fs", username="tester", password="pw"
+        "tb-01",
+        lab=load_lab(lab_file),
+        fs_root=tmp_path / "fs",
+        username="tester",
+        password="pw",
+        executor=WindowsExecutor,
     )
     m.start()
     yield m

@@ -29,6 +29,7 @@ from harness.domain.conditions import (
     SessionState,
 )
 from harness.domain.policy import expect
+from harness.virtual_lab.windows.executor import WindowsExecutor
 from harness.virtual_lab.windows.machine import Power, WindowsMachine
 from harness.windows.ops import OperationCatalog
 
@@ -78,7 +79,12 @@ class Dut:
         path.write_text(LAB.format(packages=PACKAGES.as_posix(), **lab), encoding="utf-8")
         self.lab = load_lab(path)
         self.machine = WindowsMachine(
-            "d1", lab=self.lab, fs_root=tmp / "fs", username="tester", password=PASSWORD
+            "d1",
+            lab=self.lab,
+            fs_root=tmp / "fs",
+            username="tester",
+            password=PASSWORD,
+            executor=WindowsExecutor,
         )
         self.machine.start()
 

@@ -51,6 +51,7 @@ from harness.virtual_lab.windows.registry import (
     Registry,
 )
 from harness.virtual_lab.windows.scheduler import Scheduler
+from harness.virtual_lab.winrm.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,19 @@ def _now() -> datetime:
 
 
 class WindowsMachine:
-    def __init__(self, name: str, *, lab: Lab, fs_root: Path, username: str, password: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        lab: Lab,
+        fs_root: Path,
+        username: str,
+        password: str,
+        executor: Callable[[WindowsMachine], Executor],
+    ) -> None:
+        """`executor` builds what runs the commands the endpoints receive on this machine
+        (`harness.virtual_lab.windows.executor.WindowsExecutor`; passed in, because it and the
+        operations it runs depend on this module)."""
         if lab.virtual is None or name not in lab.virtual.duts:
             raise ValueError(f"{name} is not a virtual DUT of {lab.path}")
         self.name = name
@@ -175,9 +188,7 @@ class WindowsMachine:
             )
         self._initial_registry()
         self.registry.clock = _now  # from here on, writes happen in (simulated) time
-        from harness.virtual_lab.windows.executor import WindowsExecutor
-
-        self.executor = WindowsExecutor(self)
+        self.executor: Executor = executor(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -677,6 +677,7 @@ def op_lab_readiness(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 def duration_s(name: str, params: dict[str, Any]) -> float:
     """Real-world duration of one operation (before time_scale)."""
     if name == "storage_probe":
-        size = params.get("size_mib") if isinstance(params.get("size_mib"), int) else 0
+        raw = params.get("size_mib")
+        size = raw if isinstance(raw, int) else 0
         return 0.5 + size / PROBE_WRITE_MB_S + size / PROBE_READ_MB_S
     return DURATIONS_S.get(name, DEFAULT_DURATION_S)
