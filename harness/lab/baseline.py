@@ -31,8 +31,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import DutError, HarnessError, InfrastructureError
+from harness.lab.boot_state import BootState
 from harness.lab.flow import crash_report, crashed, wait_for_answer
-from harness.lab.state import DutState, Required, Setting
+from harness.lab.state import DutState, Setting
 from harness.lab.strategy import unmet
 from harness.remote.deadline import Deadline
 from harness.windows.actions import DutCrashed, reconnect
@@ -90,7 +91,7 @@ class BaselineCheck:
         return f"{self.dut}: NOT at baseline: " + "; ".join(parts) + q
 
 
-def _pending_drift(state: DutState, required: Required) -> list[str]:
+def _pending_drift(state: DutState, required: BootState) -> list[str]:
     """Settings whose next-boot value differs from the baseline's (they would come back)."""
     out = []
     for name, want in (("kdp", bool(required.kdp)), ("test_signing", bool(required.test_signing))):
@@ -108,7 +109,7 @@ def _pending_drift(state: DutState, required: Required) -> list[str]:
     return out
 
 
-def drift(state: DutState, required: Required) -> list[str]:
+def drift(state: DutState, required: BootState) -> list[str]:
     """What in `state` is not the baseline `required`: in effect now, or at the next boot."""
     return [*unmet(state, required), *_pending_drift(state, required)]
 
@@ -233,7 +234,7 @@ def restore_baseline(
         for n in installed
         if n not in {p.published_name for p in kit.packages.installer.installed.values()}
     )
-    required = Required.from_baseline(kit.config.baseline, kit.packages.drivers())
+    required = BootState.from_baseline(kit.config.baseline, kit.packages.drivers())
     transition = td.attempt("restore", lambda: kit.strategy.bring_to(required, deadline))
     kit.strategy.forget()  # the post-check believes nothing from the run
     state = td.attempt("post-check", lambda: kit.strategy.observe(deadline))

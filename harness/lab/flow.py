@@ -38,8 +38,8 @@ from harness.config.scenarios import Scenario
 from harness.domain.conditions import SessionState
 from harness.domain.policy import Expectation, expect
 from harness.errors import ConfigError, DutError, InfrastructureError, TestFailure
+from harness.lab.boot_state import BootState
 from harness.lab.kit import ActivePackage, DutKit
-from harness.lab.state import Required
 from harness.lab.strategy import Transition
 from harness.lab.verdict import Observed, PlugObservations, Verdict, judge
 from harness.remote.deadline import Deadline
@@ -193,7 +193,7 @@ class ScenarioRunner:
         with self.steps.step(f"driver package {scenario.driver_package}"):
             active = kit.packages.ensure(scenario.driver_package, self._dl(dl, "install"))
         with self.steps.step("conditions (DUT strategy)"):
-            required = Required.from_scenario(scenario, active.drivers)
+            required = BootState.from_scenario(scenario, active.drivers)
             try:
                 transition = kit.strategy.bring_to(required, dl)
             except DutCrashed as crash:  # at the reboot into the scenario's conditions

@@ -3,7 +3,7 @@
 A pure function of the scenarios, the lab (baselines, cost model) and each driver package's
 binaries. For each DUT:
 
-- scenarios are grouped by boot state (`harness.lab.costs.BootState`: KDP, DMAGuard, Verifier
+- scenarios are grouped by boot state (`harness.lab.boot_state.BootState`: KDP, DMAGuard, Verifier
   DMA with its drivers, test signing); every group costs one reboot to enter, so the groups run
   one after the other. The DUT is assumed to start at its lab baseline (teardown leaves it
   there and checks it), so the baseline's group runs first and costs no reboot; the others
@@ -233,8 +233,8 @@ def order_dut(
 ) -> DutSchedule:
     """One DUT's scenarios (already assigned to it, in plan order) in reboot-minimal order."""
     costs = lab.cost_model
-    base = BootState.baseline(lab.duts[dut].baseline)
-    states = {s.id: BootState.of(s, drivers) for s in scenarios}
+    base = BootState.planned_baseline(lab.duts[dut].baseline)
+    states = {s.id: BootState.planned(s, drivers) for s in scenarios}
     groups: dict[BootState, list[Scenario]] = {}
     for s in scenarios:
         groups.setdefault(states[s.id], []).append(s)
@@ -273,10 +273,10 @@ def _deal(
 ) -> dict[str, list[Scenario]]:
     """Spread a pool's scenarios over its DUTs by estimated lab time (see the module doc)."""
     costs = lab.cost_model
-    base = BootState.baseline(lab.duts[members[0]].baseline)
+    base = BootState.planned_baseline(lab.duts[members[0]].baseline)
     by_state: dict[BootState, list[Scenario]] = {}
     for s in scenarios:
-        by_state.setdefault(BootState.of(s, drivers), []).append(s)
+        by_state.setdefault(BootState.planned(s, drivers), []).append(s)
     dealt: dict[str, list[tuple[BootState, Scenario]]] = {m: [] for m in members}
 
     def loads() -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""What a DUT's conditions must be (`Required`) and what they are (`DutState`).
+"""What a DUT's reboot-requiring conditions are (`DutState`), read from the host.
 
 Four settings decide a scenario's conditions, and every one of them applies only at the next
 boot (docs/domain.md §3.4, §4.1, §5; the virtual lab models the same): the firmware's Kernel
@@ -30,37 +30,30 @@ make it known rather than run a scenario under conditions it cannot vouch for. S
 the required state costs no reboot at first contact; one whose DMAGuard key was written since its
 boot, or whose BCD store differs from the test signing in effect, still does.
 
->>> Required(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF).describe()
-'kdp on, dmaguard absent, verifier_dma off, test_signing off'
+What must be is a `harness.lab.boot_state.BootState` (the scheduler's model too).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from harness.config.lab_models import Baseline, Dut
-from harness.domain.conditions import DmaGuardPolicy, OnOff
-from harness.errors import ConfigError
+from harness.config.lab_models import Dut
+from harness.domain.conditions import OnOff
 from harness.remote.deadline import Deadline
 from harness.windows.results import HostFacts, VerifierSettings, VerifierState
 
 if TYPE_CHECKING:
-    from harness.config.scenarios import Scenario
     from harness.windows.host import WindowsHost
 
 __all__ = [
     "DMA_VERIFICATION",
     "DutState",
     "Knowledge",
-    "Required",
     "Setting",
     "combine",
-    "dmaguard_value",
-    "normalize_driver",
     "observe",
 ]
 
@@ -68,71 +61,6 @@ __all__ = [
 DMA_VERIFICATION = 0x80
 
 T = TypeVar("T")
-
-
-def normalize_driver(name: str) -> str:
-    """`DMALab_NVMe` / `dmalab_nvme.SYS` → `dmalab_nvme.sys` (Verifier names are case-blind)."""
-    low = name.strip().lower()
-    return low if low.endswith(".sys") else f"{low}.sys"
-
-
-def dmaguard_value(policy: DmaGuardPolicy) -> int | None:
-    """The registry value of a policy; `None` means the value is absent."""
-    return None if policy is DmaGuardPolicy.ABSENT else int(policy.value)
-
-
-@dataclass(frozen=True)
-class Required:
-    """The conditions one scenario (or the DUT's baseline) needs in effect."""
-
-    kdp: OnOff
-    dmaguard: DmaGuardPolicy
-    verifier_dma: OnOff
-    #: Driver binaries (`dmalab_nvme.sys`) Verifier's flag 0x80 must (or must not) target.
-    verifier_drivers: tuple[str, ...] = ()
-    test_signing: OnOff = OnOff.OFF
-
-    def __post_init__(self) -> None:
-        if self.verifier_dma is OnOff.ON and not self.verifier_drivers:
-            raise ConfigError(
-                "verifier_dma on needs the driver binaries to verify (the package has no .sys)"
-            )
-        names = tuple(dict.fromkeys(normalize_driver(d) for d in self.verifier_drivers))
-        object.__setattr__(self, "verifier_drivers", names)
-
-    @classmethod
-    def from_scenario(cls, scenario: Scenario, drivers: Sequence[str]) -> Required:
-        """A scenario's conditions; `drivers` are its package's binaries (`drivers_of`)."""
-        return cls(
-            scenario.kdp,
-            scenario.dmaguard,
-            scenario.verifier_dma,
-            tuple(drivers),
-            scenario.test_signing,
-        )
-
-    @classmethod
-    def from_baseline(cls, baseline: Baseline, drivers: Sequence[str] = ()) -> Required:
-        """The conditions teardown restores (`drivers` needed only if Verifier DMA is on)."""
-        return cls(
-            baseline.kdp,
-            baseline.dmaguard,
-            baseline.verifier_dma,
-            tuple(drivers),
-            baseline.test_signing,
-        )
-
-    @property
-    def dmaguard_registry(self) -> int | None:
-        return dmaguard_value(self.dmaguard)
-
-    def describe(self) -> str:
-        drivers = f" ({', '.join(self.verifier_drivers)})" if self.verifier_dma else ""
-        return (
-            f"kdp {self.kdp.value}, dmaguard {self.dmaguard.value}, "
-            f"verifier_dma {self.verifier_dma.value}{drivers}, "
-            f"test_signing {self.test_signing.value}"
-        )
 
 
 class Knowledge(str, enum.Enum):

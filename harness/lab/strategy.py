@@ -13,7 +13,7 @@ Every setting applies only at the next boot, so for each one:
 - neither: set it, and reboot.
 
 >>> strategy = DutStrategy(host, "tb-01", lab.duts["tb-01"], reboot_s=600, step_s=60)  # doctest: +SKIP
->>> strategy.bring_to(Required.from_scenario(s, ["dmalab_nvme.sys"]), deadline).rebooted  # doctest: +SKIP
+>>> strategy.bring_to(BootState.from_scenario(s, ["dmalab_nvme.sys"]), deadline).rebooted  # doctest: +SKIP
 True
 """
 
@@ -29,15 +29,8 @@ from typing import TYPE_CHECKING, Any
 from harness.config.lab_models import Dut
 from harness.domain.conditions import OnOff
 from harness.errors import ConfigError, DutError
-from harness.lab.state import (
-    DMA_VERIFICATION,
-    DutState,
-    Required,
-    Setting,
-    combine,
-    normalize_driver,
-    observe,
-)
+from harness.lab.boot_state import BootState, normalize_driver
+from harness.lab.state import DMA_VERIFICATION, DutState, Setting, combine, observe
 from harness.remote.deadline import Deadline
 from harness.windows import readiness
 from harness.windows.actions import RebootReport
@@ -83,7 +76,7 @@ class Change:
 
 
 # -- what satisfies a requirement ----------------------------------------------------------------
-def _verifier_ok(v: VerifierSettings, required: Required) -> bool:
+def _verifier_ok(v: VerifierSettings, required: BootState) -> bool:
     dma = bool((v.flags or 0) & DMA_VERIFICATION)
     targets = {normalize_driver(d) for d in v.drivers}
     wanted = set(required.verifier_drivers)
@@ -92,7 +85,7 @@ def _verifier_ok(v: VerifierSettings, required: Required) -> bool:
     return not (dma and (targets & wanted if wanted else targets))
 
 
-def _checks(required: Required) -> dict[ChangeKind, Callable[[Any], bool]]:
+def _checks(required: BootState) -> dict[ChangeKind, Callable[[Any], bool]]:
     return {
         ChangeKind.KDP_FIRMWARE: lambda v: v is not None and v == bool(required.kdp),
         ChangeKind.DMAGUARD: lambda v: v == required.dmaguard_registry,
@@ -110,7 +103,7 @@ def _settings(state: DutState) -> dict[ChangeKind, Setting[Any]]:
     }
 
 
-def _target(kind: ChangeKind, required: Required) -> Target:
+def _target(kind: ChangeKind, required: BootState) -> Target:
     if kind is ChangeKind.KDP_FIRMWARE:
         return bool(required.kdp)
     if kind is ChangeKind.DMAGUARD:
@@ -139,7 +132,7 @@ def _show(kind: ChangeKind, target: Target) -> str:
 
 
 # -- the plan (pure) -----------------------------------------------------------------------------
-def check_reachable(required: Required, dut: Dut, dut_name: str) -> None:
+def check_reachable(required: BootState, dut: Dut, dut_name: str) -> None:
     """`ConfigError` if `required` asks for a KDP value this DUT cannot reach."""
     if dut.kdp.firmware_control == "none" and required.kdp is not dut.kdp.declared:
         raise ConfigError(
@@ -149,7 +142,7 @@ def check_reachable(required: Required, dut: Dut, dut_name: str) -> None:
         )
 
 
-def _plan(state: DutState, required: Required, dut: Dut) -> tuple[list[Change], list[str]]:
+def _plan(state: DutState, required: BootState, dut: Dut) -> tuple[list[Change], list[str]]:
     check_reachable(required, dut, state.dut)
     changes: list[Change] = []
     reasons: list[str] = []
@@ -185,21 +178,21 @@ def _plan(state: DutState, required: Required, dut: Dut) -> tuple[list[Change], 
     return changes, reasons
 
 
-def plan_changes(state: DutState, required: Required, dut: Dut) -> list[Change]:
+def plan_changes(state: DutState, required: BootState, dut: Dut) -> list[Change]:
     """The smallest set of writes that makes `required` in effect after (at most) one reboot."""
     return _plan(state, required, dut)[0]
 
 
-def reboot_reasons(state: DutState, required: Required, dut: Dut) -> list[str]:
+def reboot_reasons(state: DutState, required: BootState, dut: Dut) -> list[str]:
     """Why a reboot is needed (empty: none is)."""
     return _plan(state, required, dut)[1]
 
 
-def needs_reboot(state: DutState, required: Required, dut: Dut) -> bool:
+def needs_reboot(state: DutState, required: BootState, dut: Dut) -> bool:
     return bool(reboot_reasons(state, required, dut))
 
 
-def unmet(state: DutState, required: Required) -> list[str]:
+def unmet(state: DutState, required: BootState) -> list[str]:
     """The required settings not (known to be) in effect in `state`."""
     out = []
     checks = _checks(required)
@@ -230,7 +223,7 @@ def _with_pending(state: DutState, change: Change) -> DutState:
 class Transition:
     """What `bring_to` did: the writes, the reboot (if any), and the states around them."""
 
-    required: Required
+    required: BootState
     changes: tuple[Change, ...]
     reboot_reasons: tuple[str, ...]
     reboot: RebootReport | None
@@ -293,7 +286,7 @@ class DutStrategy:
         self._last = state
         return state
 
-    def bring_to(self, required: Required, deadline: Deadline) -> Transition:
+    def bring_to(self, required: BootState, deadline: Deadline) -> Transition:
         check_reachable(required, self.dut, self.dut_name)
         before = self.observe(deadline)
         changes, reasons = _plan(before, required, self.dut)

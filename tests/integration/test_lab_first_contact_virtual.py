@@ -16,8 +16,9 @@ import pytest
 
 from harness.config.lab import Lab, load_lab
 from harness.domain.conditions import OnOff
+from harness.lab.boot_state import BootState
 from harness.lab.connect import LabConnector
-from harness.lab.state import Knowledge, Required
+from harness.lab.state import Knowledge
 from harness.lab.strategy import ChangeKind, DutStrategy, Transition
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
@@ -56,7 +57,7 @@ def _reboots(runtime: VirtualLabRuntime) -> int:
     return sum(1 for o in runtime.operations("tb-01") if o["operation"] == "reboot_request")
 
 
-def _bring(host: WindowsHost, lab: Lab, required: Required, what: str) -> Transition:
+def _bring(host: WindowsHost, lab: Lab, required: BootState, what: str) -> Transition:
     """A first contact: a new strategy (nothing seen before) brings tb-01 to `required`."""
     strategy = DutStrategy(host, "tb-01", lab.duts["tb-01"], reboot_s=REBOOT_S, step_s=STEP_S)
     return strategy.bring_to(required, Deadline.after(120, what))
@@ -71,7 +72,7 @@ def test_a_fresh_dut_at_its_baseline_is_not_rebooted(
     assert written is not None and written.before_boot
     assert written.key.endswith(r"\Policies\Microsoft\Windows")  # the policy key is absent
     reboots = _reboots(runtime)
-    t = _bring(tb01, lab, Required.from_baseline(lab.duts["tb-01"].baseline), "baseline")
+    t = _bring(tb01, lab, BootState.from_baseline(lab.duts["tb-01"].baseline), "baseline")
     assert not t.rebooted and t.changes == () and t.reboot_reasons == ()
     assert t.before.dmaguard.known is Knowledge.OBSERVED
     assert t.before.test_signing.known is Knowledge.OBSERVED
@@ -81,7 +82,7 @@ def test_a_fresh_dut_at_its_baseline_is_not_rebooted(
 def test_a_dmaguard_policy_written_since_the_boot_costs_one_reboot(
     tb01: WindowsHost, lab: Lab, runtime: VirtualLabRuntime
 ) -> None:
-    baseline = Required.from_baseline(lab.duts["tb-01"].baseline)
+    baseline = BootState.from_baseline(lab.duts["tb-01"].baseline)
     tb01.dmaguard_set(1)  # someone wrote the policy and took it back: same value, new key time
     tb01.dmaguard_set(None)
     written = tb01.host_facts().dmaguard_policy_written
@@ -100,8 +101,8 @@ def test_a_dmaguard_policy_written_since_the_boot_costs_one_reboot(
 def test_test_signing_pending_but_not_in_effect(
     tb01: WindowsHost, lab: Lab, runtime: VirtualLabRuntime
 ) -> None:
-    baseline = Required.from_baseline(lab.duts["tb-01"].baseline)
-    signing = Required(baseline.kdp, baseline.dmaguard, baseline.verifier_dma, (), OnOff.ON)
+    baseline = BootState.from_baseline(lab.duts["tb-01"].baseline)
+    signing = BootState(baseline.kdp, baseline.dmaguard, baseline.verifier_dma, (), OnOff.ON)
     assert tb01.set_test_signing(True).exit_code == 0  # in the BCD store, not yet in effect
     facts = tb01.host_facts()
     assert facts.test_signing is True and facts.test_signing_in_effect is False

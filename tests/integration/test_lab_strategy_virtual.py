@@ -19,9 +19,10 @@ import pytest
 from harness.config.lab import Lab
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.errors import ConfigError, TestFailure
+from harness.lab.boot_state import BootState
 from harness.lab.connect import LabConnector
 from harness.lab.packages import PackageInstaller, drivers_of
-from harness.lab.state import Knowledge, Required
+from harness.lab.state import Knowledge
 from harness.lab.strategy import ChangeKind, DutStrategy
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
@@ -145,8 +146,8 @@ def test_bring_to_conditions_and_back_with_one_reboot_each(
     dut = lab.duts["tb-01"]
     drivers = drivers_of(_inf(lab, "nvme-inf2")[0])
     strategy = DutStrategy(tb01, "tb-01", dut, reboot_s=REBOOT_S, step_s=STEP_S)
-    wanted = Required(OnOff.OFF, DmaGuardPolicy.AFTER_LOGIN, OnOff.ON, drivers, OnOff.OFF)
-    baseline = Required.from_baseline(dut.baseline, drivers)
+    wanted = BootState(OnOff.OFF, DmaGuardPolicy.AFTER_LOGIN, OnOff.ON, drivers, OnOff.OFF)
+    baseline = BootState.from_baseline(dut.baseline, drivers)
 
     reboots = len(_ops(runtime, "tb-01", "reboot_request"))
     t = strategy.bring_to(wanted, _dl("conditions"))
@@ -189,7 +190,7 @@ def test_first_contact_with_a_dut_at_its_baseline_does_not_reboot(
     time against the boot, code integrity's test-signing option): a strategy that has not seen
     a boot apply them still knows them, and leaves a DUT already at its baseline alone."""
     dut = lab.duts["tb-01"]
-    baseline = Required.from_baseline(dut.baseline)
+    baseline = BootState.from_baseline(dut.baseline)
     strategy = DutStrategy(tb01, "tb-01", dut, reboot_s=REBOOT_S, step_s=STEP_S)
     reboots = len(_ops(runtime, "tb-01", "reboot_request"))
     t = strategy.bring_to(baseline, _dl("first contact"))
@@ -206,7 +207,7 @@ def test_kdp_off_on_a_dut_without_firmware_lever_is_refused_before_any_change(
 ) -> None:
     strategy = DutStrategy(m201, "m2-01", lab.duts["m2-01"], reboot_s=REBOOT_S, step_s=STEP_S)
     seen = len(runtime.operations("m2-01"))
-    wanted = Required(OnOff.OFF, DmaGuardPolicy.ABSENT, OnOff.OFF)
+    wanted = BootState(OnOff.OFF, DmaGuardPolicy.ABSENT, OnOff.OFF)
     with pytest.raises(ConfigError, match="m2-01 cannot run with Kernel DMA Protection off"):
         strategy.bring_to(wanted, _dl("kdp off"))
     assert runtime.operations("m2-01")[seen:] == []

@@ -26,8 +26,8 @@ import pytest
 from harness.config.lab import Lab, load_lab
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.errors import DutError, InfrastructureError
+from harness.lab.boot_state import BootState
 from harness.lab.connect import LabConnector
-from harness.lab.state import Required
 from harness.lab.strategy import DutStrategy
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.control import ControlClient
@@ -249,7 +249,7 @@ def test_non_elevated_dut_is_refused_before_any_change(
     state = readiness.token_state(m201)
     assert state.elevated is False and state.local_account_token_filter_policy is None
     strategy = DutStrategy(m201, "m2-01", lab.duts["m2-01"], reboot_s=15, step_s=10)
-    wanted = Required(OnOff.ON, DmaGuardPolicy.BLOCK_ALL, OnOff.OFF)
+    wanted = BootState(OnOff.ON, DmaGuardPolicy.BLOCK_ALL, OnOff.OFF)
     before = runtime.dut_truth("m2-01")["dmaguard"]["pending"]
     with pytest.raises(DutError, match="LocalAccountTokenFilterPolicy"):
         strategy.bring_to(wanted, Deadline.after(20, "bring m2-01"))

@@ -26,9 +26,10 @@ from harness.config.lab import Lab, load_lab
 from harness.config.lab_models import VirtualFault
 from harness.domain.conditions import SessionState
 from harness.errors import InfrastructureError
+from harness.lab.boot_state import BootState
 from harness.lab.connect import LabConnector
 from harness.lab.session_control import LabSessionControl
-from harness.lab.state import Knowledge, Required
+from harness.lab.state import Knowledge
 from harness.lab.strategy import DutStrategy
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
@@ -320,7 +321,7 @@ def test_strategy_treats_unreadable_verifier_output_as_unknown(
     # read once here, so the strategy's reboot check looks only past them
     tb01.crash_evidence(datetime.now(timezone.utc) - timedelta(days=1))
     strategy = DutStrategy(tb01, "tb-01", lab.duts["tb-01"], reboot_s=15, step_s=10)
-    required = Required.from_baseline(lab.duts["tb-01"].baseline)
+    required = BootState.from_baseline(lab.duts["tb-01"].baseline)
     first = strategy.observe(Deadline.after(20, "first contact"))
     assert first.verifier.known is Knowledge.UNKNOWN  # German "nothing verified": not "off"
     boots = runtime.dut_truth("tb-01")["boots"]

@@ -17,7 +17,8 @@ import pytest
 from harness.config.lab_models import Dut
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.errors import InfrastructureError
-from harness.lab.state import DutState, Knowledge, Required, Setting, combine, observe
+from harness.lab.boot_state import BootState
+from harness.lab.state import DutState, Knowledge, Setting, combine, observe
 from harness.lab.strategy import ChangeKind, DutStrategy, plan_changes, reboot_reasons
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.windows.registry import Registry
@@ -29,7 +30,7 @@ GUARD_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\Kernel DMA Protection"
 NO_VERIFIER = VerifierSettings(None, ())
 VSET = Setting(NO_VERIFIER, NO_VERIFIER)
 ON, OFF = OnOff.ON, OnOff.OFF
-BASE = Required(ON, DmaGuardPolicy.ABSENT, OFF)
+BASE = BootState(ON, DmaGuardPolicy.ABSENT, OFF)
 
 FACTS: dict[str, Any] = {
     "computer_name": "DUT-01",

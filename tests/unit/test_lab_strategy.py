@@ -1,4 +1,4 @@
-"""The DUT strategy's pure parts: `Required`, the state model (`combine`), `plan_changes`,
+"""The DUT strategy's pure parts: `BootState`, the state model (`combine`), `plan_changes`,
 `needs_reboot` and `unmet`, plus `DutStrategy.bring_to` over a stand-in host (one reboot, the
 cache, a setting that does not apply). The real thing runs against the virtual lab in
 tests/integration/test_lab_strategy_virtual.py.
@@ -15,8 +15,9 @@ import pytest
 from harness.config.lab_models import Baseline, Dut
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.errors import ConfigError, DutError
+from harness.lab.boot_state import BootState
 from harness.lab.packages import _signature_problems
-from harness.lab.state import DutState, Knowledge, Required, Setting, combine
+from harness.lab.state import DutState, Knowledge, Setting, combine
 from harness.lab.strategy import (
     Change,
     ChangeKind,
@@ -79,29 +80,29 @@ def _state(
     )
 
 
-BASE = Required(ON, DmaGuardPolicy.ABSENT, OFF, (NVME,), OFF)
+BASE = BootState(ON, DmaGuardPolicy.ABSENT, OFF, (NVME,), OFF)
 
 
 def _kinds(changes: list[Change]) -> list[ChangeKind]:
     return [c.kind for c in changes]
 
 
-# -- Required ------------------------------------------------------------------------------------
+# -- BootState ------------------------------------------------------------------------------------
 def test_required_normalizes_driver_names_and_needs_drivers_for_verifier_on() -> None:
-    r = Required(ON, DmaGuardPolicy.AFTER_LOGIN, ON, ("DMALab_NVMe", "dmalab_nvme.SYS", FLT))
+    r = BootState(ON, DmaGuardPolicy.AFTER_LOGIN, ON, ("DMALab_NVMe", "dmalab_nvme.SYS", FLT))
     assert r.verifier_drivers == (NVME, FLT)
     assert r.dmaguard_registry == 1
     with pytest.raises(ConfigError, match="verifier_dma on needs"):
-        Required(ON, DmaGuardPolicy.ABSENT, ON, ())
+        BootState(ON, DmaGuardPolicy.ABSENT, ON, ())
 
 
 def test_required_from_baseline() -> None:
     b = Baseline(kdp=OFF, dmaguard=DmaGuardPolicy.BLOCK_ALL, verifier_dma=OFF, test_signing=ON)
-    r = Required.from_baseline(b)
+    r = BootState.from_baseline(b)
     assert (r.kdp, r.dmaguard_registry, r.verifier_dma, r.test_signing) == (OFF, 0, OFF, ON)
     with pytest.raises(ConfigError):
-        Required.from_baseline(Baseline(verifier_dma=ON))
-    assert Required.from_baseline(Baseline(verifier_dma=ON), [NVME]).verifier_drivers == (NVME,)
+        BootState.from_baseline(Baseline(verifier_dma=ON))
+    assert BootState.from_baseline(Baseline(verifier_dma=ON), [NVME]).verifier_drivers == (NVME,)
 
 
 # -- plan_changes / needs_reboot -----------------------------------------------------------------
@@ -122,7 +123,7 @@ def test_everything_in_effect_needs_nothing() -> None:
     ],
 )
 def test_each_setting_alone_is_one_change_and_a_reboot(
-    required: Required, kind: ChangeKind, target: Target
+    required: BootState, kind: ChangeKind, target: Target
 ) -> None:
     changes = plan_changes(_state(), required, _dut())
     assert changes == [Change(kind, changes[0].description, True, target)]
@@ -159,7 +160,7 @@ def test_back_to_baseline_from_everything_changed() -> None:
     ids=["kdp", "dmaguard", "verifier", "test_signing"],
 )
 def test_already_pending_is_not_set_again_but_still_needs_a_reboot(state: DutState) -> None:
-    required = Required(OFF, DmaGuardPolicy.AFTER_LOGIN, ON, (NVME,), ON)
+    required = BootState(OFF, DmaGuardPolicy.AFTER_LOGIN, ON, (NVME,), ON)
     changes = plan_changes(state, required, _dut())
     pending_kind = next(k for k, s in _settings_of(state).items() if s.pending != s.active)
     assert pending_kind not in _kinds(changes)
@@ -413,7 +414,7 @@ def _strategy(host: FakeHost) -> DutStrategy:
 def test_bring_to_applies_everything_then_reboots_once_and_caches() -> None:
     host = FakeHost()
     strategy = _strategy(host)
-    req = Required(OFF, DmaGuardPolicy.AFTER_LOGIN, ON, (NVME,), OFF)
+    req = BootState(OFF, DmaGuardPolicy.AFTER_LOGIN, ON, (NVME,), OFF)
     t = strategy.bring_to(req, Deadline.after(60, "t"))
     assert host.calls.count("reboot") == 1
     assert host.calls.index("reboot") > max(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from harness.domain.conditions import DmaGuardPolicy, OnOff
 from harness.lab.baseline import BaselineCheck, drift
-from harness.lab.state import Knowledge, Required, Setting
+from harness.lab.boot_state import BootState
+from harness.lab.state import Knowledge, Setting
 from harness.outcomes import Outcome
 from harness.pytest_plugin.quarantine import Quarantine
 from tests.unit.test_lab_strategy import DV_NVME, NO_VERIFIER, NVME, _state
 
-BASE = Required(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF, (NVME,), OnOff.OFF)
+BASE = BootState(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF, (NVME,), OnOff.OFF)
 
 
 def test_a_dut_error_quarantines_at_once() -> None:

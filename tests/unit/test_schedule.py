@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from harness.config.lab import Lab, load_lab
 from harness.config.plan import load_plan
 from harness.config.scenarios import Scenario, expand, select
-from harness.domain.conditions import SessionState
+from harness.domain.conditions import DmaGuardPolicy, OnOff, SessionState
 from harness.errors import ConfigError
-from harness.lab.costs import BootState
+from harness.lab.boot_state import BootState
 from harness.lab.schedule import (
     count_reboots,
     package_drivers,
@@ -29,9 +29,9 @@ VIRTUAL = ROOT / "lab_config" / "virtual.yaml"
 POOL = ROOT / "lab_config" / "virtual_pool.yaml"
 PLANS = sorted((ROOT / "testplans").glob("*.yaml"))
 
-A = BootState("on", "absent", (), "off")
-B = BootState("on", "1", (), "off")
-C = BootState("off", "absent", ("x.sys",), "off")
+A = BootState(OnOff.ON, DmaGuardPolicy.ABSENT, OnOff.OFF)
+B = BootState(OnOff.ON, DmaGuardPolicy.AFTER_LOGIN, OnOff.OFF)
+C = BootState(OnOff.OFF, DmaGuardPolicy.ABSENT, OnOff.ON, ("x.sys",))
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +92,13 @@ def test_order_inside_a_dut(virtual: Lab) -> None:
     drivers = package_drivers(virtual, scenarios)
     sched = schedule(scenarios, virtual, drivers)
     for d in sched.duts:
-        states = [BootState.of(s, drivers) for s in d.scenarios]
+        states = [BootState.planned(s, drivers) for s in d.scenarios]
         runs = [st for i, st in enumerate(states) if i == 0 or st != states[i - 1]]
         assert len(runs) == len(set(runs)), "a boot state's scenarios are not contiguous"
-        base = BootState.baseline(virtual.duts[d.dut].baseline)
+        base = BootState.planned_baseline(virtual.duts[d.dut].baseline)
         assert runs[0] == base  # the DUT starts at its baseline: no reboot for the first group
         # Inside a boot state: each package once, in one stretch.
-        for _, part in itertools.groupby(d.scenarios, key=lambda s: BootState.of(s, drivers)):
+        for _, part in itertools.groupby(d.scenarios, key=lambda s: BootState.planned(s, drivers)):
             packages = [s.driver_package for s in part]
             stretches = [p for i, p in enumerate(packages) if i == 0 or p != packages[i - 1]]
             assert len(stretches) == len(set(stretches))
@@ -109,9 +109,11 @@ def test_next_group_starts_with_the_installed_package(virtual: Lab) -> None:
     drivers = package_drivers(virtual, scenarios)
     d = schedule(scenarios, virtual, drivers).duts[0]
     for prev, nxt in zip(d.scenarios, d.scenarios[1:], strict=False):
-        if BootState.of(prev, drivers) != BootState.of(nxt, drivers):
+        if BootState.planned(prev, drivers) != BootState.planned(nxt, drivers):
             group = [
-                s for s in d.scenarios if BootState.of(s, drivers) == BootState.of(nxt, drivers)
+                s
+                for s in d.scenarios
+                if BootState.planned(s, drivers) == BootState.planned(nxt, drivers)
             ]
             if prev.driver_package in {s.driver_package for s in group}:
                 assert nxt.driver_package == prev.driver_package
@@ -126,7 +128,7 @@ def test_session_order_follows_the_dut(virtual: Lab) -> None:
     assert first.session is SessionState.NO_USER
     # Inside one package's stretch, each session state comes once (at most 2 changes).
     stretches = itertools.groupby(
-        d.scenarios, key=lambda s: (BootState.of(s, drivers), s.driver_package)
+        d.scenarios, key=lambda s: (BootState.planned(s, drivers), s.driver_package)
     )
     for _, part in stretches:
         sessions = [s.session for s in part]
@@ -209,3 +211,19 @@ def test_pool_members_must_match(tmp_path: Path) -> None:
         load_lab(broken)
     assert "tb-03" in str(err.value) and "tb-pool" in str(err.value)
     assert err.value.line is not None
+
+
+def test_the_scheduler_and_the_strategy_share_one_boot_state(virtual: Lab) -> None:
+    """A scenario's boot state for planning is the one the strategy brings the DUT to: the
+    reboot estimate of `plan show` counts the differences the strategy acts on."""
+    scenarios = expand(load_plan(ROOT / "testplans" / "nightly.yaml"), virtual)
+    drivers = package_drivers(virtual, scenarios)
+    for s in scenarios:
+        planned = BootState.planned(s, drivers)
+        required = BootState.from_scenario(s, drivers[s.driver_package])
+        assert planned == required and hash(planned) == hash(required)
+        assert planned.differences(required) == ()
+    # Verifier DMA off: the package's drivers (which must not be targeted) make no other state.
+    off = [s for s in scenarios if s.verifier_dma is OnOff.OFF]
+    by_state = {BootState.from_scenario(s, drivers[s.driver_package]) for s in off}
+    assert len(by_state) == len({(s.kdp, s.dmaguard, s.test_signing) for s in off})
