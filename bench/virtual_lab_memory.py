@@ -25,6 +25,7 @@ from harness.config.lab import load_lab
 from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.launcher import start_virtual_lab
+from harness.windows.actions import wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 
@@ -98,7 +99,7 @@ def exercise(lab_path: Path, endpoints: Any) -> int:
                 host.file_write("C:\\harness\\mem.bin", b"m" * 65536)
                 host.file_hash("C:\\harness\\mem.bin")
                 switch.connect(port.channel)
-                host.wait_for_device(hwid, lambda ds: bool(ds), Deadline.after(15, "device"))
+                wait_for_device(host, hwid, lambda ds: bool(ds), Deadline.after(15, "device"))
                 switch.disconnect(port.channel)
                 count += 7
     finally:

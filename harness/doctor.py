@@ -38,6 +38,7 @@ from harness.remote.deadline import Deadline
 from harness.remote.ssh_transport import SshShell
 from harness.remote.transcript import Transcript
 from harness.remote.winrm_transport import WinRMShell
+from harness.windows.actions import wait_for_device
 from harness.windows.host import WaitTimeout, WindowsHost
 from harness.windows.ops import OperationCatalog
 
@@ -259,7 +260,8 @@ def _port(rows: _Rows, ctx: DoctorContext, host: WindowsHost, name: str, port_na
     switch = ctx.connector.switch(port.switch)
     try:
         with _closed_channel(switch, port.channel):
-            found = host.wait_for_device(
+            found = wait_for_device(
+                host,
                 device.hardware_id,
                 lambda devs: bool(devs),
                 Deadline.after(timeout_s, f"{port.device} on {name}"),

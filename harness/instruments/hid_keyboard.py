@@ -19,9 +19,10 @@ import pyvisa
 
 from harness.config.lab_models import is_typable
 from harness.instruments.base import VisaSession
+from harness.steps import Stepping, step
 
 
-class HidKeyboard:
+class HidKeyboard(Stepping):
     """`Keyboard` over the virtual lab's HID emulator protocol."""
 
     def __init__(
@@ -44,6 +45,7 @@ class HidKeyboard:
     def identify(self) -> str:
         return self._session.query("*IDN?")
 
+    @step()
     def type_text(self, text: str) -> None:
         """Type `text` (printable ASCII, no line breaks); never logged."""
         if not text:
@@ -52,6 +54,7 @@ class HidKeyboard:
             raise ValueError(f"{self.name}: text must be printable ASCII without line breaks")
         self._expect_ok(f"TYPE {text}", shown=f"TYPE <{len(text)} characters>")
 
+    @step("key")
     def press(self, key: str) -> None:
         """Press a key or chord: `ENTER`, `TAB`, `F5`, `CTRL+ALT+DEL`."""
         if not key or any(c in key for c in "\r\n"):

@@ -24,11 +24,12 @@ import pyvisa
 
 from harness.errors import InfrastructureError
 from harness.instruments.base import VisaSession
+from harness.steps import Stepping, step
 
 CHANNELS = (1, 2)
 
 
-class McciUsb4Switch:
+class McciUsb4Switch(Stepping):
     """`HotPlugSwitch` for the MCCI 3141: channels 1 and 2, mutually exclusive."""
 
     def __init__(
@@ -55,18 +56,22 @@ class McciUsb4Switch:
     def session(self) -> VisaSession:
         return self._session
 
+    @step()
     def identify(self) -> str:
         return self._command("version")
 
+    @step("channel")
     def connect(self, channel: int) -> None:
         self._check_channel(channel)
         self._select(channel)
 
+    @step("channel")
     def disconnect(self, channel: int) -> None:
         """Disconnect: `port 0`, which disconnects whichever peripheral is connected."""
         self._check_channel(channel)
         self._select(0)
 
+    @step("channel")
     def state(self, channel: int) -> bool:
         self._check_channel(channel)
         return self.current_port() == channel

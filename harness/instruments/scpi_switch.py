@@ -22,12 +22,13 @@ import pyvisa
 
 from harness.errors import InfrastructureError
 from harness.instruments.base import VisaSession
+from harness.steps import Stepping, step
 
 _ERR = re.compile(r'^\s*([+-]?\d+)\s*,\s*"?(.*?)"?\s*$')
 MAX_ERRORS_DRAINED = 32  # a real queue is 10-30 deep; bound the drain loop anyway
 
 
-class ScpiSwitch:
+class ScpiSwitch(Stepping):
     """`HotPlugSwitch` over SCPI: channel N closed = device N plugged."""
 
     def __init__(
@@ -50,15 +51,19 @@ class ScpiSwitch:
     def session(self) -> VisaSession:
         return self._session
 
+    @step()
     def identify(self) -> str:
         return self._query("*IDN?")
 
+    @step("channel")
     def connect(self, channel: int) -> None:
         self._switch("CLOS", channel, closed=True)
 
+    @step("channel")
     def disconnect(self, channel: int) -> None:
         self._switch("OPEN", channel, closed=False)
 
+    @step("channel")
     def state(self, channel: int) -> bool:
         """True if the channel's relay is closed (the device is plugged)."""
         self._check_channel(channel)

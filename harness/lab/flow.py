@@ -43,7 +43,7 @@ from harness.lab.kit import ActivePackage, DutKit
 from harness.lab.strategy import Transition
 from harness.lab.verdict import Observed, PlugObservations, Verdict, judge
 from harness.remote.deadline import Deadline
-from harness.windows.actions import REBOOT_BACKOFF, DutCrashed, reconnect
+from harness.windows.actions import REBOOT_BACKOFF, DutCrashed, reconnect, wait_for_device
 from harness.windows.polling import WaitTimeout
 from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
 
@@ -213,7 +213,8 @@ class ScenarioRunner:
         try:
             with self.steps.step("unplug"):
                 switch.disconnect(channel)
-                kit.host.wait_for_device(
+                wait_for_device(
+                    kit.host,
                     hwid,
                     lambda ds: not any(d.present for d in ds),
                     self._dl(dl, "unplug", plug=True),
@@ -222,7 +223,7 @@ class ScenarioRunner:
                 self._session(s.session, self._dl(dl, "session"))
             with self.steps.step("plug"):
                 switch.connect(channel)
-                found = kit.host.wait_for_device(hwid, _settled, self._dl(dl, "plug", plug=True))
+                found = wait_for_device(kit.host, hwid, _settled, self._dl(dl, "plug", plug=True))
             at_plug = _observed(found)
             with self.steps.step("observe at plug"):
                 self.steps.attach("device at plug", _json(at_plug.to_json()), kind="json")
@@ -267,8 +268,11 @@ class ScenarioRunner:
     def _after_unlock(self, hwid: str, dl: Deadline) -> Observed:
         settle = UNLOCK_SETTLE_S * self.kit.time_scale
         try:
-            found = self.kit.host.wait_for_device(
-                hwid, lambda ds: any(d.started for d in ds), dl.child(settle, "start after unlock")
+            found = wait_for_device(
+                self.kit.host,
+                hwid,
+                lambda ds: any(d.started for d in ds),
+                dl.child(settle, "start after unlock"),
             )
         except WaitTimeout as timeout:
             found = timeout.last or ()

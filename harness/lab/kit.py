@@ -2,8 +2,8 @@
 
 The kit holds the DUT's `WindowsHost`, its session control, its DUT strategy, the driver
 packages installed on it, and the hot-plug switches of its ports. `open_kit` builds it from the
-lab config and a `LabConnector`; `wrap` lets the caller decorate the host, the switches and the
-session control (the pytest plugin turns every call into an Allure step that way).
+lab config and a `LabConnector`; given a `StepSink` (the pytest plugin's Allure steps), the host,
+the switches, the keyboard and the session control report their `@step` calls to it.
 
 >>> kit = open_kit(lab, connector, "tb-01", plan.timeouts)          # doctest: +SKIP
 >>> kit.packages.ensure("nvme-inf2", deadline).published_name         # doctest: +SKIP
@@ -28,14 +28,15 @@ from harness.lab.session_control import LabSessionControl, SessionControl
 from harness.lab.strategy import DutStrategy
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor, Transcript
+from harness.steps import Stepping, StepSink
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 
-Wrap = Callable[[Any, str], Any]
 
-
-def _same(obj: Any, _label: str) -> Any:
-    return obj
+def _report_steps(obj: object, sink: StepSink | None, label: str) -> None:
+    """Give `obj` the step sink if it reports steps (test doubles may not)."""
+    if sink is not None and isinstance(obj, Stepping):
+        obj.report_steps(sink, label)
 
 
 @dataclass(frozen=True)
@@ -120,20 +121,20 @@ def open_kit(
     name: str,
     timeouts: Timeouts,
     *,
-    wrap: Wrap = _same,
+    steps: StepSink | None = None,
     redactor: Redactor | None = None,
 ) -> DutKit:
     """Connect to DUT `name` and assemble its kit (no change is made on the DUT)."""
     config = lab.duts[name]
     transcript = Transcript(redactor or Redactor())
     shell = connector.shell(name, transcript=transcript)
-    raw = WindowsHost(
+    host = WindowsHost(
         shell,
         name=name,
         catalog=OperationCatalog(),
         default_timeout_s=timeouts.remote_call_s,
     )
-    host = wrap(raw, name)
+    _report_steps(host, steps, name)
     opened: list[Any] = []
     sc = config.session_control
     keyboard: Keyboard | None = None
@@ -141,14 +142,16 @@ def open_kit(
         keyboard = connector.keyboard(sc.keyboard)
         opened.append(keyboard)
     user, password = connector.credentials(name)
-    raw.add_secret(password)
+    host.add_secret(password)
+    _report_steps(keyboard, steps, f"{name} keyboard")
     session = LabSessionControl(
         host,
         method=sc.unlock,
-        keyboard=wrap(keyboard, f"{name} keyboard") if keyboard else None,
+        keyboard=keyboard,
         username=sc.autologon_user or user,
         password=password,
     )
+    _report_steps(session, steps, f"{name} session")
     strategy = DutStrategy(host, name, config, reboot_s=timeouts.reboot_s, step_s=timeouts.step_s)
     installer = PackageInstaller(host, step_s=timeouts.step_s)
     virtual = lab.virtual
@@ -156,16 +159,18 @@ def open_kit(
 
     def open_switch(switch_name: str) -> HotPlugSwitch:
         try:
-            return wrap(connector.switch(switch_name), switch_name)
+            switch = connector.switch(switch_name)
         except OSError as exc:
             raise InfrastructureError(f"switch {switch_name}: {exc}") from exc
+        _report_steps(switch, steps, switch_name)
+        return switch
 
     return DutKit(
         name=name,
         lab=lab,
         config=config,
         host=host,
-        session=wrap(session, f"{name} session"),
+        session=session,
         strategy=strategy,
         packages=DriverPackages(lab, installer),
         transcript=transcript,

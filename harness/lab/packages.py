@@ -30,7 +30,7 @@ from harness.domain.inf import InfError, read_inf
 from harness.errors import ConfigError, DutError, InfrastructureError, TestFailure
 from harness.remote.deadline import Deadline
 from harness.windows import readiness
-from harness.windows.actions import package_files
+from harness.windows.actions import package_files, upload_package
 from harness.windows.results import InstallOutcome, SignatureInfo
 
 if TYPE_CHECKING:
@@ -196,8 +196,11 @@ class PackageInstaller:
                 del self._installed[other.name]
 
         remote_dir = f"{self.remote_root}\\{package_name}"
-        remote_inf = self.host.upload_package(
-            inf_path, remote_dir, deadline.child(self.step_s, f"upload of {package_name}")
+        remote_inf = upload_package(
+            self.host,
+            inf_path,
+            remote_dir,
+            deadline.child(self.step_s, f"upload of {package_name}"),
         )
         remote = {
             p: f"{remote_dir}\\" + p.relative_to(inf_path.parent).as_posix().replace("/", "\\")

@@ -22,6 +22,8 @@ from harness.domain.conditions import SessionState
 from harness.errors import ConfigError, DutError, InfrastructureError
 from harness.instruments.base import Keyboard
 from harness.remote.deadline import Deadline
+from harness.steps import Stepping, step
+from harness.windows.actions import reboot_and_wait
 from harness.windows.host import WindowsHost
 from harness.windows.polling import Backoff, pause
 
@@ -47,7 +49,7 @@ class SessionControl(Protocol):
     def sign_out(self, deadline: Deadline) -> None: ...
 
 
-class LabSessionControl:
+class LabSessionControl(Stepping):
     """`SessionControl` over a `WindowsHost`, unlocking with a HID keyboard or autologon."""
 
     def __init__(
@@ -75,6 +77,7 @@ class LabSessionControl:
     def __repr__(self) -> str:
         return f"LabSessionControl({self.host.name!r}, method={self.method!r})"
 
+    @step()
     def state(self, deadline: Deadline) -> SessionState:
         """The console's state. Right after a switch Windows may report its flags as
         WTS_SESSIONSTATE_UNKNOWN: polled again with backoff, a `DutError` at the deadline."""
@@ -90,12 +93,14 @@ class LabSessionControl:
                 )
             pause(deadline, next(delays), self.host.sleep)
 
+    @step()
     def lock(self, deadline: Deadline) -> None:
         if self.state(deadline) is SessionState.LOCKED:
             return
         self.host.lock(deadline=deadline)
         self._await(SessionState.LOCKED, deadline, "lock")
 
+    @step()
     def unlock(self, deadline: Deadline) -> None:
         """Unlock a locked console, or sign in from `no-user`; `unlocked` when it returns."""
         if self.state(deadline) is SessionState.UNLOCKED:
@@ -111,7 +116,8 @@ class LabSessionControl:
             budget = deadline.remaining()
             # reboot_and_wait checks the crash evidence since the boot before it; the boot it
             # brings is recorded so that the scenario does not take it for an unexpected one
-            report = self.host.reboot_and_wait(
+            report = reboot_and_wait(
+                self.host,
                 deadline,
                 down_timeout_s=max(1.0, budget * REBOOT_DOWN_SHARE),
                 up_timeout_s=max(1.0, budget),
@@ -125,6 +131,7 @@ class LabSessionControl:
             )
         self._await(SessionState.UNLOCKED, deadline, f"unlock by {self.method}")
 
+    @step()
     def sign_out(self, deadline: Deadline) -> None:
         if self.state(deadline) is SessionState.NO_USER:
             return

@@ -33,7 +33,7 @@ from harness.lab.boot_state import BootState, normalize_driver
 from harness.lab.state import DMA_VERIFICATION, DutState, Setting, combine, observe
 from harness.remote.deadline import Deadline
 from harness.windows import readiness
-from harness.windows.actions import RebootReport
+from harness.windows.actions import RebootReport, reboot_and_wait
 from harness.windows.results import HostFacts, VerifierSettings
 
 if TYPE_CHECKING:
@@ -252,8 +252,11 @@ class DutStrategy:
         reboot_s: float,
         step_s: float,
         down_s: float | None = None,
+        reboot: Callable[..., RebootReport] = reboot_and_wait,
     ) -> None:
+        """`reboot` takes one reboot and waits for the host (`actions.reboot_and_wait`)."""
         self.host = host
+        self.reboot = reboot
         self.dut_name = dut_name
         self.dut = dut
         self.reboot_s = reboot_s
@@ -305,7 +308,8 @@ class DutStrategy:
         if reasons:
             why = "; ".join(reasons)
             dl = deadline.child(self.reboot_s, f"reboot of {self.dut_name} ({why})")
-            report = self.host.reboot_and_wait(
+            report = self.reboot(
+                self.host,
                 dl,
                 down_timeout_s=min(self.down_s, self.reboot_s),
                 up_timeout_s=self.reboot_s,

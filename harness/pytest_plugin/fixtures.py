@@ -57,7 +57,7 @@ from harness.pytest_plugin.quarantine import Quarantine
 from harness.pytest_plugin.runinfo import LAB_ENDPOINTS, POOL_KEY, RUN_ID
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.shield import teardown_shield
-from harness.pytest_plugin.steps import AllureSteps, Progress, stepped, utc_now
+from harness.pytest_plugin.steps import AllureSteps, AllureStepSink, Progress, utc_now
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor
 from harness.report.run_dir import RunDir
@@ -150,7 +150,7 @@ class DutPool:
                 s.connector,
                 name,
                 timeouts,
-                wrap=lambda obj, label: stepped(obj, label, redact),
+                steps=AllureStepSink(redact),
                 redactor=s.redactor,
             )
             self.write_facts(name)

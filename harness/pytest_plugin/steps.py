@@ -1,50 +1,29 @@
-"""Allure steps without writing them by hand: the flow's `Steps` sink, and `stepped(obj)`, a
-proxy that turns every public method call of a `WindowsHost` or a hot-plug switch into an Allure
-step named after the call, so each operation and switch action shows in the report.
+"""Allure steps: the flow's `Steps` sink (each step also updates the DUT's progress file,
+`progress/<dut>.json` in the run directory, which `harness run` reads for its live display), and
+`AllureStepSink`, where the `@step` methods of a DUT's host, switches, keyboard and session
+control report (`harness.steps`), so each operation and switch action shows in the report.
 
-Each step also updates the DUT's progress file (`progress/<dut>.json` in the run directory),
-which `harness run` reads for its live display.
-
->>> host = stepped(WindowsHost(shell, name="tb-01", catalog=catalog), "tb-01")   # doctest: +SKIP
->>> host.pnp_devices("PCI\\\\VEN_144D*")      # shows as step "tb-01: pnp_devices('PCI\\...')"  # doctest: +SKIP
+>>> open_kit(lab, connector, "tb-01", timeouts, steps=AllureStepSink(redact))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import allure
 
 from harness.private_files import open_private
-from harness.remote.deadline import Deadline
-from harness.windows.polling import Backoff
 
 _KINDS = {
     "text": allure.attachment_type.TEXT,
     "json": allure.attachment_type.JSON,
 }
-_MAX_ARG = 60
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Path):
-        return value.name
-    text = repr(value)
-    return text if len(text) <= _MAX_ARG else text[: _MAX_ARG - 3] + "..."
-
-
-def _shown(value: Any) -> bool:
-    """Arguments worth a place in a step title (not deadlines, predicates, backoffs)."""
-    return not (callable(value) or isinstance(value, (Deadline, Backoff)))
 
 
 class Progress:
@@ -98,41 +77,17 @@ class AllureSteps:
         )
 
 
-class Stepped:
-    """A proxy: public method calls of the wrapped object become Allure steps."""
+class AllureStepSink:
+    """The `StepSink` the kit's host, switches, keyboard and session control report their
+    `@step` calls to (`harness.steps`): each call is an Allure step, its title redacted."""
 
-    def __init__(self, target: Any, label: str, redact: Callable[[str], str] | None = None) -> None:
-        object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_label", label)
-        object.__setattr__(self, "_redact", redact or (lambda s: s))
+    def __init__(self, redact: Callable[[str], str] | None = None) -> None:
+        self.redact = redact or (lambda s: s)
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        # methods only: a callable attribute (e.g. WindowsHost.sleep) is plumbing, not a step
-        if name.startswith("_") or not inspect.ismethod(value):
-            return value
-
-        @functools.wraps(value)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            shown = [_short(a) for a in args if _shown(a)] + [
-                f"{k}={_short(v)}" for k, v in kwargs.items() if _shown(v)
-            ]
-            title = self._redact(f"{self._label}: {name}({', '.join(shown)})")
-            with allure.step(title):
-                return value(*args, **kwargs)
-
-        return call
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._target, name, value)
-
-    def __repr__(self) -> str:
-        return f"Stepped({self._target!r})"
-
-
-def stepped(target: Any, label: str, redact: Callable[[str], str] | None = None) -> Any:
-    """`target` with each public method call shown as an Allure step `label: method(args)`."""
-    return Stepped(target, label, redact)
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        with allure.step(self.redact(title)):
+            yield
 
 
 def utc_now() -> str:

@@ -51,8 +51,9 @@ class RemoteShell(Protocol):
         self, script: str, *, timeout_s: float, deadline: Deadline | None = None
     ) -> CommandResult: ...
 
-    def reconnect(self) -> None:
-        """Drop the connection and open a new one (after the host rebooted)."""
+    def reconnect(self, *, timeout_s: float = 30.0) -> None:
+        """Drop the connection and open a new one (after the host rebooted), within
+        `timeout_s`."""
         ...
 
     def close(self) -> None: ...

@@ -4,7 +4,7 @@ Every wait is a poll with backoff inside a `Deadline`. `reboot_and_wait` asks fo
 reboot, never returns before the host is back with a later boot time, and checks the crash
 evidence of the boot it left:
 
->>> report = host.reboot_and_wait(Deadline.after(900, "reboot of tb-01"),
+>>> report = reboot_and_wait(host, Deadline.after(900, "reboot of tb-01"),
 ...                               down_timeout_s=120, up_timeout_s=600)   # doctest: +SKIP
 >>> report.facts.last_boot_utc > report.previous_boot_utc                # doctest: +SKIP
 True
@@ -16,7 +16,6 @@ parameters; a host that does not go down, or does not come back, raises `DutErro
 from __future__ import annotations
 
 import hashlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from harness.domain.inf import InfError, package_paths
 from harness.errors import ConfigError, DutError, InfrastructureError
 from harness.remote.base import FileTransfer, call_deadline
 from harness.remote.deadline import Deadline
+from harness.steps import step
 from harness.windows.polling import DEFAULT_BACKOFF, Backoff, WaitTimeout, pause
 from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
 
@@ -63,6 +63,7 @@ class RebootReport:
 UPLOAD_CHUNK = 96 * 1024
 
 
+@step("local", "remote")
 def upload_file(
     host: WindowsHost,
     local: Path,
@@ -123,6 +124,7 @@ def package_files(inf: Path) -> list[Path]:
         raise ConfigError(f"cannot read the driver package: {exc}", path=str(inf)) from exc
 
 
+@step("inf", "remote_dir")
 def upload_package(
     host: WindowsHost, inf: Path, remote_dir: str, deadline: Deadline | None = None
 ) -> str:
@@ -139,6 +141,7 @@ def upload_package(
 
 
 # -- waiting for a device ------------------------------------------------------------------------
+@step("hardware_id")
 def wait_for_device(
     host: WindowsHost,
     hardware_id: str,
@@ -186,6 +189,7 @@ def _describe(d: PnpDevice) -> str:
 
 
 # -- one reboot ----------------------------------------------------------------------------------
+@step("reason")
 def reboot_and_wait(
     host: WindowsHost,
     deadline: Deadline,
@@ -280,9 +284,5 @@ def _wait_up(host: WindowsHost, dl: Deadline, poll: Backoff, old: datetime) -> H
 
 
 def reconnect(host: WindowsHost, dl: Deadline) -> None:
-    """`shell.reconnect()`, bounded by `dl` where the transport takes a timeout (both do)."""
-    reconnect = host.shell.reconnect
-    if "timeout_s" in inspect.signature(reconnect).parameters:
-        reconnect(timeout_s=max(0.1, dl.remaining()))  # type: ignore[call-arg]
-    else:
-        reconnect()
+    """`shell.reconnect()`, bounded by `dl`."""
+    host.shell.reconnect(timeout_s=max(0.1, dl.remaining()))

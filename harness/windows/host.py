@@ -7,32 +7,32 @@ answer of the wrong shape is an `InfrastructureError` naming the operation and t
 transport records every call in its transcript as `op NAME {params}`, secrets masked; a host
 given its own `transcript` (e.g. one per scenario step) records there too.
 
-The multi-step procedures (verified uploads, waiting for a device, a reboot) are in
-`harness.windows.actions` and exposed here as methods.
+Every operation is a report step (`harness.steps.step`: `tb-01: pnp_devices('PCI\\VEN_...')`)
+once the host has a step sink. The multi-step procedures (verified uploads, waiting for a
+device, a reboot) are functions of a host in `harness.windows.actions`, steps too.
 
 >>> host = WindowsHost(shell, name="tb-01", catalog=OperationCatalog())   # doctest: +SKIP
 >>> host.host_facts().build                                             # doctest: +SKIP
 22631
->>> host.reboot_and_wait(Deadline.after(900, "reboot"), down_timeout_s=120,
-...                      up_timeout_s=600)                              # doctest: +SKIP
+>>> reboot_and_wait(host, Deadline.after(900, "reboot"), down_timeout_s=120,
+...                 up_timeout_s=600)                                   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import InfrastructureError
 from harness.remote.base import RemoteShell, call_deadline
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import Redactor, Transcript
-from harness.windows import actions
+from harness.steps import Stepping, step
 from harness.windows.ops import OperationCatalog, parse_result
-from harness.windows.polling import DEFAULT_BACKOFF, Backoff, Sleep, WaitTimeout
+from harness.windows.polling import Backoff, Sleep, WaitTimeout
 from harness.windows.results import (
     CommandOutput,
     CrashEvidence,
@@ -64,7 +64,7 @@ FirmwareVendor = Literal["lenovo-wmi", "dell-wmi"]
 CRASH_REPORT_WAIT_S = 40.0
 
 
-class WindowsHost:
+class WindowsHost(Stepping):
     """The Windows operations of one DUT over one `RemoteShell`."""
 
     def __init__(
@@ -115,6 +115,7 @@ class WindowsHost:
             text = r.redact(text)
         return text
 
+    @step("name")
     def call(
         self,
         name: str,
@@ -160,6 +161,7 @@ class WindowsHost:
         )
 
     # -- host and files --------------------------------------------------------------------------
+    @step()
     def host_facts(
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> HostFacts:
@@ -167,6 +169,7 @@ class WindowsHost:
             "host_facts", self.call("host_facts", {}, deadline=deadline, timeout_s=timeout_s)
         )
 
+    @step("path")
     def file_write(
         self,
         path: str,
@@ -184,12 +187,14 @@ class WindowsHost:
         d = self.call("file_write", params, deadline=deadline, timeout_s=timeout_s)
         return FileWritten.from_json("file_write", d)
 
+    @step("path")
     def file_hash(
         self, path: str, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> FileHash:
         d = self.call("file_hash", {"path": path}, deadline=deadline, timeout_s=timeout_s)
         return FileHash.from_json("file_hash", d)
 
+    @step()
     def parse_check(
         self,
         scripts: Mapping[str, str],
@@ -202,6 +207,7 @@ class WindowsHost:
         )
         return ParseCheck.from_json("ps_parse", d)
 
+    @step("cmd")
     def run_command(
         self, cmd: str, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> CommandOutput:
@@ -209,6 +215,7 @@ class WindowsHost:
         return CommandOutput.from_json("command_run", d)
 
     # -- driver packages -------------------------------------------------------------------------
+    @step("paths", "expected_signer")
     def driver_signature(
         self,
         paths: Sequence[str],
@@ -221,6 +228,7 @@ class WindowsHost:
         d = self.call("driver_signature", params, deadline=deadline, timeout_s=timeout_s)
         return SignatureInfo.from_json("driver_signature", d)
 
+    @step("inf_path")
     def install_driver(
         self, inf_path: str, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> InstallResult:
@@ -229,6 +237,7 @@ class WindowsHost:
         )
         return InstallResult.from_json("driver_install", d)
 
+    @step("published_name")
     def uninstall_driver(
         self,
         published_name: str,
@@ -240,12 +249,14 @@ class WindowsHost:
         d = self.call("driver_uninstall", params, deadline=deadline, timeout_s=timeout_s)
         return InstallResult.from_json("driver_uninstall", d)
 
+    @step()
     def list_drivers(
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> tuple[DriverInfo, ...]:
         d = self.call("driver_list", {}, deadline=deadline, timeout_s=timeout_s)
         return DriverInfo.from_json("driver_list", d)
 
+    @step("service")
     def service_dma_compat(
         self, service: str, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> ServiceDmaCompat:
@@ -255,12 +266,14 @@ class WindowsHost:
         return ServiceDmaCompat.from_json("service_dma_compat", d)
 
     # -- Driver Verifier, DMAGuard, firmware, test signing ---------------------------------------
+    @step()
     def verifier_state(
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> VerifierState:
         d = self.call("verifier_state", {}, deadline=deadline, timeout_s=timeout_s)
         return VerifierState.from_json("verifier_state", d)
 
+    @step("mode", "flags", "drivers")
     def set_verifier(
         self,
         mode: VerifierMode,
@@ -274,12 +287,14 @@ class WindowsHost:
         d = self.call("verifier_set", params, deadline=deadline, timeout_s=timeout_s)
         return ToolRun.from_json("verifier_set", d)
 
+    @step()
     def dmaguard_get(
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> int | None:
         d = self.call("dmaguard_get", {}, deadline=deadline, timeout_s=timeout_s)
         return JsonObject("dmaguard_get", d).ointeger("policy")
 
+    @step("policy")
     def dmaguard_set(
         self,
         policy: int | None,
@@ -290,6 +305,7 @@ class WindowsHost:
         d = self.call("dmaguard_set", {"policy": policy}, deadline=deadline, timeout_s=timeout_s)
         return DmaGuardChange.from_json("dmaguard_set", d)
 
+    @step("vendor")
     def kdp_firmware_get(
         self,
         vendor: FirmwareVendor,
@@ -302,6 +318,7 @@ class WindowsHost:
         )
         return FirmwareKdp.from_json("kdp_firmware_get", d)
 
+    @step("vendor", "enabled")
     def kdp_firmware_set(
         self,
         vendor: FirmwareVendor,
@@ -314,6 +331,7 @@ class WindowsHost:
         d = self.call("kdp_firmware_set", params, deadline=deadline, timeout_s=timeout_s)
         return FirmwareKdpChange.from_json("kdp_firmware_set", d)
 
+    @step("enabled")
     def set_test_signing(
         self, enabled: bool, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> ToolRun:
@@ -323,22 +341,26 @@ class WindowsHost:
         return ToolRun.from_json("test_signing_set", d)
 
     # -- session ---------------------------------------------------------------------------------
+    @step()
     def session_state(
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> SessionInfo:
         d = self.call("session_state", {}, deadline=deadline, timeout_s=timeout_s)
         return SessionInfo.from_json("session_state", d)
 
+    @step()
     def lock(self, *, deadline: Deadline | None = None, timeout_s: float | None = None) -> bool:
         """Request a console lock; True if the request was made (poll `session_state`)."""
         d = self.call("session_lock", {}, deadline=deadline, timeout_s=timeout_s)
         return JsonObject("session_lock", d).flag("requested")
 
+    @step()
     def sign_out(self, *, deadline: Deadline | None = None, timeout_s: float | None = None) -> bool:
         """Request a sign-out of the console user; True if the request was made."""
         d = self.call("session_signout", {}, deadline=deadline, timeout_s=timeout_s)
         return JsonObject("session_signout", d).flag("requested")
 
+    @step("enabled", "user")
     def set_autologon(
         self,
         enabled: bool,
@@ -357,6 +379,7 @@ class WindowsHost:
         return JsonObject("autologon_set", d).flag("enabled")
 
     # -- PnP -------------------------------------------------------------------------------------
+    @step("hardware_id", "present_only")
     def pnp_devices(
         self,
         hardware_id: str,
@@ -369,6 +392,7 @@ class WindowsHost:
         d = self.call("pnp_devices", params, deadline=deadline, timeout_s=timeout_s)
         return PnpDevice.list_from_json("pnp_devices", d)
 
+    @step()
     def pnp_rescan(
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> int:
@@ -376,6 +400,7 @@ class WindowsHost:
         return JsonObject("pnp_rescan", d).integer("exit_code")
 
     # -- reboot, crash evidence, probes ----------------------------------------------------------
+    @step("reason")
     def reboot_request(
         self, reason: str, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> RebootRequest:
@@ -383,6 +408,7 @@ class WindowsHost:
         d = self.call("reboot_request", {"reason": reason}, deadline=deadline, timeout_s=timeout_s)
         return RebootRequest.from_json("reboot_request", d)
 
+    @step("since_utc")
     def crash_evidence(
         self,
         since_utc: datetime,
@@ -415,6 +441,7 @@ class WindowsHost:
             return since_utc
         return seen + timedelta(milliseconds=1)
 
+    @step("instance_id", "volume_label", "size_mib")
     def storage_probe(
         self,
         instance_id: str,
@@ -427,48 +454,3 @@ class WindowsHost:
         params = {"instance_id": instance_id, "volume_label": volume_label, "size_mib": size_mib}
         d = self.call("storage_probe", params, deadline=deadline, timeout_s=timeout_s)
         return StorageProbeResult.from_json("storage_probe", d)
-
-    # -- procedures (harness.windows.actions) ----------------------------------------------------
-    def upload_file(
-        self,
-        local: Path,
-        remote: str,
-        deadline: Deadline | None = None,
-        *,
-        timeout_s: float | None = None,
-    ) -> None:
-        actions.upload_file(self, local, remote, deadline, timeout_s=timeout_s)
-
-    def upload_package(self, inf: Path, remote_dir: str, deadline: Deadline | None = None) -> str:
-        return actions.upload_package(self, inf, remote_dir, deadline)
-
-    def wait_for_device(
-        self,
-        hardware_id: str,
-        predicate: Callable[[tuple[PnpDevice, ...]], bool],
-        deadline: Deadline,
-        *,
-        poll: Backoff = DEFAULT_BACKOFF,
-        present_only: bool = True,
-    ) -> tuple[PnpDevice, ...]:
-        return actions.wait_for_device(
-            self, hardware_id, predicate, deadline, poll=poll, present_only=present_only
-        )
-
-    def reboot_and_wait(
-        self,
-        deadline: Deadline,
-        *,
-        down_timeout_s: float,
-        up_timeout_s: float,
-        reason: str = "dma-lab-harness: conditions need a reboot",
-        poll: Backoff = actions.REBOOT_BACKOFF,
-    ) -> actions.RebootReport:
-        return actions.reboot_and_wait(
-            self,
-            deadline,
-            down_timeout_s=down_timeout_s,
-            up_timeout_s=up_timeout_s,
-            reason=reason,
-            poll=poll,
-        )

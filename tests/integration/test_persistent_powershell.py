@@ -26,6 +26,7 @@ from harness.virtual_lab.windows.executor import WindowsExecutor
 from harness.virtual_lab.windows.machine import WindowsMachine
 from harness.virtual_lab.winrm import BuiltinExecutor, WinRMEndpoint
 from harness.virtual_lab.winrm import ps_host as virtual_ps_host
+from harness.windows.actions import reboot_and_wait
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.polling import Backoff, pause
@@ -231,8 +232,12 @@ def test_reconnect_after_a_virtual_reboot(
     executor = _executor(runtime, dut)
     host.host_facts()
     starts = executor.powershell_starts
-    result = host.reboot_and_wait(
-        Deadline.after(20, f"reboot of {dut}"), down_timeout_s=5, up_timeout_s=15, poll=FAST_POLL
+    result = reboot_and_wait(
+        host,
+        Deadline.after(20, f"reboot of {dut}"),
+        down_timeout_s=5,
+        up_timeout_s=15,
+        poll=FAST_POLL,
     )
     assert not result.evidence.crashed
     assert host.host_facts().last_boot_utc == result.facts.last_boot_utc

@@ -25,6 +25,7 @@ from harness.errors import DutError, InfrastructureError
 from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
+from harness.windows.actions import reboot_and_wait, upload_package, wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.polling import Backoff, WaitTimeout, pause
@@ -100,7 +101,8 @@ def _wait_back(host: WindowsHost, old_boot: datetime, deadline: Deadline) -> Hos
 
 
 def _reboot(host: WindowsHost, budget_s: float = 10):
-    return host.reboot_and_wait(
+    return reboot_and_wait(
+        host,
         Deadline.after(budget_s, f"reboot of {host.name}"),
         down_timeout_s=3,
         up_timeout_s=budget_s,
@@ -114,8 +116,8 @@ def test_reboot_hang_is_a_dut_error_until_power_cycled(
     old = tb01.host_facts().last_boot_utc
     runtime.add_fault(VirtualFault(kind="reboot-hang", dut="tb-01"))
     with pytest.raises(DutError, match="did not come back"):
-        tb01.reboot_and_wait(
-            Deadline.after(10, "reboot"), down_timeout_s=2, up_timeout_s=1.5, poll=FAST_POLL
+        reboot_and_wait(
+            tb01, Deadline.after(10, "reboot"), down_timeout_s=2, up_timeout_s=1.5, poll=FAST_POLL
         )
     assert runtime.dut_truth("tb-01")["power"] == "hung"
     runtime.clear_faults()  # the technician power-cycles it
@@ -184,13 +186,13 @@ def _faulty_driver_scenario(
     _reboot(tb01)
     assert runtime.dut_truth("tb-01")["verifier"]["active"]["drivers"] == ["dmalab_nvme"]
     inf = lab.resolve_path(lab.driver_packages["nvme-inf1"].path)
-    installed = tb01.install_driver(tb01.upload_package(inf, "C:\\harness\\pkg-faulty"))
+    installed = tb01.install_driver(upload_package(tb01, inf, "C:\\harness\\pkg-faulty"))
     assert installed.published_name
     switch = connector.switch("switch-1")
     try:
         switch.connect(1)
-        devices = tb01.wait_for_device(
-            HWID_TB, lambda ds: any(d.started for d in ds), Deadline.after(5, "tb4 device")
+        devices = wait_for_device(
+            tb01, HWID_TB, lambda ds: any(d.started for d in ds), Deadline.after(5, "tb4 device")
         )
         assert devices[0].dma_policy == 2
         old = tb01.host_facts().last_boot_utc
@@ -217,7 +219,7 @@ def test_enumeration_failure_never_shows_the_device(
     try:
         switch.connect(1)
         with pytest.raises(WaitTimeout) as info:
-            tb01.wait_for_device(HWID_TB, bool, Deadline.after(1, "tb4 device"))
+            wait_for_device(tb01, HWID_TB, bool, Deadline.after(1, "tb4 device"))
         truth = runtime.dut_truth("tb-01")["devices"]["tb4"]
     finally:
         switch.disconnect(1)

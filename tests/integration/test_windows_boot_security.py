@@ -33,6 +33,7 @@ from harness.remote.deadline import Deadline
 from harness.virtual_lab.control import ControlClient
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows import readiness
+from harness.windows.actions import reboot_and_wait
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.polling import Backoff, pause
@@ -112,7 +113,8 @@ def _control(runtime: VirtualLabRuntime) -> ControlClient:
 
 
 def _reboot(host: WindowsHost, budget_s: float = 15) -> HostFacts:
-    report = host.reboot_and_wait(
+    report = reboot_and_wait(
+        host,
         Deadline.after(budget_s, f"reboot of {host.name}"),
         down_timeout_s=3,
         up_timeout_s=budget_s,

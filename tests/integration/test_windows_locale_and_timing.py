@@ -33,6 +33,7 @@ from harness.lab.state import Knowledge
 from harness.lab.strategy import DutStrategy
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
+from harness.windows.actions import reboot_and_wait, upload_package, wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.polling import Backoff, pause
@@ -108,7 +109,8 @@ def m201(connector: LabConnector) -> Iterator[WindowsHost]:
 
 
 def _reboot(host: WindowsHost, budget_s: float = 15) -> HostFacts:
-    report = host.reboot_and_wait(
+    report = reboot_and_wait(
+        host,
         Deadline.after(budget_s, f"reboot of {host.name}"),
         down_timeout_s=3,
         up_timeout_s=budget_s,
@@ -138,7 +140,7 @@ def test_german_pnputil_output_is_localized_and_the_driver_list_still_reads(
 ) -> None:
     raw = tb01.run_command("pnputil /enum-drivers")
     inf = lab.resolve_path(lab.driver_packages["nvme-inf1"].path)
-    installed = tb01.install_driver(tb01.upload_package(inf, "C:\\harness\\pkg-locale"))
+    installed = tb01.install_driver(upload_package(tb01, inf, "C:\\harness\\pkg-locale"))
     try:
         assert installed.published_name
         raw = tb01.run_command("pnputil /enum-drivers")
@@ -153,7 +155,7 @@ def test_german_pnputil_output_is_localized_and_the_driver_list_still_reads(
 
 def test_japanese_driver_list_over_ssh(m201: WindowsHost, lab: Lab) -> None:
     inf = lab.resolve_path(lab.driver_packages["nvme-inf0"].path)
-    installed = m201.install_driver(m201.upload_package(inf, "C:\\harness\\pkg-ja"))
+    installed = m201.install_driver(upload_package(m201, inf, "C:\\harness\\pkg-ja"))
     try:
         names = [d.published_name for d in m201.list_drivers()]
         assert installed.published_name in names
@@ -289,12 +291,12 @@ def test_pnp_devices_reads_the_per_device_dma_management_key(
     tb01: WindowsHost, lab: Lab, connector: LabConnector
 ) -> None:
     inf = lab.resolve_path(lab.driver_packages["nvme-dev1f1"].path)
-    installed = tb01.install_driver(tb01.upload_package(inf, "C:\\harness\\pkg-dev1f1"))
+    installed = tb01.install_driver(upload_package(tb01, inf, "C:\\harness\\pkg-dev1f1"))
     switch = connector.switch("switch-1")
     try:
         switch.connect(1)
-        devices = tb01.wait_for_device(
-            HWID_TB, lambda ds: bool(ds), Deadline.after(5, "tb4 device")
+        devices = wait_for_device(
+            tb01, HWID_TB, lambda ds: bool(ds), Deadline.after(5, "tb4 device")
         )
         assert devices[0].remapping_supported == 1 and devices[0].remapping_flags == 1
     finally:

@@ -19,6 +19,7 @@ from harness.doctor import Status, broken, run_doctor
 from harness.lab.connect import LabConnector
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
+from harness.windows.actions import upload_package, wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 
@@ -83,7 +84,7 @@ def test_package_lifecycle_and_device(
 ) -> None:
     inf = lab.resolve_path(lab.driver_packages["nvme-inf1"].path)
     hashes_before = sum(o["operation"] == "file_hash" for o in runtime.operations(dut))
-    remote_inf = host.upload_package(inf, f"C:\\harness\\pkg-{dut}")
+    remote_inf = upload_package(host, inf, f"C:\\harness\\pkg-{dut}")
     hashes = sum(o["operation"] == "file_hash" for o in runtime.operations(dut)) - hashes_before
     # WinRM checks each file with the file_hash operation; SFTP's read-back already did
     assert hashes == (2 if dut == "tb-01" else 0)
@@ -99,8 +100,8 @@ def test_package_lifecycle_and_device(
     switch = connector.switch("switch-1")
     try:
         switch.connect(channel)
-        devices = host.wait_for_device(
-            HWID[dut], lambda ds: any(d.started for d in ds), Deadline.after(10, "device")
+        devices = wait_for_device(
+            host, HWID[dut], lambda ds: any(d.started for d in ds), Deadline.after(10, "device")
         )
         probe = host.storage_probe(devices[0].instance_id, _label(lab, dut), 4)
         compat = host.service_dma_compat("dmalab_nvme")

@@ -22,6 +22,7 @@ from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.virtual_lab.signing import verify_file
 from harness.windows import readiness
+from harness.windows.actions import reboot_and_wait
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.polling import Backoff
@@ -63,8 +64,12 @@ def tb01(connector: LabConnector) -> Iterator[WindowsHost]:
         connector.shell("tb-01"), name="tb-01", catalog=OperationCatalog(), default_timeout_s=10
     )
     assert host.set_test_signing(True).exit_code == 0
-    host.reboot_and_wait(
-        Deadline.after(15, "reboot of tb-01"), down_timeout_s=3, up_timeout_s=15, poll=FAST_POLL
+    reboot_and_wait(
+        host,
+        Deadline.after(15, "reboot of tb-01"),
+        down_timeout_s=3,
+        up_timeout_s=15,
+        poll=FAST_POLL,
     )
     try:
         yield host

@@ -19,6 +19,7 @@ from harness.remote.deadline import Deadline
 from harness.remote.winrm_transport import WinRMAuth, WinRMSettings, WinRMShell
 from harness.virtual_lab.winrm import BuiltinExecutor, WinRMEndpoint
 from harness.virtual_lab.winrm.executor import RunningCommand, SteppedCommand
+from harness.windows.actions import upload_file
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 
@@ -286,10 +287,10 @@ def test_upload_in_chunks_through_file_write(cert_dir: Path, tmp_path: Path) -> 
         WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
     ):
         host = _host(sh)
-        host.upload_file(local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
+        upload_file(host, local, r"C:\Windows\Temp\payload.bin", timeout_s=10)
         small = tmp_path / "small.json"
         small.write_text('{"a": 1}')
-        host.upload_file(small, hostile, timeout_s=10)
+        upload_file(host, small, hostile, timeout_s=10)
         entries = sh.transcript.entries
     assert sink.files[r"C:\Windows\Temp\payload.bin"] == local.read_bytes()
     assert sink.files[hostile] == b'{"a": 1}'  # the path travelled as data
@@ -315,7 +316,7 @@ def test_upload_failure_names_the_chunk(cert_dir: Path, tmp_path: Path) -> None:
             InfrastructureError, match=r"chunk 1/1: .*operation file_write failed: exit 1"
         ),
     ):
-        _host(sh).upload_file(local, r"C:\x.bin", timeout_s=10)
+        upload_file(_host(sh), local, r"C:\x.bin", timeout_s=10)
 
 
 def test_an_upload_the_host_stores_differently_is_refused(cert_dir: Path, tmp_path: Path) -> None:
@@ -330,7 +331,7 @@ def test_an_upload_the_host_stores_differently_is_refused(cert_dir: Path, tmp_pa
         WinRMShell(WinRMSettings(ep.url, USER, PASSWORD), persistent_powershell=False) as sh,
         pytest.raises(InfrastructureError, match=r"did not arrive intact"),
     ):
-        _host(sh).upload_file(local, r"C:\x.bin", timeout_s=10)
+        upload_file(_host(sh), local, r"C:\x.bin", timeout_s=10)
 
 
 @pytest.mark.parametrize("persistent", [True, False], ids=["host", "per-call"])

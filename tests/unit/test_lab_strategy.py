@@ -408,7 +408,14 @@ class FakeHost:
 
 
 def _strategy(host: FakeHost) -> DutStrategy:
-    return DutStrategy(host, "tb-01", _dut(), reboot_s=60, step_s=10)  # type: ignore[arg-type]
+    return DutStrategy(
+        host,  # type: ignore[arg-type]
+        "tb-01",
+        _dut(),
+        reboot_s=60,
+        step_s=10,
+        reboot=lambda h, dl, **kw: h.reboot_and_wait(dl, **kw),
+    )
 
 
 def test_bring_to_applies_everything_then_reboots_once_and_caches() -> None:

@@ -22,7 +22,13 @@ from harness.errors import ConfigError, DutError, InfrastructureError
 from harness.remote.base import CommandResult
 from harness.remote.deadline import Deadline
 from harness.remote.transcript import MASK, Redactor, Transcript
-from harness.windows.actions import DutCrashed
+from harness.windows.actions import (
+    DutCrashed,
+    reboot_and_wait,
+    upload_file,
+    upload_package,
+    wait_for_device,
+)
 from harness.windows.host import Backoff, WaitTimeout, WindowsHost
 from harness.windows.ops import OperationCatalog
 from harness.windows.results import PnpDevice
@@ -222,8 +228,8 @@ def test_reboot_and_wait_sees_the_host_go_down_and_come_back(
     clock: Clock, catalog: OperationCatalog
 ) -> None:
     host, shell, _ = _rebooting(clock, catalog)
-    report = host.reboot_and_wait(
-        Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
+    report = reboot_and_wait(
+        host, Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
     )
     assert shell.names().count("reboot_request") == 1
     assert report.previous_boot_utc == OLD_BOOT and report.facts.last_boot_utc == NEW_BOOT
@@ -249,8 +255,8 @@ def test_a_bugcheck_after_the_reboot_is_a_dut_error_with_its_stop_code(
         }
     ]
     with pytest.raises(DutCrashed) as info:
-        host.reboot_and_wait(
-            Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
+        reboot_and_wait(
+            host, Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
         )
     assert isinstance(info.value, DutError)
     assert "tb-01: bugcheck 0x000000E6 (0x26, 0x0, 0xFFFFC30A1B2C3D40, 0x0)" in str(info.value)
@@ -263,8 +269,8 @@ def test_a_host_that_never_goes_down_did_not_reboot(
 ) -> None:
     host, shell, _ = _rebooting(clock, catalog, answer_for=10**9)
     with pytest.raises(DutError, match="tb-01 did not reboot: still answering"):
-        host.reboot_and_wait(
-            Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
+        reboot_and_wait(
+            host, Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
         )
     assert shell.names().count("reboot_request") == 1
     assert 60 <= clock.now - 1000 < 70
@@ -275,8 +281,8 @@ def test_a_host_that_does_not_come_back_is_a_dut_error_after_the_up_timeout(
 ) -> None:
     host, shell, _ = _rebooting(clock, catalog, down_s=None)
     with pytest.raises(DutError, match="tb-01 did not come back within 300 s") as info:
-        host.reboot_and_wait(
-            Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
+        reboot_and_wait(
+            host, Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
         )
     assert "refused" in str(info.value)  # the last transport error
     assert shell.names().count("reboot_request") == 1
@@ -296,8 +302,8 @@ def test_a_request_lost_with_the_connection_is_never_repeated(
         raise raise_down
 
     shell.handlers["reboot_request"] = reboot_then_drop
-    report = host.reboot_and_wait(
-        Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
+    report = reboot_and_wait(
+        host, Deadline.after(900, "reboot", clock=clock), down_timeout_s=60, up_timeout_s=300
     )
     assert report.facts.last_boot_utc == NEW_BOOT
     assert shell.names().count("reboot_request") == 1
@@ -308,8 +314,8 @@ def test_a_reboot_quicker_than_the_probes_is_accepted(
 ) -> None:
     host, _, model = _rebooting(clock, catalog, answer_for=10**9)
     model.quick = True  # never seen down, but back with a new boot time
-    report = host.reboot_and_wait(
-        Deadline.after(900, "reboot", clock=clock), down_timeout_s=30, up_timeout_s=300
+    report = reboot_and_wait(
+        host, Deadline.after(900, "reboot", clock=clock), down_timeout_s=30, up_timeout_s=300
     )
     assert report.down_after_s is None and report.facts.last_boot_utc == NEW_BOOT
 
@@ -340,8 +346,8 @@ def test_wait_for_device_polls_with_exponential_backoff(
     shell = ScriptedShell(clock, {"pnp_devices": lambda p: {"devices": answers.pop(0)}})
     shell.call_cost_s = 0.0
     host = WindowsHost(shell, name="tb-01", catalog=catalog, sleep=clock.sleep)
-    devs = host.wait_for_device(
-        "PCI\\VEN_144D*", started_or_blocked, Deadline.after(30, "device", clock=clock)
+    devs = wait_for_device(
+        host, "PCI\\VEN_144D*", started_or_blocked, Deadline.after(30, "device", clock=clock)
     )
     assert devs[0].blocked
     assert clock.sleeps == [0.05, 0.08, 0.128]
@@ -359,7 +365,8 @@ def test_wait_for_device_times_out_with_the_last_observation(
     with pytest.raises(
         WaitTimeout, match=r"tb-01: device to start: not reached within 10\.0 s"
     ) as info:
-        host.wait_for_device(
+        wait_for_device(
+            host,
             "PCI\\VEN_144D*",
             started_or_blocked,
             Deadline.after(10, "device to start", clock=clock),
@@ -377,7 +384,7 @@ def test_wait_for_device_without_any_observation_is_infrastructure(
     shell.up = False
     host = WindowsHost(shell, name="tb-01", catalog=catalog, sleep=clock.sleep)
     with pytest.raises(InfrastructureError, match="tb-01: operation pnp_devices: cannot connect"):
-        host.wait_for_device("X*", started_or_blocked, Deadline.after(5, "device", clock=clock))
+        wait_for_device(host, "X*", started_or_blocked, Deadline.after(5, "device", clock=clock))
 
 
 # -- uploads, secrets, errors --------------------------------------------------------------------
@@ -402,12 +409,12 @@ def test_upload_file_checks_the_hash(
 ) -> None:
     local = tmp_path / "a.bin"
     local.write_bytes(b"payload")
-    WindowsHost(_hashing_shell(clock), name="tb-01", catalog=catalog).upload_file(
-        local, "C:\\h\\a.bin"
+    upload_file(
+        WindowsHost(_hashing_shell(clock), name="tb-01", catalog=catalog), local, "C:\\h\\a.bin"
     )
     bad = WindowsHost(_hashing_shell(clock, corrupt=True), name="tb-01", catalog=catalog)
     with pytest.raises(InfrastructureError, match="did not arrive intact"):
-        bad.upload_file(local, "C:\\h\\a.bin")
+        upload_file(bad, local, "C:\\h\\a.bin")
 
 
 INF = """[Version]
@@ -436,7 +443,7 @@ def test_upload_package_sends_the_inf_its_files_and_catalog(
     (pkg / "dmalab.cat").write_bytes(b"cat")
     shell = _hashing_shell(clock)
     host = WindowsHost(shell, name="tb-01", catalog=catalog)
-    remote = host.upload_package(pkg / "dmalab.inf", "C:\\harness\\pkg\\")
+    remote = upload_package(host, pkg / "dmalab.inf", "C:\\harness\\pkg\\")
     assert remote == "C:\\harness\\pkg\\dmalab.inf"
     assert sorted(shell.uploads) == [
         "C:\\harness\\pkg\\bin\\dmalab.sys",
@@ -446,7 +453,7 @@ def test_upload_package_sends_the_inf_its_files_and_catalog(
     ]
     (pkg / "bin" / "dmalab.sys").unlink()
     with pytest.raises(ConfigError, match=r"lists .bin/dmalab\.sys., which is not in"):
-        host.upload_package(pkg / "dmalab.inf", "C:\\harness\\pkg")
+        upload_package(host, pkg / "dmalab.inf", "C:\\harness\\pkg")
 
 
 def test_autologon_password_never_reaches_a_transcript(
