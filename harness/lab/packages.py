@@ -74,6 +74,11 @@ class InstalledPackage:
     drivers: tuple[str, ...] = ()  # driver binaries (`drivers_of`)
     outcome: InstallOutcome = InstallOutcome.INSTALLED
     hardware_ids: frozenset[str] = field(default_factory=frozenset)  # lower case
+    #: SHA-1 thumbprints of the certificate pnputil judges the package by: the catalog's
+    #: signer (the binaries' when there is no catalog); empty when nothing was checked.
+    signer_thumbprints: tuple[str, ...] = ()
+    #: Each checked file's signature status and signer, as `driver_signature` reported it.
+    signature_evidence: str = ""
 
     @property
     def reboot_required(self) -> bool:
@@ -272,6 +277,8 @@ class PackageInstaller:
             drivers=drivers_of(inf_path),
             outcome=result.outcome,
             hardware_ids=hardware_ids,
+            signer_thumbprints=tuple(signers),
+            signature_evidence=evidence,
         )
         self._installed[package_name] = package
         self._ever[package_name] = package

@@ -187,6 +187,8 @@ class DutPool:
                     "published_name": p.published_name,
                     "version": p.version,
                     "signer": p.signer,
+                    "signer_thumbprints": list(p.signer_thumbprints),
+                    "signature_evidence": p.signature_evidence,
                     "files": dict(p.files),
                     **inf_identity(p.inf_path),
                 }

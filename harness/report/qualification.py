@@ -182,6 +182,8 @@ def _packages(all_facts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
                 "inf": pkg.get("inf"),
                 "version": pkg.get("version"),
                 "signer": pkg.get("signer"),
+                "signer_thumbprints": sorted(str(t) for t in pkg.get("signer_thumbprints") or []),
+                "signature_evidence": pkg.get("signature_evidence") or "",
                 # the INF's own identity (harness.lab.package_identity), recorded while installed
                 **{k: pkg.get(k) for k in IDENTITY_KEYS if k in pkg},
                 "files": dict(sorted(files.items())),
@@ -393,6 +395,8 @@ def summary_html(data: Mapping[str, Any]) -> str:
                 ("class_guid", "ClassGuid"),
                 ("catalog", "CatalogFile"),
                 ("hardware_ids", "hardware IDs"),
+                ("signer_thumbprints", "signer thumbprint (SHA-1)"),
+                ("signature_evidence", "signatures checked"),
             )
             if pkg.get(key)
         ]

@@ -258,11 +258,16 @@ def test_a_qualification_run_writes_a_bundle_whose_manifest_checks_out(tmp_path:
     assert pkg["files"] and all(len(h) == 64 for h in pkg["files"].values())
     assert pkg["driver_ver"] == "03/14/2025,1.4.102.0" and pkg["class"] == "SCSIAdapter"
     assert pkg["provider"] == "DMA Lab" and "PCI\\VEN_144D&DEV_A808" in pkg["hardware_ids"]
+    # the certificate pnputil judged it by (SHA-1 thumbprint), and each file's signature as seen
+    assert pkg["signer_thumbprints"], pkg
+    assert all(re.fullmatch(r"[0-9A-F]{40}", t) for t in pkg["signer_thumbprints"])
+    assert "Valid" in pkg["signature_evidence"] and ".sys" in pkg["signature_evidence"]
     assert results["virtual_lab"] is True
     summary = (run_dir / "qualification" / "summary.html").read_text()
     assert "No driver package recorded" not in summary
     assert 'id="virtual-banner"' in summary and "<h2>Sign-off</h2>" in summary
     assert "<th>expected</th><th>observed</th>" in summary
+    assert "signer thumbprint (SHA-1)" in summary and pkg["signer_thumbprints"][0] in summary
     assert "DEVPKEY 2; starts at plug" in summary  # INF 2, external port: expected and seen
     pdf = run_dir / "qualification" / "summary.pdf"
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
