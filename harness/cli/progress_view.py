@@ -2,10 +2,10 @@
 step it is at (progress/<dut>.json, written by the pytest workers), the time spent against the
 scenario's deadline, and the counts so far (journal.jsonl).
 
-On a terminal the block (one line per DUT, then the elapsed time and the ETA) is redrawn in
-place, each line cut to the terminal's width, and a scenario that did not pass is printed above
-the block the moment it is journaled; otherwise (a log file, CI) one line is printed each time a
-DUT starts a scenario or a scenario ends.
+On a terminal the block (one line per DUT, then the elapsed time and the ETA) is a `rich` live
+display redrawn in place, each line cut to the terminal's width (as it is at each redraw), and a
+scenario that did not pass is printed above the block the moment it is journaled; otherwise (a
+log file, CI) one line is printed each time a DUT starts a scenario or a scenario ends.
 
     tb-01   3/8  passed 2  failed 1 | tb-01.w11-22631.inf2.external...locked: plug   4.1s/900s
     elapsed 0:42  ETA 1:51
@@ -19,11 +19,14 @@ seconds); the run's ETA is that of its slowest DUT.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
 
 from harness.report.journal import Journal
 from harness.report.run_dir import RunDir
@@ -52,7 +55,7 @@ class ProgressView:
         self.estimates = dict(estimates or {})
         self.width = width
         self.started = time.time()
-        self._drawn = 0
+        self._live: Live | None = None
         self._seen_lines = seen
         self._done_before = {d: 0 for d in self.totals}
         self._last_scenario: dict[str, str] = {}
@@ -100,10 +103,7 @@ class ProgressView:
                 )
             out.append(line)
         out.append(self._timing(per, now))
-        return [_fit(line, self._columns()) for line in out] if self.tty else out
-
-    def _columns(self) -> int:
-        return self.width or shutil.get_terminal_size((100, 24)).columns
+        return out
 
     def eta_s(self, per: Mapping[str, Counter[str]], now: float) -> float | None:
         """Seconds until the slowest DUT is done, or None when nothing is known yet."""
@@ -133,22 +133,37 @@ class ProgressView:
             f"elapsed {_clock(now - self.started)}  ETA {_clock(eta) if eta is not None else '-'}"
         )
 
+    def _started_live(self) -> Live:
+        if self._live is None:
+            console = Console(file=self.out, width=self.width, force_terminal=True, highlight=False)
+            self._live = Live(
+                console=console,
+                auto_refresh=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
+        return self._live
+
+    def close(self) -> None:
+        """Leave the block, brought up to date, on the screen and give the terminal back (the
+        cursor shown again)."""
+        if self._live is not None:
+            self.refresh()
+            self._live.stop()
+            self._live = None
+
     def refresh(self) -> None:
         if self.tty:
-            lines = self.lines()
-            if self._drawn:
-                self.out.write(f"\x1b[{self._drawn}F")
+            live = self._started_live()
             # what did not pass is printed the moment it is journaled, above the live block
             entries = Journal(self.run_dir.journal).read()
             for e in entries[self._seen_lines :]:
                 if not e.outcome.is_pass:
                     text = f"{e.outcome.value}: {e.scenario}: {e.extra.get('message', '')}"
-                    self.out.write("\x1b[2K" + _fit(text, self._columns()) + "\n")
+                    live.console.print(_line(text), no_wrap=True, overflow="ellipsis", crop=True)
             self._seen_lines = len(entries)
-            for line in lines:
-                self.out.write("\x1b[2K" + line + "\n")
-            self.out.write("\x1b[J")  # a narrower block than the last: clear what is left
-            self._drawn = len(lines)
+            live.update(Group(*(_line(x) for x in self.lines())), refresh=True)
         else:
             _, finished = self._counts()
             for line in finished[self._seen_lines :]:
@@ -162,11 +177,9 @@ class ProgressView:
         self.out.flush()
 
 
-def _fit(line: str, columns: int) -> str:
-    """`line` cut to fit `columns` - 1 characters (the last column would wrap on some
-    terminals), with an ellipsis when cut."""
-    room = max(columns - 1, 10)
-    return line if len(line) <= room else line[: room - 1] + "…"
+def _line(text: str) -> Text:
+    """One line of the display: cut with an ellipsis at the terminal's width, never wrapped."""
+    return Text(text, no_wrap=True, overflow="ellipsis")
 
 
 def _clock(seconds: float) -> str:

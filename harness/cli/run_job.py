@@ -212,6 +212,7 @@ class RunJob:
                 seen=len(Journal(rd.journal).read()),
                 estimates=self.estimates,
             )
+            stack.callback(view.close)
             mode = "wb" if attempt["attempt"] == 1 else "ab"
             with open_private(rd.pytest_log, mode) as log, sigterm_as_interrupt():
                 if attempt["attempt"] > 1:
@@ -238,6 +239,7 @@ class RunJob:
                         except subprocess.TimeoutExpired:
                             view.refresh()
                 except KeyboardInterrupt:
+                    view.close()
                     self.out.write("\ninterrupted: letting the scenarios tear down ...\n")
                     rc = stop(proc)
             view.refresh()

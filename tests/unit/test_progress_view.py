@@ -35,8 +35,10 @@ def _line(rd: RunDir, sid: str, outcome: str, message: str = "") -> None:
 
 
 def _screen(text: str) -> list[str]:
-    """The visible lines a terminal would show: ANSI control sequences removed."""
-    return [x for x in re.sub(r"\x1b\[[0-9]*[A-Za-z]", "", text).split("\n") if x]
+    """The visible lines a terminal would show: ANSI control sequences and carriage returns
+    removed."""
+    plain = re.sub(r"\x1b\[\??[0-9;]*[A-Za-z]", "", text).replace("\r", "")
+    return [x for x in plain.split("\n") if x]
 
 
 def test_a_narrow_terminal_gets_lines_that_fit_and_failures_as_they_happen(tmp_path: Path) -> None:
@@ -48,7 +50,7 @@ def test_a_narrow_terminal_gets_lines_that_fit_and_failures_as_they_happen(tmp_p
     out = Terminal()
     view = ProgressView(rd, {"tb-01": 3, "m2-01": 2}, out, estimates={"tb-01": 600}, width=60)
     view.refresh()
-    assert all(len(x) <= 59 for x in _screen(out.getvalue()))
+    assert all(len(x) <= 60 for x in _screen(out.getvalue()))
     assert "…" in out.getvalue()  # the long scenario id was cut, not wrapped
     assert "ETA 10:00" in out.getvalue()  # nothing finished yet: the cost model's estimate
     _line(rd, LONG, "failed", "product defect: DEVPKEY 1, expected 2")
@@ -71,3 +73,18 @@ def test_the_eta_follows_the_run_so_far(tmp_path: Path) -> None:
     # m2-01 has no estimate and nothing finished: not counted; then both known
     assert view.eta_s({"tb-01": Counter(passed=3), "m2-01": Counter(passed=1)}, now=1030.0) == 30.0
     assert view.eta_s({"tb-01": Counter(passed=4), "m2-01": Counter(passed=2)}, now=1040.0) is None
+
+
+def test_closing_the_view_leaves_the_last_block_and_shows_the_cursor(tmp_path: Path) -> None:
+    rd = RunDir(tmp_path / "run")
+    rd.create()
+    out = Terminal()
+    view = ProgressView(rd, {"tb-01": 1}, out, width=80)
+    view.refresh()
+    assert "\x1b[?25l" in out.getvalue()  # the cursor is hidden while the block is live
+    _line(rd, "tb-01.a", "passed")
+    view.close()
+    view.close()  # twice is harmless (an interrupt closes it, then the run's exit)
+    text = out.getvalue()
+    assert text.endswith("\x1b[?25h") or "\x1b[?25h" in text.splitlines()[-1]
+    assert "tb-01    1/1  passed 1" in _screen(text)[-2]
