@@ -34,7 +34,8 @@ from harness.lab.state import DMA_VERIFICATION, DutState, Setting, combine, obse
 from harness.remote.deadline import Deadline
 from harness.windows import readiness
 from harness.windows.actions import RebootReport, reboot_and_wait
-from harness.windows.results import HostFacts, VerifierSettings
+from harness.windows.host import CRASH_REPORT_WAIT_S
+from harness.windows.results import CrashEvidence, HostFacts, VerifierSettings
 
 if TYPE_CHECKING:
     from harness.windows.host import WindowsHost
@@ -257,6 +258,8 @@ class DutStrategy:
         """`reboot` takes one reboot and waits for the host (`actions.reboot_and_wait`)."""
         self.host = host
         self.reboot = reboot
+        #: What the DUT's logs held of a crash at first contact (None until then).
+        self.crash_before_contact: CrashEvidence | None = None
         self.dut_name = dut_name
         self.dut = dut
         self.reboot_s = reboot_s
@@ -280,6 +283,8 @@ class DutStrategy:
         dl = deadline.child(self.step_s, f"observing the conditions of {self.dut_name}")
         if facts is None:
             facts = self.host.host_facts(deadline=dl)
+        if self.crash_before_contact is None:
+            self._first_contact(facts, deadline)
         last = self._last
         if last is not None and last.last_boot_utc == facts.last_boot_utc:
             state = combine(self.dut_name, self.dut, facts, last.verifier, last.kdp.pending, last)
@@ -288,6 +293,29 @@ class DutStrategy:
             state = replace(state, dut=self.dut_name)
         self._last = state
         return state
+
+    def _first_contact(self, facts: HostFacts, deadline: Deadline) -> None:
+        """Read, once, the crash evidence logged since the DUT's current boot: a bugcheck from
+        before the run has its Kernel-Power 41 logged at this boot and WER's 1001 later, and
+        must not be taken for a crash of the first reboot or scenario (the host remembers
+        what it reported: `unseen_since`). The op waits, bounded, for a late 1001."""
+        budget = self.step_s + 2 * CRASH_REPORT_WAIT_S
+        dl = deadline.child(budget, f"crash evidence of {self.dut_name} before the run")
+        evidence = self.host.crash_evidence(facts.last_boot_utc, deadline=dl, timeout_s=budget)
+        self.crash_before_contact = evidence
+        if evidence.crashed:
+            log.warning(
+                "%s had crashed before the run: %s",
+                self.dut_name,
+                ", ".join(
+                    sorted(
+                        {
+                            f"0x{b.stop_code:X}"
+                            for b in (*evidence.bugchecks, *evidence.shutdown_bugchecks)
+                        }
+                    )
+                ),
+            )
 
     def bring_to(self, required: BootState, deadline: Deadline) -> Transition:
         check_reachable(required, self.dut, self.dut_name)

@@ -197,6 +197,12 @@ class DutPool:
             ],
             "installed_now": sorted(kit.packages.installer.installed),
         }
+        before = kit.strategy.crash_before_contact  # read at first contact (DutStrategy)
+        if before is not None and before.crashed:
+            data["crashed_before_run"] = [
+                {"stop_code": f"0x{b.stop_code:08X}", "time_utc": b.time_utc, "source": b.source}
+                for b in (*before.bugchecks, *before.shutdown_bugchecks)
+            ]
         write_private(rd.facts / f"{name}.json", json.dumps(data, indent=2, default=str) + "\n")
 
     def close(self) -> list[str]:

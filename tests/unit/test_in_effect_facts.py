@@ -22,7 +22,7 @@ from harness.lab.state import DutState, Knowledge, Setting, combine, observe
 from harness.lab.strategy import ChangeKind, DutStrategy, plan_changes, reboot_reasons
 from harness.remote.deadline import Deadline
 from harness.virtual_lab.windows.registry import Registry
-from harness.windows.results import HostFacts, KeyWritten, VerifierSettings
+from harness.windows.results import CrashEvidence, HostFacts, KeyWritten, VerifierSettings
 
 BOOT = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 BEFORE, AFTER = BOOT - timedelta(days=2), BOOT + timedelta(minutes=5)
@@ -205,6 +205,10 @@ class _Host:
     def __init__(self, facts: HostFacts) -> None:
         self.facts = facts
         self.calls: list[str] = []
+
+    def crash_evidence(self, since_utc: datetime, **_: Any) -> CrashEvidence:
+        """A DUT that did not crash before the run (read once at first contact)."""
+        return CrashEvidence((), (), (), "")
 
     def host_facts(self, *, deadline: Deadline) -> HostFacts:
         self.calls.append("host_facts")

@@ -30,6 +30,7 @@ from harness.lab.strategy import (
 )
 from harness.remote.deadline import Deadline
 from harness.windows.results import (
+    CrashEvidence,
     HostFacts,
     KdpSource,
     KdpState,
@@ -363,6 +364,10 @@ class FakeHost:
 
     def facts(self) -> HostFacts:
         return _facts(self.boot, kdp=self.kdp, guard=self.guard)
+
+    def crash_evidence(self, since_utc: datetime, **_: Any) -> CrashEvidence:
+        """A DUT that did not crash before the run (read once at first contact)."""
+        return CrashEvidence((), (), (), "")
 
     def host_facts(self, *, deadline: Deadline) -> HostFacts:
         self.calls.append("host_facts")
