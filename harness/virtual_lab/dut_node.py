@@ -101,6 +101,8 @@ class DutNode:
             account.password,
             host_key_dir=workdir / "ssh",
             sftp_root=fs_root,
+            default_shell=getattr(machine, "openssh_default_shell", lambda: None),
+            quirks=dict(getattr(machine, "quirks", {})),
         )
         self.powered = True
         self.refusing = False

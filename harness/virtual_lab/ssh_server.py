@@ -1,22 +1,20 @@
-"""The virtual lab's SSH listener: a Windows OpenSSH server (cmd.exe default shell), via asyncssh.
+"""The virtual lab's SSH listener: a Windows OpenSSH server, via asyncssh.
 
 One asyncssh server per DUT on its own event loop in a background thread, on 127.0.0.1 with
 TCP_NODELAY on every accepted connection. Password and public-key authentication. An exec
-request is what Windows OpenSSH does with cmd.exe as the default shell: `cmd.exe /c <line>`, so
-the command line goes to the same `Executor` the WinRM endpoint uses
-(`start(line, [], skip_cmd_shell=False)`), is limited to cmd.exe's 8191 characters, and its
-stdout/stderr are streamed as UTF-8 and its exit code returned (as the uint32 Windows reports).
-stdin is forwarded until EOF. The SFTP subsystem is rooted in a per-DUT directory (`sftp_root`):
-
-    C:\\harness\\pkg\\x.inf, C:/harness/pkg/x.inf, /C:/harness/pkg/x.inf -> <root>/C/harness/pkg/x.inf
-    /harness/x (no drive)                                        -> <root>/C/harness/x
-    x.inf (relative: the user's home, C:\\Users\\<user>)         -> <root>/C/Users/<user>/x.inf
-
-Drive letters are upper-cased, `..` never leaves the drive, and paths are reported back to the
-client the way Windows OpenSSH does (`/C:/harness/x`). Faults: `refuse()` stops accepting (new
-connections are refused, open ones live on; `accept()` listens again on the same port) and
-`drop_next()` aborts the connection of the next exec once the command has started, or of the
-next request a running persistent PowerShell host receives (`winrm.ps_host`);
+request is what Windows OpenSSH does with it (`ssh_processes`): the line runs under the DUT's
+DefaultShell (`default_shell()`, cmd.exe when None: `"cmd.exe" /c "<line>"`, the quotes counted
+toward cmd.exe's 8191 characters; a PowerShell DefaultShell runs the line as PowerShell), as a
+process in the endpoint's `processes` table that **outlives its channel** (Win32-OpenSSH#1751)
+until it exits or `taskkill /PID n /T /F` ends it; `stop()` ends them all. Per-call PowerShell
+stdout is in the OEM code page (quirk `locale`/`oem_codepage`, cp437 by default) unless the
+script set UTF-8 first; the exit code travels as the uint32 Windows reports; with the quirk
+`ssh_eof_withheld` (Win32-OpenSSH#2452: a grandchild holds the pipes) the exit status comes but
+EOF never does. stdin is forwarded until EOF. SFTP is `ssh_sftp` (NTFS naming rules, rooted in
+a per-DUT directory `sftp_root`). Faults: `refuse()` stops accepting (new connections are
+refused, open ones live on; `accept()` listens again on the same port) and `drop_next()` aborts
+the connection of the next exec once the command has started, or of the next request a running
+persistent PowerShell host receives (the process runs on, as on Windows);
 `reject_auth = True` fails every authentication until cleared. asyncssh's
 own INFO log would print command lines, so its logger is raised to WARNING unless configured.
 
@@ -33,8 +31,6 @@ import concurrent.futures
 import contextlib
 import hmac
 import logging
-import posixpath
-import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -45,57 +41,21 @@ import asyncssh
 
 from harness.virtual_lab.service import Service
 from harness.virtual_lab.ssh_keys import HostKey
-from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
+from harness.virtual_lab.ssh_processes import (
+    ExecSpawner,
+    LabProcess,
+    ProcessTable,
+    StdinPrologue,
+    oem_codepage,
+)
+from harness.virtual_lab.ssh_sftp import LabSftp, _account, windows_to_local
+from harness.virtual_lab.winrm.executor import Executor, RunningCommand
 from harness.virtual_lab.winrm.ps_host import PsHostLoop
-from harness.virtual_lab.winrm.shells import CMD_LINE_LIMIT, TOO_LONG_MESSAGE
 
+__all__ = ["LOOPBACK", "SshEndpoint", "windows_to_local"]
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 _WAIT_SLICE_S = 0.25  # a running command re-checks for a closed channel at least this often
-_DRIVE = re.compile(r"^/?([A-Za-z]):(/.*)?$")
-
-
-def _account(username: str) -> str:
-    """`lab\\tester` and `tester@lab` both log on as `tester` (as Windows OpenSSH accepts)."""
-    return username.rsplit("\\", 1)[-1].split("@", 1)[0].lower()
-
-
-def windows_to_local(root: Path, path: str, username: str = "user") -> Path:
-    """Map a Windows-style or SFTP path to the file under the DUT's `root` (see module doc)."""
-    text = path.replace("\\", "/")
-    m = _DRIVE.match(text)
-    if m:
-        drive, rest = m.group(1).upper(), m.group(2) or "/"
-    elif text.startswith("/"):
-        drive, rest = "C", text
-    else:
-        drive, rest = "C", f"/Users/{_account(username)}/{text}"
-    norm = posixpath.normpath("/" + rest.lstrip("/")).lstrip("/")
-    return Path(root) / drive / norm if norm and norm != "." else Path(root) / drive
-
-
-class _LabSftp(asyncssh.SFTPServer):
-    """asyncssh's SFTP server with Windows path mapping into the DUT's root."""
-
-    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], root: Path) -> None:
-        self._root = Path(root).resolve()
-        self._user = str(chan.get_extra_info("username") or "user")
-        super().__init__(chan)
-
-    def map_path(self, path: bytes) -> bytes:
-        text = path.decode("utf-8", "surrogateescape") or "."
-        return bytes(windows_to_local(self._root, text, self._user))
-
-    def reverse_map_path(self, path: bytes) -> bytes:
-        local = Path(path.decode("utf-8", "surrogateescape"))
-        try:
-            rel = local.relative_to(self._root)
-        except ValueError as exc:
-            raise asyncssh.SFTPNoSuchFile("File not found") from exc
-        if not rel.parts:
-            return b"/"
-        drive, *rest = rel.parts
-        return ("/" + drive + ":/" + "/".join(rest)).encode("utf-8", "surrogateescape")
 
 
 class _LabSshServer(asyncssh.SSHServer):
@@ -156,8 +116,17 @@ class SshEndpoint(Service):
         host_key_dir: Path,
         sftp_root: Path | None = None,
         port: int = 0,
+        default_shell: Callable[[], str | None] = lambda: None,
+        quirks: dict[str, str | int | bool] | None = None,
     ) -> None:
         self.executor = executor
+        self.quirks = dict(quirks or {})
+        #: `ssh_eof_withheld` quirk (Win32-OpenSSH#2452): exit-status is sent, EOF never.
+        self.withhold_eof = bool(self.quirks.get("ssh_eof_withheld", False))
+        self.processes = ProcessTable()
+        self._spawner = ExecSpawner(
+            executor, self.processes, default_shell, lambda: oem_codepage(self.quirks)
+        )
         self.username = username
         self._password = password
         self._authorized = {asyncssh.import_public_key(k).public_data for k in authorized_keys}
@@ -171,7 +140,6 @@ class SshEndpoint(Service):
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
-        self._running: set[RunningCommand] = set()
         self._drop_next = False
         self._fault_lock = threading.Lock()
         self.reject_auth = False  # fault: every authentication fails until set back to False
@@ -270,7 +238,7 @@ class SshEndpoint(Service):
             port,
             server_host_keys=[self._host_key.key],
             process_factory=self._serve_exec,
-            sftp_factory=lambda chan: _LabSftp(chan, root),
+            sftp_factory=lambda chan: LabSftp(chan, root),
             allow_scp=False,
             encoding=None,
             reuse_address=True,
@@ -285,8 +253,7 @@ class SshEndpoint(Service):
 
     async def _shutdown(self) -> None:
         await self._unlisten()
-        for cmd in list(self._running):
-            cmd.terminate()
+        self.processes.terminate_all()  # the machine goes down with every process
         for conn in list(self._connections):
             conn.abort()
         self._connections.clear()
@@ -304,71 +271,90 @@ class SshEndpoint(Service):
             proc.exit(1)
             return
         self.execs_total += 1
-        running: RunningCommand
-        if len(line) > CMD_LINE_LIMIT:
-            running = FinishedCommand("", TOO_LONG_MESSAGE, 1)
-        else:
-            running = self.executor.start(line, [], skip_cmd_shell=False)
-        self._running.add(running)
-        pump = asyncio.ensure_future(self._pump_stdin(proc, running, self._drop_check(running)))
+        child = self._spawner.spawn(line)
+        if child.report_pid:
+            proc.stdout.write(child.pid_line().encode("ascii"))
+        pump = asyncio.ensure_future(self._pump_stdin(proc, child, self._drop_check(child)))
         try:
             if self._take_drop():
                 proc.channel.get_connection().abort()
-                running.terminate()
-                return
-            rc = await self._relay(proc, running)
-            if rc is not None:
-                proc.exit(rc & 0xFFFFFFFF)  # Windows exit codes travel as uint32
+                child.detached = True  # the process runs on (Win32-OpenSSH#1751)
+            rc = await self._relay(proc, child)
+            if rc is not None and not child.detached:
+                await self._exit(proc, rc)
         finally:
             pump.cancel()
-            self._running.discard(running)
+            self.processes.remove(child)
 
-    async def _relay(
-        self, proc: asyncssh.SSHServerProcess[bytes], running: RunningCommand
-    ) -> int | None:
-        """Stream output until the command exits (its code) or the channel goes away (None)."""
+    async def _exit(self, proc: asyncssh.SSHServerProcess[bytes], rc: int) -> None:
+        """exit-status as the uint32 Windows sends (asyncssh's `exit` would keep 8 bits), then
+        EOF and close, or, with the `ssh_eof_withheld` quirk, neither until the client closes."""
+        chan = proc.channel
+        with contextlib.suppress(OSError, asyncssh.Error):
+            chan._send_request(b"exit-status", (rc & 0xFFFFFFFF).to_bytes(4, "big"))
+            if self.withhold_eof:
+                await chan.wait_closed()  # a grandchild holds the pipes: no EOF ever comes
+                return
+            chan.close()
+
+    async def _relay(self, proc: asyncssh.SSHServerProcess[bytes], child: LabProcess) -> int:
+        """Stream output until the command exits (its code). If the channel goes away first
+        the process runs on, its output discarded, until it exits or is killed."""
         loop = asyncio.get_running_loop()
+        running = child.command
         while True:
             out = running.poll()
-            try:
-                if out.stdout:
-                    proc.stdout.write(out.stdout.encode("utf-8"))
-                if out.stderr:
-                    proc.stderr.write(out.stderr.encode("utf-8"))
-            except (BrokenPipeError, ConnectionError, asyncssh.Error):
-                running.terminate()
-                return None
+            if not child.detached:
+                try:
+                    if out.stdout:
+                        proc.stdout.write(out.stdout.encode(child.encoding, "replace"))
+                    if out.stderr:
+                        proc.stderr.write(out.stderr.encode(child.encoding, "replace"))
+                except (BrokenPipeError, ConnectionError, asyncssh.Error):
+                    child.detached = True
             if out.exit_code is not None:
                 return out.exit_code
-            if proc.is_closing() or self._loop is None:
+            if self._loop is None:
                 running.terminate()
-                return None
+            elif proc.is_closing():
+                child.detached = True
             await loop.run_in_executor(self._pool, running.wait, _WAIT_SLICE_S)
 
-    def _drop_check(self, running: RunningCommand) -> Callable[[], bool]:
+    def _drop_check(self, child: LabProcess) -> Callable[[], bool]:
         """For a persistent host: whether the request now arriving is to be dropped (fault)."""
-        if isinstance(running, PsHostLoop):
+        if isinstance(child.command, PsHostLoop):
             return self._take_drop
         return lambda: False
 
     @staticmethod
     async def _pump_stdin(
         proc: asyncssh.SSHServerProcess[bytes],
-        running: RunningCommand,
+        child: LabProcess,
         drop: Callable[[], bool],
     ) -> None:
+        running: RunningCommand = child.command
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        prologue = StdinPrologue(child)
+
+        def take(text: str, final: bool) -> str:
+            rest, utf8, report = prologue.feed(text, final=final)
+            if utf8:
+                child.encoding = "utf-8"
+            if report and not proc.is_closing():
+                proc.stdout.write(child.pid_line().encode("ascii"))
+            return rest
+
         try:
             while True:
                 data = await proc.stdin.read(65536)
                 if not data:
                     break
-                running.write_stdin(decoder.decode(data), end=False)
+                running.write_stdin(take(decoder.decode(data), False), end=False)
                 if drop():  # fault: the operation has started, then the connection goes away
                     proc.channel.get_connection().abort()
-                    running.terminate()
+                    child.detached = True
                     break
         except Exception:  # break/signal/closed channel: stdin simply ends
             pass
         finally:
-            running.write_stdin(decoder.decode(b"", final=True), end=True)
+            running.write_stdin(take(decoder.decode(b"", final=True), True), end=True)

@@ -8,7 +8,7 @@ can only read as "what the next boot loads" are also what is in effect now:
 - `dmaguard_policy` is the registry value; `dmaguard_policy_written` says whether its key (or,
   with no key, its parent) was last written before this boot, i.e. whether this boot loaded it.
 
->>> from datetime import timezone
+>>> from datetime import datetime, timezone
 >>> w = KeyWritten("HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows",
 ...                datetime(2026, 1, 1, tzinfo=timezone.utc), before_boot=True)
 >>> w.before_boot
@@ -18,11 +18,10 @@ True
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from harness.windows.shape import JsonObject
+from pydantic.dataclasses import dataclass
+
+from harness.windows.shape import STRICT, Result, UtcTime
 
 __all__ = ["HostFacts", "KdpSource", "KdpState", "KeyWritten"]
 
@@ -33,13 +32,13 @@ class KdpSource(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class KdpState:
     enabled: bool | None
     source: KdpSource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class KeyWritten:
     """The last-write time of a registry key (`RegQueryInfoKey`) next to the boot time.
 
@@ -49,18 +48,18 @@ class KeyWritten:
     """
 
     key: str
-    last_write_utc: datetime
+    last_write_utc: UtcTime
     before_boot: bool
 
 
-@dataclass(frozen=True)
-class HostFacts:
+@dataclass(frozen=True, config=STRICT)
+class HostFacts(Result):
     computer_name: str
     build: int
     ubr: int | None
     edition: str
     product_name: str
-    last_boot_utc: datetime
+    last_boot_utc: UtcTime
     kdp: KdpState
     virtualization_firmware: bool | None
     iommu_dma_protection_available: bool | None
@@ -80,30 +79,3 @@ class HostFacts:
         """`dmaguard_policy` is the policy this boot loaded (its key is unchanged since)."""
         written = self.dmaguard_policy_written
         return written is not None and written.before_boot
-
-    @classmethod
-    def from_json(cls, op: str, d: Any) -> HostFacts:
-        o = JsonObject(op, d)
-        k = o.obj("kdp")
-        w = o.oobj("dmaguard_policy_written")
-        written = None
-        if w is not None:
-            written = KeyWritten(w.text("key"), w.time("last_write_utc"), w.flag("before_boot"))
-        return cls(
-            o.text("computer_name"),
-            o.integer("build"),
-            o.ointeger("ubr"),
-            o.text("edition"),
-            o.text("product_name"),
-            o.time("last_boot_utc"),
-            KdpState(k.oflag("enabled"), k.choice("source", KdpSource)),
-            o.oflag("virtualization_firmware"),
-            o.oflag("iommu_dma_protection_available"),
-            o.oflag("secure_boot"),
-            o.oflag("test_signing"),
-            o.ointeger("bitlocker_disable_external_dma_under_lock"),
-            o.ointeger("dmaguard_policy"),
-            o.ointeger("code_integrity_options"),
-            o.oflag("test_signing_in_effect"),
-            written,
-        )

@@ -226,7 +226,7 @@ class WindowsHost(Stepping):
     ) -> tuple[SignatureInfo, ...]:
         params = {"paths": list(paths), "expected_signer": expected_signer}
         d = self.call("driver_signature", params, deadline=deadline, timeout_s=timeout_s)
-        return SignatureInfo.from_json("driver_signature", d)
+        return SignatureInfo.list_from_json("driver_signature", d)
 
     @step("inf_path")
     def install_driver(
@@ -254,7 +254,7 @@ class WindowsHost(Stepping):
         self, *, deadline: Deadline | None = None, timeout_s: float | None = None
     ) -> tuple[DriverInfo, ...]:
         d = self.call("driver_list", {}, deadline=deadline, timeout_s=timeout_s)
-        return DriverInfo.from_json("driver_list", d)
+        return DriverInfo.list_from_json("driver_list", d)
 
     @step("service")
     def service_dma_compat(

@@ -647,6 +647,16 @@ class WindowsMachine:
         if baseline.dmaguard.value != "absent":
             reg.set(DMAGUARD, "DeviceEnumerationPolicy", int(baseline.dmaguard.value))
         reg.set(SERVICES + r"\stornvme\Parameters", "DmaRemappingCompatible", 1)
+        if self.quirks.get("openssh_default_shell"):  # quirk: OpenSSH's DefaultShell (F16)
+            reg.set(OPENSSH_KEY, "DefaultShell", str(self.quirks["openssh_default_shell"]))
+
+    def openssh_default_shell(self) -> str | None:
+        """OpenSSH's DefaultShell as sshd reads it at each session (None: cmd.exe)."""
+        value = self.registry.get(OPENSSH_KEY, "DefaultShell")
+        return str(value) if value else None
+
+
+OPENSSH_KEY = r"HKLM\SOFTWARE\OpenSSH"
 
 
 def _masked(dump: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
