@@ -10,10 +10,10 @@ scenarios end as the case expects, m2-01's pass (the run goes on), tb-01's teard
 at baseline or quarantined (never neither), and the evidence (retry, crash evidence, quarantine
 reason) is in the journal, allure-results or the teardown record.
 
-Cases run two at a time from a module-scoped fixture; most run pytest on the scenario tests
-directly (as `harness run` does, without the HTML render), a few go through `harness run`.
-The table of faults x points -> outcomes is written to $HARNESS_RELIABILITY_OUT (default: the
-pytest temp dir) and, with UPDATE_RELIABILITY_DOC=1, into docs/reliability.md between markers.
+One test per case (pytest-xdist spreads them over its workers); most run pytest on the scenario
+tests directly (as `harness run` does, without the HTML render), a few go through `harness run`.
+Each case's row of the table of faults x points -> outcomes in docs/reliability.md (between
+markers) must be what the case produced; UPDATE_RELIABILITY_DOC=1 writes the rows instead.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,9 +217,7 @@ class Run:
         return {line["scenario"]: line["outcome"] for line in self.journal()}
 
 
-def run_case(case: Case, base: Path) -> Run:
-    folder = base / case.id.replace("@", "-at-").replace(",", "-").replace("=", "")
-    folder.mkdir(parents=True)
+def run_case(case: Case, folder: Path) -> Run:
     fault = {"kind": case.kind, "dut": "tb-01", "operation": POINTS[case.point], **case.fault}
     if case.kind.startswith("switch-"):
         fault["instrument"] = "switch-1"
@@ -259,23 +256,6 @@ def run_case(case: Case, base: Path) -> Run:
     return Run(case, folder, run_dir, rc, duration, out)
 
 
-# -- the campaign --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    base = tmp_path_factory.mktemp("fault-campaign")
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = {run.case.id: run for run in pool.map(lambda c: run_case(c, base), CASES)}
-    total = time.monotonic() - t0
-    table = render_table(list(runs.values()))
-    out = Path(os.environ.get("HARNESS_RELIABILITY_OUT", str(base / "reliability-table.md")))
-    durations = "\n".join(f"- {r.case.id}: {r.duration_s:.1f} s" for r in runs.values())
-    out.write_text(table + f"\n\ncampaign wall time: {total:.0f} s\n\n{durations}\n")
-    if os.environ.get("UPDATE_RELIABILITY_DOC") == "1":
-        update_doc(table)
-    return runs
-
-
 def _tb_end(run: Run) -> str:
     td = run.teardown("tb-01")
     if td is None:
@@ -309,28 +289,47 @@ def _m2(got: dict[str, str]) -> str:
     return ", ".join(sorted(seen))
 
 
-def render_table(runs: list[Run]) -> str:
-    head = (
-        "| fault | point | tb-01 locked | tb-01 unlocked | m2-01 (2) | tb-01 end state | evidence "
-        "| exit code |\n|---|---|---|---|---|---|---|---|"
+TABLE_HEAD = (
+    "| fault | point | tb-01 locked | tb-01 unlocked | m2-01 (2) | tb-01 end state | evidence "
+    "| exit code |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def row_key(case: Case) -> str:
+    """The first two cells of a case's row: which fault, at which point."""
+    extra = "".join(f" ({k} {v})" for k, v in case.fault.items())
+    return f"| {case.kind}{extra} | {case.point} (`{POINTS[case.point]}`) |"
+
+
+def render_row(run: Run) -> str:
+    got = run.outcomes()
+    outcomes = [Outcome(o) for o in got.values()]
+    return (
+        f"{row_key(run.case)} {got.get(TB_LOCKED, '-')} "
+        f"| {got.get(TB_UNLOCKED, '-')} | {_m2(got)} | {_tb_end(run)} "
+        f"| {_evidence(run)} | {run_exit_code(outcomes) if outcomes else '-'} |"
     )
-    rows = []
-    for run in runs:
-        c, got = run.case, run.outcomes()
-        extra = "".join(f" ({k} {v})" for k, v in c.fault.items())
-        outcomes = [Outcome(o) for o in got.values()]
-        rows.append(
-            f"| {c.kind}{extra} | {c.point} (`{POINTS[c.point]}`) | {got.get(TB_LOCKED, '-')} "
-            f"| {got.get(TB_UNLOCKED, '-')} | {_m2(got)} | {_tb_end(run)} "
-            f"| {_evidence(run)} | {run_exit_code(outcomes) if outcomes else '-'} |"
-        )
-    return "\n".join([head, *rows])
 
 
-def update_doc(table: str) -> None:
+def committed_rows() -> list[str]:
     text = DOC.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    DOC.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    table = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip().splitlines()
+    return table[2:]
+
+
+def update_doc_row(run: Run) -> None:
+    """Put this case's row into docs/reliability.md's table, in CASES order
+    (UPDATE_RELIABILITY_DOC=1); cases run in parallel (xdist workers), so under a file lock."""
+    from filelock import FileLock
+
+    with FileLock(str(DOC) + ".lock", timeout=60):
+        text = DOC.read_text()
+        start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+        rows = {row_key(c): r for c in CASES for r in committed_rows() if r.startswith(row_key(c))}
+        rows[row_key(run.case)] = render_row(run)
+        ordered = [rows[row_key(c)] for c in CASES if row_key(c) in rows]
+        table = "\n".join([TABLE_HEAD, *ordered])
+        DOC.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
 # -- the checks, one test per case --------------------------------------------------------------
@@ -343,8 +342,10 @@ def update_doc(table: str) -> None:
         for c in CASES
     ],
 )
-def test_fault(case: Case, campaign: dict[str, Run]) -> None:
-    run = campaign[case.id]
+def test_fault(case: Case, tmp_path: Path) -> None:
+    run = run_case(case, tmp_path)
+    if os.environ.get("UPDATE_RELIABILITY_DOC") == "1":
+        update_doc_row(run)
     where = f"{run.folder}\n{run.output[-3000:]}"
     assert run.returncode != -1, f"the run hung: {where}"
     assert run.duration_s < CASE_TIMEOUT_S - 10, where
@@ -391,11 +392,17 @@ def test_fault(case: Case, campaign: dict[str, Run]) -> None:
             )
         elif kind == "teardown-unreachable":
             assert not td["ok"] and "unreachable" in td["quarantined"], td
+    # docs/reliability.md holds this case's row as the case produced it (outcomes matched across
+    # repeated runs); regenerate with UPDATE_RELIABILITY_DOC=1 after a change of behaviour
+    assert render_row(run) in committed_rows(), render_row(run)
 
 
-def test_the_committed_table_is_the_generated_one(campaign: dict[str, Run]) -> None:
-    """docs/reliability.md holds this campaign's table (outcomes matched across repeated runs);
-    regenerate with UPDATE_RELIABILITY_DOC=1 after a change of behaviour."""
+def test_the_committed_table_has_one_row_per_case_in_order() -> None:
+    """Each case's row is checked by its own test; here: no case missing, none left over."""
     text = DOC.read_text()
-    committed = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
-    assert committed == render_table(list(campaign.values()))
+    table = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip().splitlines()
+    assert "\n".join(table[:2]) == TABLE_HEAD
+    assert len(table) - 2 == len(CASES)
+    assert len({row_key(c) for c in CASES}) == len(CASES)  # one row names one case
+    keys = [r[: len(row_key(c))] for r, c in zip(table[2:], CASES, strict=True)]
+    assert keys == [row_key(c) for c in CASES]
