@@ -44,7 +44,7 @@ from harness.lab.strategy import Transition
 from harness.lab.verdict import Observed, PlugObservations, Verdict, judge
 from harness.remote.deadline import Deadline
 from harness.windows.actions import REBOOT_BACKOFF, DutCrashed, reconnect, wait_for_device
-from harness.windows.polling import WaitTimeout
+from harness.windows.polling import WaitTimeout, poll_until
 from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
 
 if TYPE_CHECKING:
@@ -122,18 +122,25 @@ def crashed(evidence: CrashEvidence) -> bool:
 def wait_for_answer(host: WindowsHost, wait: Deadline, lost: Exception) -> HostFacts:
     """Reconnect with backoff until `host_facts` answers, within `wait`; `DutError` if the
     host does not answer in time (it did not come back)."""
-    for pause_s in REBOOT_BACKOFF.delays():
-        try:
-            reconnect(host, wait)
-            return host.host_facts(deadline=wait)
-        except InfrastructureError as exc:
-            if wait.expired:
-                raise DutError(
-                    f"{host.name} did not come back within {wait.budget_s:.0f} s after "
-                    f"the connection was lost ({lost}); last error: {exc}"
-                ) from lost
-            host.sleep(min(pause_s, wait.remaining()))
-    raise AssertionError("unreachable: the backoff never ends")  # pragma: no cover
+
+    def facts() -> HostFacts:
+        reconnect(host, wait)
+        return host.host_facts(deadline=wait)
+
+    try:
+        return poll_until(
+            facts,
+            lambda _: True,
+            deadline=wait,
+            sleep=host.sleep,
+            backoff=REBOOT_BACKOFF,
+            retry_errors=True,
+        )
+    except WaitTimeout as timeout:
+        raise DutError(
+            f"{host.name} did not come back within {wait.budget_s:.0f} s after "
+            f"the connection was lost ({lost}); last error: {timeout.error}"
+        ) from lost
 
 
 class ScenarioRunner:

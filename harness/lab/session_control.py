@@ -19,13 +19,13 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from harness.domain.conditions import SessionState
-from harness.errors import ConfigError, DutError, InfrastructureError
+from harness.errors import ConfigError, DutError
 from harness.instruments.base import Keyboard
 from harness.remote.deadline import Deadline
 from harness.steps import Stepping, step
 from harness.windows.actions import reboot_and_wait
 from harness.windows.host import WindowsHost
-from harness.windows.polling import Backoff, pause
+from harness.windows.polling import Backoff, WaitTimeout, poll_until
 
 UnlockMethod = Literal["hid-keyboard", "autologon-reboot", "none"]
 
@@ -81,17 +81,24 @@ class LabSessionControl(Stepping):
     def state(self, deadline: Deadline) -> SessionState:
         """The console's state. Right after a switch Windows may report its flags as
         WTS_SESSIONSTATE_UNKNOWN: polled again with backoff, a `DutError` at the deadline."""
-        delays = self.poll.delays()
-        while True:
-            found = self.host.session_state(deadline=deadline).state
-            if found is not None:
-                return found
-            if deadline.expired:
-                raise DutError(
-                    f"{self.host.name}: the console session state stayed unknown "
-                    f"(WTS_SESSIONSTATE_UNKNOWN) for {deadline.budget_s:.1f} s"
-                )
-            pause(deadline, next(delays), self.host.sleep)
+        try:
+            found = poll_until(
+                lambda: self.host.session_state(deadline=deadline).state,
+                lambda state: state is not None,
+                deadline=deadline,
+                sleep=self.host.sleep,
+                backoff=self.poll,
+            )
+        except WaitTimeout as timeout:
+            if timeout.error is not None:
+                # the host did not answer at the end: an error, not "unknown"
+                raise timeout.error from timeout.error.__cause__
+            raise DutError(
+                f"{self.host.name}: the console session state stayed unknown "
+                f"(WTS_SESSIONSTATE_UNKNOWN) for {deadline.budget_s:.1f} s"
+            ) from None
+        assert found is not None  # `poll_until` returned a value `done` accepted
+        return found
 
     @step()
     def lock(self, deadline: Deadline) -> None:
@@ -140,27 +147,18 @@ class LabSessionControl(Stepping):
 
     def _await(self, want: SessionState, deadline: Deadline, what: str) -> None:
         """Poll `session_state` until `want`; `DutError` with the last state at the deadline."""
-        delays = self.poll.delays()
-        last: SessionState | None = None
-        error: str | None = None
-        while True:
-            try:
-                last = self.state(deadline)
-                error = None
-                if last is want:
-                    return
-            except InfrastructureError as exc:
-                if deadline.expired:
-                    error = str(exc)
-                else:
-                    raise
-            if deadline.expired:
-                break
-            pause(deadline, next(delays), self.host.sleep)
-            if deadline.expired:
-                break  # no budget left for another observation
-        seen = last.value if last is not None else "never observed"
-        detail = f"; last error: {error}" if error else ""
+        try:
+            poll_until(
+                lambda: self.state(deadline),
+                lambda state: state is want,
+                deadline=deadline,
+                sleep=self.host.sleep,
+                backoff=self.poll,
+            )
+            return
+        except WaitTimeout as timeout:
+            seen = timeout.last.value if timeout.last is not None else "never observed"
+            detail = f"; last error: {timeout.error}" if timeout.error is not None else ""
         raise DutError(
             self.host.redact(
                 f"{self.host.name}: {what}: the session did not become {want.value} within "

@@ -27,7 +27,7 @@ from harness.errors import ConfigError, DutError, InfrastructureError
 from harness.remote.base import FileTransfer, call_deadline
 from harness.remote.deadline import Deadline
 from harness.steps import step
-from harness.windows.polling import DEFAULT_BACKOFF, Backoff, WaitTimeout, pause
+from harness.windows.polling import DEFAULT_BACKOFF, Backoff, WaitTimeout, poll_until
 from harness.windows.results import BugCheck, CrashEvidence, HostFacts, PnpDevice
 
 if TYPE_CHECKING:
@@ -156,31 +156,23 @@ def wait_for_device(
     Out of time: `WaitTimeout` with the last observation (an `InfrastructureError` if there
     was no observation at all, e.g. the host never answered).
     """
-    start = deadline.clock()
-    last: tuple[PnpDevice, ...] | None = None
-    count = 0
-    delays = poll.delays()
-    while True:
-        try:
-            last = host.pnp_devices(hardware_id, present_only, deadline=deadline)
-        except InfrastructureError:
-            if last is None or not deadline.expired:
-                raise
-        else:
-            count += 1
-            if predicate(last):
-                return last
-        if deadline.expired:
-            waited = deadline.clock() - start
-            shown = ", ".join(_describe(d) for d in last) or "no device"
-            raise WaitTimeout(
-                f"{host.name}: {deadline.what}: not reached within {waited:.1f} s "
-                f"({count} observations of {hardware_id}; last: {shown})",
-                last=last,
-                observations=count,
-                waited_s=waited,
-            )
-        pause(deadline, next(delays), host.sleep)
+
+    def devices() -> tuple[PnpDevice, ...]:
+        return host.pnp_devices(hardware_id, present_only, deadline=deadline)
+
+    try:
+        return poll_until(devices, predicate, deadline=deadline, sleep=host.sleep, backoff=poll)
+    except WaitTimeout as timeout:
+        if timeout.error is not None and timeout.observations == 0:
+            raise timeout.error from timeout.error.__cause__  # it never answered
+        shown = ", ".join(_describe(d) for d in timeout.last) or "no device"
+        raise WaitTimeout(
+            f"{host.name}: {deadline.what}: not reached within {timeout.waited_s:.1f} s "
+            f"({timeout.observations} observations of {hardware_id}; last: {shown})",
+            last=timeout.last,
+            observations=timeout.observations,
+            waited_s=timeout.waited_s,
+        ) from None
 
 
 def _describe(d: PnpDevice) -> str:
@@ -245,42 +237,45 @@ def reboot_and_wait(
 
 def _wait_down(host: WindowsHost, dl: Deadline, poll: Backoff) -> bool:
     """Probe until the host stops answering (True), or `dl` expires first (False)."""
-    delays = poll.delays()
-    while not dl.expired:
+
+    def gone() -> bool:
         try:
             host.shell.run("hostname", timeout_s=PROBE_TIMEOUT_S, deadline=dl)
         except InfrastructureError:
             return not dl.expired
-        pause(dl, next(delays), host.sleep)
-    return False
+        return False
+
+    try:
+        return poll_until(gone, bool, deadline=dl, sleep=host.sleep, backoff=poll)
+    except WaitTimeout:
+        return False
 
 
 def _wait_up(host: WindowsHost, dl: Deadline, poll: Backoff, old: datetime) -> HostFacts:
     """Reconnect with backoff until `host_facts` shows a boot later than `old`."""
-    delays = poll.delays()
-    last: HostFacts | None = None
-    error: str | None = None
-    while True:
-        try:
-            reconnect(host, dl)
-            last = host.host_facts(deadline=dl)
-            if last.last_boot_utc > old:
-                return last
-            error = None
-        except InfrastructureError as exc:
-            error = str(exc)
-        if dl.expired:
-            break
-        pause(dl, next(delays), host.sleep)
-    if last is not None and error is None:
-        raise DutError(
-            f"{host.name} did not reboot: it went away but came back with the old boot time "
-            f"{old:%Y-%m-%d %H:%M:%S}Z"
+
+    def facts() -> HostFacts:
+        reconnect(host, dl)
+        return host.host_facts(deadline=dl)
+
+    def rebooted(f: HostFacts) -> bool:
+        return f.last_boot_utc > old
+
+    try:
+        return poll_until(
+            facts, rebooted, deadline=dl, sleep=host.sleep, backoff=poll, retry_errors=True
         )
-    raise DutError(
-        f"{host.name} did not come back within {dl.budget_s:.0f} s"
-        + (f" (last error: {error})" if error else "")
-    )
+    except WaitTimeout as timeout:
+        if timeout.last is not None and timeout.error is None:
+            raise DutError(
+                f"{host.name} did not reboot: it went away but came back with the old boot "
+                f"time {old:%Y-%m-%d %H:%M:%S}Z"
+            ) from None
+        error = timeout.error
+        raise DutError(
+            f"{host.name} did not come back within {dl.budget_s:.0f} s"
+            + (f" (last error: {error})" if error else "")
+        ) from None
 
 
 def reconnect(host: WindowsHost, dl: Deadline) -> None:
