@@ -1,8 +1,11 @@
 """How a PowerShell script reaches a NEW powershell.exe per call (the transports' fallback).
 
 By default the transports run scripts in a persistent host instead (`harness.remote.ps_host`).
-Per call, a script travels as `-EncodedCommand` (UTF-16LE, base64) while that command line fits cmd.exe's
-8191-character limit, and otherwise on stdin to `-Command -`, so no script fails on its size.
+Per call, a script travels as `-EncodedCommand` (UTF-16LE, base64) while that command line fits
+`CMD_LINE_BUDGET` (8000 characters), and otherwise on stdin to `-Command -`, so no script fails on
+its size. The budget keeps a margin below cmd.exe's 8191-character limit because cmd.exe counts
+what it parses, and the servers add to the line: Windows OpenSSH runs `cmd.exe /c "<line>"` (two
+quotes; w32-doexec.c), the SSH transport prefixes `cmd.exe /c ` itself, and WinRS may add quotes.
 Both WinRM (cmd.exe shell) and Windows OpenSSH (cmd.exe default shell) run it the same way, and
 both return PowerShell's redirected error stream as `#< CLIXML`, which `clean_clixml` reduces to
 its text.
@@ -20,8 +23,10 @@ import base64
 import re
 from dataclasses import dataclass
 
-#: cmd.exe's maximum command-line length (characters).
+#: cmd.exe's maximum command-line length (characters), counted on what cmd.exe parses.
 CMD_LINE_LIMIT = 8191
+#: The longest command line the harness sends: a margin for what servers add (see above).
+CMD_LINE_BUDGET = 8000
 PS_PREFIX = "powershell.exe -NoProfile -NonInteractive"
 
 
@@ -37,7 +42,7 @@ class PsInvocation:
 def invocation(script: str) -> PsInvocation:
     encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
     line = f"{PS_PREFIX} -EncodedCommand {encoded}"
-    if len(line) <= CMD_LINE_LIMIT:
+    if len(line) <= CMD_LINE_BUDGET:
         return PsInvocation(line, None, line)
     # With `-Command -`, a blank line ends a multi-line block; the trailing blank line ends the last.
     stdin = (script.rstrip("\r\n") + "\r\n\r\n").encode("utf-8")

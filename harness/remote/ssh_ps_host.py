@@ -1,11 +1,13 @@
 """SSH side of the persistent PowerShell host (`harness.remote.ps_host`): one channel, one line per script.
 
 `SshShell` inherits `SshHostedPowerShell`. The host is one exec channel on the reused connection
-(`powershell.exe ... -EncodedCommand <loop>` through Windows OpenSSH's cmd.exe), opened on first
-use and kept open: each script is one line written to the channel and one answer read back until
-its end frame, a single exchange instead of channel open + exec + output/exit-status. At the
-call's deadline the channel is closed (Windows OpenSSH then ends the process), the error raised,
-and the next call opens a new host; dropping the connection (reboot, reconnect, transport
+(`cmd.exe /c powershell.exe ... -EncodedCommand <loop>`, the loop printing its PID first:
+`ssh_exec.host_bootstrap`), opened on first use and kept open: each script is one line written
+to the channel and one answer read back until its end frame, a single exchange instead of
+channel open + exec + output/exit-status. At the call's deadline the channel is closed, and as
+Windows OpenSSH leaves the process running (Win32-OpenSSH#1751) its tree is ended by PID over a
+fresh channel (`taskkill /PID n /T /F`, in the transcript); then the error is raised and the
+next call opens a new host; dropping the connection (reboot, reconnect, transport
 error) drops the host with it. A host process that ends without answering is an
 `InfrastructureError` naming its exit status.
 """
@@ -24,6 +26,7 @@ from harness.errors import InfrastructureError
 from harness.remote import ps_host
 from harness.remote.base import CommandResult
 from harness.remote.deadline import Deadline
+from harness.remote.ssh_exec import PidReader, host_command_line
 from harness.remote.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class SshHostedPowerShell:
     powershell_starts: int
     _lock: threading.Lock
     _host_chan: paramiko.Channel | None
+    _host_pids: PidReader
 
     def _connected(self, dl: Deadline) -> paramiko.SSHClient:
         raise NotImplementedError
@@ -52,6 +56,12 @@ class SshHostedPowerShell:
         raise NotImplementedError
 
     def _lost(self, why: str) -> InfrastructureError:
+        raise NotImplementedError
+
+    def _exec_line(self, client: paramiko.SSHClient, line: str, dl: Deadline) -> str:
+        raise NotImplementedError
+
+    def _end_process(self, pid: int | None, what: str) -> str:
         raise NotImplementedError
 
     def _run_hosted(self, script: str, dl: Deadline) -> CommandResult:
@@ -81,15 +91,17 @@ class SshHostedPowerShell:
         if chan is not None and not chan.closed and not chan.eof_received:
             return chan
         self._close_host()
+        line = self._exec_line(client, host_command_line(), dl)
         transport = client.get_transport()
         assert transport is not None
         try:
             chan = transport.open_session(timeout=max(0.1, dl.remaining()))
             chan.settimeout(max(0.1, dl.remaining()))
-            chan.exec_command(ps_host.launch_command_line())
+            chan.exec_command(line)
         except EOFError as exc:
             raise self._lost("EOF") from exc
         self._host_chan = chan
+        self._host_pids = PidReader()
         self.powershell_starts += 1
         return chan
 
@@ -105,7 +117,7 @@ class SshHostedPowerShell:
                 raise self._lost(type(exc).__name__) from exc
             while True:
                 while chan.recv_ready():
-                    reader.feed(chan.recv(_BUF))
+                    reader.feed(self._host_pids.feed(chan.recv(_BUF)))
                 while chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(_BUF))
                 if reader.done:
@@ -121,9 +133,11 @@ class SshHostedPowerShell:
                         "answering; the next call starts a new one"
                     )
                 if dl.expired:
+                    self._close_host()
+                    note = self._end_process(self._host_pids.pid, "the persistent host")
                     raise dl.error(
                         "the script was still running; the persistent PowerShell host's "
-                        "channel was closed"
+                        f"channel was closed; {note}"
                     )
                 wait = min(dl.remaining(), _POLL_SLICE_S)
                 if finished:

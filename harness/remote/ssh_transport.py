@@ -5,10 +5,19 @@ So the connection runs over `socket.create_connection(...)` with TCP_NODELAY, pa
 `sock=`. Host keys are checked against the lab's known_hosts file with a *rejecting* policy
 (never AutoAdd): an unknown or changed key raises `InfrastructureError` that prints the
 fingerprint and how to trust it. Every call has a deadline: the channel is polled against it
-and, on expiry, closed (Windows OpenSSH then ends the process) before `InfrastructureError`.
+and, on expiry, closed. Closing it does NOT end the process on Windows OpenSSH
+(Win32-OpenSSH#1751), so a powershell.exe the transport started (which prints its PID first,
+`harness.remote.ssh_exec`) is then ended with `taskkill /PID n /T /F` over a fresh channel
+(its own deadline, `KILL_TIMEOUT_S`; recorded in the transcript) before `InfrastructureError`.
+A command whose exit status came but whose EOF never does (Win32-OpenSSH#2452: a grandchild
+holds the pipes) is accepted `EOF_GRACE_S` after the last data.
 
-The host is a Windows OpenSSH server with cmd.exe as its default shell, so a command line is
-limited to 8191 characters. `run_powershell` (default, `persistent_powershell=True`) writes the
+The host is a Windows OpenSSH server. Every line is run as `cmd.exe /c <line>` whatever its
+DefaultShell (a probe per connection, `ssh_exec.SHELL_PROBE`, decides whether `; exit
+$LASTEXITCODE` must follow for a PowerShell DefaultShell), and a line is kept within
+`CMD_LINE_BUDGET` (8000 of cmd.exe's 8191 characters: sshd adds quotes). Per-call scripts
+set UTF-8 output first (the console's OEM code page otherwise). `run_powershell` (default,
+`persistent_powershell=True`) writes the
 script as one framed line to ONE persistent PowerShell host per connection, an exec channel kept
 open (`harness.remote.ssh_ps_host`, `harness.remote.ps_host`): no powershell.exe start and no
 channel set-up per call, no size limit. With `persistent_powershell=False` (the fallback, one
@@ -53,6 +62,13 @@ from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
 from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.sftp_files import makedirs, remote_sha256, windows_sftp_path
+from harness.remote.ssh_exec import (
+    SHELL_PROBE,
+    PidReader,
+    kill_line,
+    per_call_script,
+    wrap_line,
+)
 from harness.remote.ssh_ps_host import SshHostedPowerShell, signed32
 from harness.remote.transcript import Redactor, Transcript
 
@@ -61,6 +77,8 @@ log = logging.getLogger(__name__)
 _POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
 _BUF = 65536
 CLOSE_GRACE_S = 2.0
+EOF_GRACE_S = 1.0  # exit status came, EOF did not: accept once no data came for this long
+KILL_TIMEOUT_S = 10.0  # taskkill of a process left running at a deadline
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,8 @@ class SshShell(SshHostedPowerShell):
         self.persistent_powershell = persistent_powershell
         self.powershell_starts = 0  # powershell.exe processes this shell has started
         self._host_chan: paramiko.Channel | None = None
+        self._host_pids = PidReader()
+        self._cmd_shell: bool | None = None  # DefaultShell is cmd.exe (probed per connection)
         self.transcript = transcript or Transcript(Redactor())
         for s in (settings.password or "", *secrets):
             self.transcript.redactor.add(s)
@@ -144,8 +164,8 @@ class SshShell(SshHostedPowerShell):
         if self.persistent_powershell:
             return self._run_hosted(script, dl)
         self.powershell_starts += 1
-        inv = invocation(script)
-        result = self._execute(inv.command_line, inv.stdin, inv.shown, dl)
+        inv = invocation(per_call_script(script))
+        result = self._execute(inv.command_line, inv.stdin, inv.shown, dl, reports_pid=True)
         return dataclasses.replace(result, stderr=clean_clixml(result.stderr))
 
     def upload(
@@ -289,6 +309,7 @@ class SshShell(SshHostedPowerShell):
 
     def _drop(self) -> None:
         self._close_host()
+        self._cmd_shell = None
         client, self._client, self._sock = self._client, None, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -322,24 +343,32 @@ class SshShell(SshHostedPowerShell):
             ) from exc
 
     # -- commands --------------------------------------------------------------------------------
-    def _execute(self, line: str, stdin: bytes | None, shown: str, dl: Deadline) -> CommandResult:
+    def _execute(
+        self,
+        line: str,
+        stdin: bytes | None,
+        shown: str,
+        dl: Deadline,
+        *,
+        reports_pid: bool = False,
+    ) -> CommandResult:
         started = time.monotonic()
         out: list[bytes] = []
         err: list[bytes] = []
         try:
             with self._lock, self._translate(dl, "running a command"):
-                rc = self._execute_locked(line, stdin, dl, out, err)
+                rc = self._execute_locked(line, stdin, dl, out, err, reports_pid)
         except InfrastructureError as exc:
             self.transcript.record(
                 shown,
                 exit_code=None,
-                stdout=b"".join(out).decode("utf-8", "replace"),
+                stdout=_without_pid(out, reports_pid).decode("utf-8", "replace"),
                 stderr=b"".join(err).decode("utf-8", "replace"),
                 duration_s=time.monotonic() - started,
                 error=str(exc),
             )
             raise
-        stdout = b"".join(out).decode("utf-8", "replace")
+        stdout = _without_pid(out, reports_pid).decode("utf-8", "replace")
         stderr = b"".join(err).decode("utf-8", "replace")
         entry = self.transcript.record(
             shown, exit_code=rc, stdout=stdout, stderr=stderr, duration_s=time.monotonic() - started
@@ -347,9 +376,71 @@ class SshShell(SshHostedPowerShell):
         return CommandResult(entry.command, rc, stdout, stderr, entry.duration_s)
 
     def _execute_locked(
-        self, line: str, stdin: bytes | None, dl: Deadline, out: list[bytes], err: list[bytes]
+        self,
+        line: str,
+        stdin: bytes | None,
+        dl: Deadline,
+        out: list[bytes],
+        err: list[bytes],
+        reports_pid: bool,
     ) -> int:
         client = self._connected(dl)
+        exec_line = self._exec_line(client, line, dl)
+        try:
+            return self._run_channel(client, exec_line, stdin, dl, out, err)
+        except InfrastructureError as exc:
+            if not (reports_pid and dl.expired):
+                raise
+            reader = PidReader()
+            reader.feed(b"".join(out))
+            note = self._end_process(reader.pid, "the command")
+            raise InfrastructureError(f"{exc}; {note}") from exc
+
+    def _exec_line(self, client: paramiko.SSHClient, line: str, dl: Deadline) -> str:
+        """`line` as sent: through cmd.exe whatever the DefaultShell (probed once per connection)."""
+        if self._cmd_shell is None:
+            rc = self._run_channel(client, SHELL_PROBE, None, dl, [], [])
+            self._cmd_shell = rc == 0
+            if not self._cmd_shell:
+                log.info("%s: OpenSSH's DefaultShell is not cmd.exe", self.settings.host_key_name)
+        return wrap_line(line, cmd_default_shell=self._cmd_shell)
+
+    def _end_process(self, pid: int | None, what: str) -> str:
+        """End process `pid`'s tree after a deadline (Windows OpenSSH leaves it running)."""
+        if pid is None:
+            return f"{what} did not report its process id; it may still run on the host"
+        line = kill_line(pid)
+        kdl = Deadline.after(KILL_TIMEOUT_S, f"{line} on {self.settings.host_key_name}")
+        out: list[bytes] = []
+        err: list[bytes] = []
+        started = time.monotonic()
+        try:
+            client = self._connected(kdl)
+            rc = self._run_channel(client, self._exec_line(client, line, kdl), None, kdl, out, err)
+        except (InfrastructureError, paramiko.SSHException, OSError, EOFError) as exc:
+            self.transcript.record(
+                line, exit_code=None, stdout="", stderr="", duration_s=0.0, error=str(exc)
+            )
+            return f"ending its process {pid} failed ({exc}); it may still run on the host"
+        stdout = b"".join(out).decode("utf-8", "replace")
+        stderr = b"".join(err).decode("utf-8", "replace")
+        self.transcript.record(
+            line, exit_code=rc, stdout=stdout, stderr=stderr, duration_s=time.monotonic() - started
+        )
+        if rc == 0:
+            return f"its process {pid} and the processes it started were ended ({line})"
+        return f"{line} answered {rc}: {(stderr or stdout).strip()[:200]}"
+
+    def _run_channel(
+        self,
+        client: paramiko.SSHClient,
+        line: str,
+        stdin: bytes | None,
+        dl: Deadline,
+        out: list[bytes],
+        err: list[bytes],
+    ) -> int:
+        """One exec channel: send `line` (and `stdin`), collect until exit status or deadline."""
         transport = client.get_transport()
         assert transport is not None
         try:
@@ -380,9 +471,17 @@ class SshShell(SshHostedPowerShell):
     def _collect(
         self, chan: paramiko.Channel, dl: Deadline, out: list[bytes], err: list[bytes]
     ) -> int:
+        quiet_since = time.monotonic()  # the later of: the last data, the exit status
+        status_seen = False
         while True:
-            self._drain(chan, out, err)
+            if self._drain(chan, out, err):
+                quiet_since = time.monotonic()
             finished = chan.closed or chan.eof_received  # asyncssh may close without an EOF
+            if not finished and chan.exit_status_ready():
+                # Win32-OpenSSH#2452: exit status, but a grandchild keeps the pipes open
+                if not status_seen:
+                    status_seen, quiet_since = True, time.monotonic()
+                finished = time.monotonic() - quiet_since >= EOF_GRACE_S
             if finished and chan.exit_status_ready():
                 self._drain(chan, out, err)
                 rc = chan.exit_status  # paramiko: -1 = none came (a uint32 otherwise)
@@ -400,8 +499,21 @@ class SshShell(SshHostedPowerShell):
                 select.select([chan], [], [], wait)
 
     @staticmethod
-    def _drain(chan: paramiko.Channel, out: list[bytes], err: list[bytes]) -> None:
+    def _drain(chan: paramiko.Channel, out: list[bytes], err: list[bytes]) -> bool:
+        got = False
         while chan.recv_ready():
             out.append(chan.recv(_BUF))
+            got = True
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(_BUF))
+            got = True
+        return got
+
+
+def _without_pid(out: list[bytes], reports_pid: bool) -> bytes:
+    """A per-call powershell.exe's stdout without the PID line it printed first."""
+    data = b"".join(out)
+    if not reports_pid:
+        return data
+    reader = PidReader()
+    return reader.feed(data) + reader.flush()

@@ -7,7 +7,10 @@ which models what real Windows OpenSSH does (w32-doexec.c in PowerShell/openssh-
   `"C:\\Windows\\System32\\cmd.exe" /c "<line>"`: the two quotes count toward cmd.exe's
   8191-character limit, and a longer line fails with cmd.exe's "The command line is too long."
   A PowerShell DefaultShell gets `powershell.exe -c <line>`: the line is PowerShell, so cmd.exe
-  syntax (`exit /b 3`) is a parser error, while `cmd.exe /c <line>` runs the line in cmd.exe.
+  syntax (`exit /b 3`) is a parser error, while `cmd.exe /c <line>` runs the line in cmd.exe;
+  and, as about_PowerShell_exe documents for `-Command`, the process's exit code is 0 or 1 from
+  `$?` of the last statement (a native program's code 3 becomes 1) unless the line ends with
+  `; exit $LASTEXITCODE` or is an `exit N` statement.
 - **Processes outlive their channel** (Win32-OpenSSH#1751: the job handle is duplicated into the
   child, so KILL_ON_JOB_CLOSE fires only when the child exits). The endpoint keeps driving a
   process whose channel closed; `taskkill /PID n [/T] /F` (cmd.exe or PowerShell) ends it.
@@ -30,11 +33,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
+from harness.virtual_lab.winrm.executor import (
+    CommandOutput,
+    Executor,
+    FinishedCommand,
+    RunningCommand,
+)
 
 CMD_LINE_LIMIT = 8191  # cmd.exe, counted on what it parses (including OpenSSH's two quotes)
 CREATE_PROCESS_LIMIT = 32767  # CreateProcess's lpCommandLine, for a PowerShell DefaultShell
 TOO_LONG = "The command line is too long.\r\n"
+KEEP_EXIT_CODE = "; exit $LASTEXITCODE"
 HOST_MARKER = "# harness-ps-host: v1"
 UTF8_STATEMENT = "[Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false"
 PID_STATEMENT = "[Console]::Out.Write('#<harness-pid:' + $PID + '>' + [char]13 + [char]10)"
@@ -115,8 +124,8 @@ class ProcessTable:
                 "", "ERROR: Invalid syntax. Neither /FI nor /PID nor /IM were specified.\r\n", 1
             )
         raw = args[low.index("/pid") + 1]
-        proc = self.get(int(raw)) if raw.isdigit() else None
-        if proc is None or proc.command.poll().exit_code is not None:
+        proc = self.get(int(raw)) if raw.isdigit() else None  # an exited process has left
+        if proc is None:
             return FinishedCommand("", f'ERROR: The process "{raw}" not found.\r\n', 128)
         if "/f" not in low:
             return FinishedCommand(
@@ -187,9 +196,15 @@ class ExecSpawner:
             return self._table.add(
                 FinishedCommand("", "The filename or extension is too long.\r\n", 1)
             )
+        keep = line.rstrip().endswith(KEEP_EXIT_CODE)
+        if keep:
+            line = line.rstrip()[: -len(KEEP_EXIT_CODE)]
         m = _CMD_C.match(line)
         if m is not None:
-            return self._cmd(m.group(1), oem)
+            proc = self._cmd(m.group(1), oem)
+            if not keep:
+                proc.command = ZeroOrOne(proc.command)
+            return proc
         words = line.split()
         if (
             words
@@ -203,7 +218,10 @@ class ExecSpawner:
                 "ExpectedValueExpression\r\n"
             )
             return self._table.add(FinishedCommand("", message, 1), oem=oem)
-        return self._native(line, oem)
+        proc = self._native(line, oem)
+        if not keep and (not words or words[0].lower() != "exit"):
+            proc.command = ZeroOrOne(proc.command)
+        return proc
 
     def _cmd(self, line: str, oem: str) -> LabProcess:
         m = _CMD_C.match(line)
@@ -274,3 +292,25 @@ class StdinPrologue:
         self.active = False
         rest, self._buf = self._buf, ""
         return rest, utf8, report
+
+
+class ZeroOrOne:
+    """A native program under `powershell.exe -c`: the process's exit code is 0 or 1."""
+
+    def __init__(self, inner: RunningCommand) -> None:
+        self.inner = inner
+
+    def poll(self) -> CommandOutput:
+        out = self.inner.poll()
+        if out.exit_code in (None, 0):
+            return out
+        return CommandOutput(out.stdout, out.stderr, 1)
+
+    def wait(self, timeout_s: float) -> None:
+        self.inner.wait(timeout_s)
+
+    def write_stdin(self, data: str, *, end: bool) -> None:
+        self.inner.write_stdin(data, end=end)
+
+    def terminate(self) -> None:
+        self.inner.terminate()

@@ -322,7 +322,7 @@ class SshEndpoint(Service):
 
     def _drop_check(self, child: LabProcess) -> Callable[[], bool]:
         """For a persistent host: whether the request now arriving is to be dropped (fault)."""
-        if isinstance(child.command, PsHostLoop):
+        if isinstance(getattr(child.command, "inner", child.command), PsHostLoop):
             return self._take_drop
         return lambda: False
 
