@@ -5,8 +5,6 @@ reboot (which would quarantine a healthy DUT as crashed)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from harness.config.lab import Lab
@@ -20,25 +18,9 @@ from harness.remote.deadline import Deadline
 from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
-from harness.windows.polling import Backoff, pause
-from harness.windows.results import HostFacts
+from tests.integration.reboots import wait_back
 
 pytestmark = pytest.mark.integration
-
-
-def _back_after(host: WindowsHost, old: datetime, deadline: Deadline) -> HostFacts:
-    delays = Backoff(start_s=0.05, factor=1.5, cap_s=0.5).delays()
-    while True:
-        try:
-            host.shell.reconnect(timeout_s=max(0.1, deadline.remaining()))
-            facts = host.host_facts(deadline=deadline)
-            if facts.last_boot_utc > old:
-                return facts
-        except InfrastructureError:
-            if deadline.expired:
-                raise
-        deadline.check()
-        pause(deadline, next(delays), host.sleep)
 
 
 def test_a_bugcheck_from_before_the_run_is_not_blamed_on_the_first_reboot(
@@ -54,7 +36,7 @@ def test_a_bugcheck_from_before_the_run_is_not_blamed_on_the_first_reboot(
         )
         with pytest.raises(InfrastructureError):
             before.pnp_devices("PCI\\VEN_8086*", timeout_s=5)
-        _back_after(before, old, Deadline.after(20, "tb-01 back after its crash"))
+        wait_back(before, old, Deadline.after(20, "tb-01 back after its crash"))
     finally:
         shell.close()
 

@@ -14,7 +14,6 @@ The lab is a copy of `lab_config/virtual.yaml` with a smaller time scale (a rebo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,8 @@ from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.actions import reboot_and_wait, upload_package, wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
-from harness.windows.polling import Backoff, WaitTimeout, pause
-from harness.windows.results import HostFacts
+from harness.windows.polling import Backoff, WaitTimeout
+from tests.integration.reboots import wait_back
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_FILE = ROOT / "lab_config" / "virtual.yaml"
@@ -84,22 +83,6 @@ def tb01(connector: LabConnector) -> Iterator[WindowsHost]:
         host.shell.close()
 
 
-def _wait_back(host: WindowsHost, old_boot: datetime, deadline: Deadline) -> HostFacts:
-    """Reconnect with backoff until the host answers with a boot later than `old_boot`."""
-    delays = FAST_POLL.delays()
-    while True:
-        try:
-            host.shell.reconnect(timeout_s=max(0.1, deadline.remaining()))  # type: ignore[call-arg]
-            facts = host.host_facts(deadline=deadline)
-            if facts.last_boot_utc > old_boot:
-                return facts
-        except InfrastructureError:
-            if deadline.expired:
-                raise
-        deadline.check()
-        pause(deadline, next(delays), host.sleep)
-
-
 def _reboot(host: WindowsHost, budget_s: float = 10):
     return reboot_and_wait(
         host,
@@ -150,7 +133,7 @@ def test_bugcheck_during_an_operation(tb01: WindowsHost, runtime: VirtualLabRunt
     runtime.add_fault(VirtualFault(kind="bugcheck", dut="tb-01", operation="pnp_devices", count=1))
     with pytest.raises(InfrastructureError, match="pnp_devices"):
         tb01.pnp_devices(HWID_TB, timeout_s=5)
-    facts = _wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
+    facts = wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
     assert facts.last_boot_utc > old
     evidence = tb01.crash_evidence(old)
     assert evidence.crashed
@@ -198,7 +181,7 @@ def _faulty_driver_scenario(
         old = tb01.host_facts().last_boot_utc
         with pytest.raises(InfrastructureError, match="storage_probe"):
             tb01.storage_probe(devices[0].instance_id, "DMALAB-TB", 4, timeout_s=5)
-        _wait_back(tb01, old, Deadline.after(8, "tb-01 back after the 0xE6"))
+        wait_back(tb01, old, Deadline.after(8, "tb-01 back after the 0xE6"))
         evidence = tb01.crash_evidence(old)
     finally:
         switch.disconnect(1)

@@ -36,8 +36,9 @@ from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.actions import reboot_and_wait, upload_package, wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
-from harness.windows.polling import Backoff, pause
+from harness.windows.polling import Backoff
 from harness.windows.results import HostFacts
+from tests.integration.reboots import wait_back
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_FILE = ROOT / "lab_config" / "virtual.yaml"
@@ -117,21 +118,6 @@ def _reboot(host: WindowsHost, budget_s: float = 15) -> HostFacts:
         poll=FAST_POLL,
     )
     return report.facts
-
-
-def _wait_back(host: WindowsHost, old_boot: datetime, deadline: Deadline) -> HostFacts:
-    delays = FAST_POLL.delays()
-    while True:
-        try:
-            host.shell.reconnect(timeout_s=max(0.1, deadline.remaining()))  # type: ignore[call-arg]
-            facts = host.host_facts(deadline=deadline)
-            if facts.last_boot_utc > old_boot:
-                return facts
-        except InfrastructureError:
-            if deadline.expired:
-                raise
-        deadline.check()
-        pause(deadline, next(delays), host.sleep)
 
 
 # -- F4: the driver store, whatever the display language -----------------------------------------
@@ -241,7 +227,7 @@ def test_late_event_1001_does_not_hide_a_0xe6(
     runtime.add_fault(VirtualFault(kind="bugcheck", dut="tb-01", operation="pnp_devices", count=1))
     with pytest.raises(InfrastructureError, match="pnp_devices"):
         tb01.pnp_devices(HWID_TB, timeout_s=5)
-    _wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
+    wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
     evidence = tb01.crash_evidence(old)
     assert evidence.crashed
     first = evidence.bugchecks[0]
@@ -264,7 +250,7 @@ def test_crash_evidence_waits_for_a_1001_that_comes_within_its_bound(
         runtime.add_fault(fault)
         with pytest.raises(InfrastructureError, match="pnp_devices"):
             tb01.pnp_devices(HWID_TB, timeout_s=5)
-        _wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
+        wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
         evidence = tb01.crash_evidence(old)
     finally:
         with machine.lock:
