@@ -191,11 +191,21 @@ def _default_shell_row(r: dict[str, Any]) -> Row:
     name = "OpenSSH DefaultShell"
     if not shell or shell.lower().endswith("cmd.exe"):
         return (name, "OK", shell or "not set: cmd.exe")
+    exe = shell.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+    if exe in ("powershell.exe", "pwsh.exe"):
+        return (
+            name,
+            "OK",
+            f"{shell}: the SSH transport runs each line through cmd.exe /c and keeps its exit "
+            "code with '; exit $LASTEXITCODE' (found by a probe on each connection); the "
+            "persistent host's stdin passes through this outer shell (checked by the "
+            "PowerShell host row)",
+        )
     return (
         name,
         "WARN",
-        f"{shell}: exec requests run inside it, while the harness's SSH transport writes "
-        "cmd.exe command lines; set DefaultShell back to cmd.exe (remove the value) for now",
+        f"{shell}: the SSH transport handles cmd.exe and PowerShell as DefaultShell only; "
+        "set it to one of them (or remove the value: cmd.exe)",
     )
 
 
