@@ -6,6 +6,14 @@ Per call, a script travels as `-EncodedCommand` (UTF-16LE, base64) while that co
 its size. The budget keeps a margin below cmd.exe's 8191-character limit because cmd.exe counts
 what it parses, and the servers add to the line: Windows OpenSSH runs `cmd.exe /c "<line>"` (two
 quotes; w32-doexec.c), the SSH transport prefixes `cmd.exe /c ` itself, and WinRS may add quotes.
+
+`-Command -` does not run stdin as one script: "the input statements are executed one statement
+at a time as though they were typed at the PowerShell command prompt", and "the process exit code
+is determined by status of the last (executed) command" (about_PowerShell_exe, Windows PowerShell
+5.1), so a `throw` or `$ErrorActionPreference = 'Stop'` would not stop the statements after it.
+The script therefore goes on stdin as ONE statement, `STDIN_RUNNER` with the script's UTF-8 in
+base64, which runs it as a whole as `-EncodedCommand` would: the same exit code, and a throw
+stops it. `prologue` statements (each complete on one line) may precede it.
 Both WinRM (cmd.exe shell) and Windows OpenSSH (cmd.exe default shell) run it the same way, and
 both return PowerShell's redirected error stream as `#< CLIXML`, which `clean_clixml` reduces to
 its text.
@@ -39,13 +47,29 @@ class PsInvocation:
     shown: str
 
 
-def invocation(script: str) -> PsInvocation:
-    encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+#: `-Command -` runs this one statement: the script (base64 of UTF-8) as a whole.
+STDIN_RUNNER = (
+    "& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString("
+    "[Convert]::FromBase64String('{b64}'))))"
+)
+
+
+def stdin_statement(script: str) -> str:
+    """The one `-Command -` statement that runs `script` as a whole (see the module doc)."""
+    return STDIN_RUNNER.format(b64=base64.b64encode(script.encode("utf-8")).decode("ascii"))
+
+
+def invocation(script: str, prologue: str = "") -> PsInvocation:
+    """How `script` reaches a new powershell.exe; `prologue`: statements run first, one per line."""
+    head = prologue.rstrip("\r\n")
+    whole = f"{head}\r\n{script}" if head else script
+    encoded = base64.b64encode(whole.encode("utf-16-le")).decode("ascii")
     line = f"{PS_PREFIX} -EncodedCommand {encoded}"
     if len(line) <= CMD_LINE_BUDGET:
         return PsInvocation(line, None, line)
-    # With `-Command -`, a blank line ends a multi-line block; the trailing blank line ends the last.
-    stdin = (script.rstrip("\r\n") + "\r\n\r\n").encode("utf-8")
+    # ASCII lines; the trailing blank line completes any pending input, as at a prompt.
+    lines = [*(head.splitlines() if head else []), stdin_statement(script)]
+    stdin = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
     return PsInvocation(
         f"{PS_PREFIX} -Command -", stdin, f"{PS_PREFIX} -Command - <script on stdin>\n{script}"
     )

@@ -40,9 +40,13 @@ _PID_LINE = re.compile(rb"^#<harness-pid:(\d+)>\r?\n")
 _PID_PREFIX = b"#<harness-pid:"
 
 
+#: What a per-call powershell.exe runs before its script: UTF-8 output, then its PID.
+PER_CALL_PROLOGUE = f"{UTF8_STATEMENT}\r\n{PID_STATEMENT}"
+
+
 def per_call_script(script: str) -> str:
-    """`script` with the prologue a per-call powershell.exe runs first (UTF-8 output, its PID)."""
-    return f"{UTF8_STATEMENT}\r\n{PID_STATEMENT}\r\n{script}"
+    """`script` with the per-call prologue before it (as `-EncodedCommand` carries it)."""
+    return f"{PER_CALL_PROLOGUE}\r\n{script}"
 
 
 def wrap_line(line: str, *, cmd_default_shell: bool) -> str:

@@ -63,10 +63,10 @@ from harness.remote.deadline import Deadline
 from harness.remote.powershell import clean_clixml, invocation
 from harness.remote.sftp_files import makedirs, remote_sha256, windows_sftp_path
 from harness.remote.ssh_exec import (
+    PER_CALL_PROLOGUE,
     SHELL_PROBE,
     PidReader,
     kill_line,
-    per_call_script,
     wrap_line,
 )
 from harness.remote.ssh_ps_host import SshHostedPowerShell, signed32
@@ -164,7 +164,7 @@ class SshShell(SshHostedPowerShell):
         if self.persistent_powershell:
             return self._run_hosted(script, dl)
         self.powershell_starts += 1
-        inv = invocation(per_call_script(script))
+        inv = invocation(script, prologue=PER_CALL_PROLOGUE)
         result = self._execute(inv.command_line, inv.stdin, inv.shown, dl, reports_pid=True)
         return dataclasses.replace(result, stderr=clean_clixml(result.stderr))
 

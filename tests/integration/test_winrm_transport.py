@@ -18,6 +18,7 @@ from harness.errors import ConfigError, InfrastructureError
 from harness.remote.deadline import Deadline
 from harness.remote.winrm_transport import WinRMAuth, WinRMSettings, WinRMShell
 from harness.virtual_lab.winrm import BuiltinExecutor, WinRMEndpoint
+from harness.virtual_lab.winrm.builtin import read_stdin_script
 from harness.virtual_lab.winrm.executor import RunningCommand, SteppedCommand
 from harness.windows.actions import upload_file
 from harness.windows.host import WindowsHost
@@ -227,8 +228,12 @@ class _UploadSink(SteppedCommand):
         if script is None:
             self._next_step_at = None  # wait for stdin
 
+    def _stdin_script(self) -> str:
+        """The script of `-Command -` (the harness sends it as one runner statement)."""
+        return read_stdin_script(self.stdin_text())[0]
+
     def step(self, now: float) -> float | None:
-        script = self._script if self._script is not None else self.stdin_text()
+        script = self._script if self._script is not None else self._stdin_script()
         if self._script is None and not self.stdin_closed:
             return None
         m = self.PARAMS.search(script)

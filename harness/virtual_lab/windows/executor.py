@@ -33,6 +33,7 @@ from harness.virtual_lab.winrm.builtin import (
     PowerShellScript,
     _clixml_error,
     parse_powershell_args,
+    read_stdin_script,
     split_statements,
 )
 from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand
@@ -99,7 +100,7 @@ class WindowsScript(PowerShellScript):
             if self._raw is None:
                 if not self.stdin_closed:
                     return None
-                self._raw = self.stdin_text()
+                self._raw, self.repl = read_stdin_script(self.stdin_text())
             self._op_decided = True
             found = parse_operation(self._raw)
             if found is not None:

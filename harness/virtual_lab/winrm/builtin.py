@@ -10,6 +10,12 @@ and `Start-Sleep -Seconds N` / `-Milliseconds N`, which takes *simulated* time: 
 Running until its deadline and is only polled. Unknown PowerShell terms are errors (rc 1 at the
 end); unknown cmd commands fail like cmd.exe.
 
+`-Command -` reads stdin as Windows PowerShell 5.1 does (about_PowerShell_exe): statement by
+statement as if typed, so a `throw` does not stop the statements after it, and the exit code is
+that of the last statement (1 if it failed, 0 otherwise) unless `exit N` ran. The harness's
+one-statement runner (`& ([scriptblock]::Create(...FromBase64String('<UTF-8 base64>')...))`,
+`read_stdin_script`) runs its script as a whole instead, as `-EncodedCommand` would.
+
 >>> ex = BuiltinExecutor(hostname="DUT-01", user="lab\\\\tester")
 >>> ex.start("hostname", [], skip_cmd_shell=False).poll().stdout
 'DUT-01\\r\\n'
@@ -30,6 +36,24 @@ from harness.virtual_lab.winrm.ps_host import PsHostLoop, is_ps_host
 
 _PS_NAMES = ("powershell", "powershell.exe", "pwsh", "pwsh.exe")
 _STATEMENT_SPLIT = re.compile(r"""((?:[^;'"\n]|'[^']*'|"[^"]*")+)""")
+_STDIN_RUNNER = re.compile(
+    r"^& \(\[scriptblock\]::Create\(\[Text\.Encoding\]::UTF8\.GetString\("
+    r"\[Convert\]::FromBase64String\('([A-Za-z0-9+/=]*)'\)\)\)\)$"
+)
+
+
+def read_stdin_script(text: str) -> tuple[str, bool]:
+    """What `powershell.exe -Command -` runs from `text`: (script, statement by statement).
+
+    Stdin holding just the harness's runner statement is its decoded script, run as a whole;
+    anything else runs statement by statement (see the module doc)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(lines) == 1 and (m := _STDIN_RUNNER.match(lines[0])) is not None:
+        try:
+            return base64.b64decode(m.group(1), validate=True).decode("utf-8"), False
+        except (binascii.Error, UnicodeDecodeError):
+            return text, True
+    return text, True
 
 
 def _unquote(text: str) -> str:
@@ -78,6 +102,8 @@ class PowerShellScript(SteppedCommand):
         self._statements = split_statements(script) if script is not None else None
         self._pc = 0
         self._had_error = False
+        self.repl = False  # `-Command -`: statement by statement (read_stdin_script)
+        self._last_failed = False
         self.last_exit_code = 0
         if script is None:
             self._next_step_at = None  # wait for stdin
@@ -87,7 +113,7 @@ class PowerShellScript(SteppedCommand):
         return None
 
     def _error(self, message: str) -> None:
-        self._had_error = True
+        self._had_error = self._last_failed = True
         self.emit(stderr=_clixml_error(message) if self._clixml else message + "\r\n")
 
     def step(self, now: float) -> float | None:
@@ -96,10 +122,12 @@ class PowerShellScript(SteppedCommand):
         if self._statements is None:
             if not self.stdin_closed:
                 return None
-            self._statements = split_statements(self.stdin_text())
+            text, self.repl = read_stdin_script(self.stdin_text())
+            self._statements = split_statements(text)
         while self._pc < len(self._statements):
             stmt = self._statements[self._pc]
             self._pc += 1
+            self._last_failed = False
             verb, _, rest = stmt.partition(" ")
             verb_l = verb.lower()
             if verb_l in ("write-output", "echo", "write-host"):
@@ -108,8 +136,9 @@ class PowerShellScript(SteppedCommand):
                 self._error(_unquote(rest))
             elif verb_l == "throw":
                 self._error(_unquote(rest) or "ScriptHalted")
-                self.finish(1)
-                return None
+                if not self.repl:  # typed statements: the next one runs anyway
+                    self.finish(1)
+                    return None
             elif verb_l == "exit":
                 self.finish(int(rest.strip() or "0"))
                 return None
@@ -127,7 +156,8 @@ class PowerShellScript(SteppedCommand):
                     f"{verb} : The term '{verb}' is not recognized as the name of a cmdlet, "
                     "function, script file, or operable program."
                 )
-        self.finish(1 if self._had_error else 0)
+        failed = self._last_failed if self.repl else self._had_error
+        self.finish(1 if failed else 0)
         return None
 
 
