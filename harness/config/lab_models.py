@@ -61,6 +61,11 @@ class WinRmTransport(ConfigModel):
     ca_file: Path | None = None
     allow_unencrypted: bool = False
     server_cert_validation: Literal["validate", "ignore"] = "validate"
+    persistent_powershell: bool = Field(
+        True,
+        description="run scripts in one persistent PowerShell host per connection (false: a new "
+        "powershell.exe per script); over SSH a host that cannot start falls back to per call",
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> WinRmTransport:
@@ -82,6 +87,11 @@ class SshTransport(ConfigModel):
     )
     key_file: Path | None = None
     shell: Literal["powershell", "cmd"] = "powershell"
+    persistent_powershell: bool = Field(
+        True,
+        description="run scripts in one persistent PowerShell host per connection (false: a new "
+        "powershell.exe per script); over SSH a host that cannot start falls back to per call",
+    )
 
 
 Transport = Annotated[WinRmTransport | SshTransport, Field(discriminator="kind")]

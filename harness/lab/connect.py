@@ -72,7 +72,9 @@ class LabConnector:
                 ca_file=ca if t.scheme == "https" else None,
                 allow_unencrypted=t.allow_unencrypted,
             )
-            return WinRMShell(settings, transcript=transcript)
+            return WinRMShell(
+                settings, transcript=transcript, persistent_powershell=t.persistent_powershell
+            )
         assert isinstance(t, SshTransport)
         if self._virtual(dut):
             sep = self._need_endpoints(f"DUT {dut}").duts[dut].ssh
@@ -92,7 +94,7 @@ class LabConnector:
             password=None if key else password,
             key_filename=key,
         )
-        return SshShell(ssh, transcript=transcript)
+        return SshShell(ssh, transcript=transcript, persistent_powershell=t.persistent_powershell)
 
     def instrument_resource(self, name: str) -> str:
         inst = self.lab.instruments[name]

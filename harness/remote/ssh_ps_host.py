@@ -9,7 +9,10 @@ Windows OpenSSH leaves the process running (Win32-OpenSSH#1751) its tree is ende
 fresh channel (`taskkill /PID n /T /F`, in the transcript); then the error is raised and the
 next call opens a new host; dropping the connection (reboot, reconnect, transport
 error) drops the host with it. A host process that ends without answering is an
-`InfrastructureError` naming its exit status.
+`InfrastructureError` naming its exit status; if it ended before even printing its PID (its
+first statement, so no request of ours ran: e.g. an application control policy or Constrained
+Language refuses it), that is `HostUnavailable`, on which `SshShell` falls back to per-call
+PowerShell for good (recorded in the transcript).
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 
 _POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
 _BUF = 65536
+
+
+class HostUnavailable(InfrastructureError):
+    """The persistent host ended before its first statement ran: it cannot start on this host."""
 
 
 def signed32(code: int) -> int:
@@ -113,8 +120,10 @@ class SshHostedPowerShell:
             chan.settimeout(max(0.1, dl.remaining()))
             try:
                 chan.sendall(req.line)
-            except (OSError, EOFError) as exc:  # the connection went while the line was sent
-                raise self._lost(type(exc).__name__) from exc
+            except (OSError, EOFError) as exc:
+                if not chan.exit_status_ready():  # the connection went while the line was sent
+                    raise self._lost(type(exc).__name__) from exc
+                # else the host ended before its line was sent: its exit status says why (below)
             while True:
                 while chan.recv_ready():
                     reader.feed(self._host_pids.feed(chan.recv(_BUF)))
@@ -128,6 +137,12 @@ class SshHostedPowerShell:
                     self._close_host()
                     if rc == -1:
                         raise self._lost("no exit status")
+                    if self._host_pids.pid is None and not reader.partial_stdout:
+                        said = ps_host.combine_errors("", b"".join(err))[:300]
+                        raise HostUnavailable(
+                            f"the persistent PowerShell host could not start (exit "
+                            f"{signed32(rc)} before its first statement): {said or 'no message'}"
+                        )
                     raise InfrastructureError(
                         f"the persistent PowerShell host ended (exit {signed32(rc)}) before "
                         "answering; the next call starts a new one"

@@ -69,7 +69,7 @@ from harness.remote.ssh_exec import (
     kill_line,
     wrap_line,
 )
-from harness.remote.ssh_ps_host import SshHostedPowerShell, signed32
+from harness.remote.ssh_ps_host import HostUnavailable, SshHostedPowerShell, signed32
 from harness.remote.transcript import Redactor, Transcript
 
 log = logging.getLogger(__name__)
@@ -162,11 +162,28 @@ class SshShell(SshHostedPowerShell):
         what = f"PowerShell script ({len(script)} characters) on {self.settings.host_key_name}"
         dl = call_deadline(timeout_s, deadline, what)
         if self.persistent_powershell:
-            return self._run_hosted(script, dl)
+            try:
+                return self._run_hosted(script, dl)
+            except HostUnavailable as exc:  # nothing ran: per-call from now on (transcript)
+                self._fall_back(str(exc))
         self.powershell_starts += 1
         inv = invocation(script, prologue=PER_CALL_PROLOGUE)
         result = self._execute(inv.command_line, inv.stdin, inv.shown, dl, reports_pid=True)
         return dataclasses.replace(result, stderr=clean_clixml(result.stderr))
+
+    def _fall_back(self, why: str) -> None:
+        """The persistent host cannot start on this DUT: use per-call PowerShell from now on."""
+        self.persistent_powershell = False
+        note = f"{why}; falling back to per-call PowerShell on {self.settings.host_key_name}"
+        log.warning("%s", note)
+        self.transcript.record(
+            "persistent PowerShell host",
+            exit_code=None,
+            stdout="",
+            stderr="",
+            duration_s=0.0,
+            error=note,
+        )
 
     def upload(
         self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None

@@ -18,6 +18,10 @@ which models what real Windows OpenSSH does (w32-doexec.c in PowerShell/openssh-
   en-US; ConsoleHost uses `[Console]::OutputEncoding`) unless its script first sets
   `[Console]::OutputEncoding` to UTF-8; the harness's persistent host writes UTF-8 bytes itself.
   Native tools' output is passed as UTF-8 (their code page over SSH is not modelled).
+- **A persistent host that cannot start** (quirk `ps_host_blocked`: e.g. an application control
+  policy puts powershell.exe in Constrained Language, which refuses the loop's first method
+  call): the loop's powershell.exe writes the error as CLIXML and exits 1 before printing its PID;
+  one-off scripts run as usual.
 - **$PID.** The PowerShell subset of this lab has no `$PID`, so the two prologue statements the
   harness puts first in a script (`UTF8_STATEMENT`, `PID_STATEMENT`; the lab keeps its own copy
   and a test checks it matches the harness's) are carried out here, where the process table is.
@@ -44,6 +48,11 @@ CMD_LINE_LIMIT = 8191  # cmd.exe, counted on what it parses (including OpenSSH's
 CREATE_PROCESS_LIMIT = 32767  # CreateProcess's lpCommandLine, for a PowerShell DefaultShell
 TOO_LONG = "The command line is too long.\r\n"
 KEEP_EXIT_CODE = "; exit $LASTEXITCODE"
+HOST_BLOCKED = (  # Constrained Language refusing the loop's first method call, as CLIXML
+    '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<S S="Error">Cannot invoke method. Method invocation is supported only on core types in '
+    "this language mode._x000D__x000A_</S></Objs>"
+)
 HOST_MARKER = "# harness-ps-host: v1"
 UTF8_STATEMENT = "[Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false"
 PID_STATEMENT = "[Console]::Out.Write('#<harness-pid:' + $PID + '>' + [char]13 + [char]10)"
@@ -177,11 +186,13 @@ class ExecSpawner:
         table: ProcessTable,
         default_shell: Callable[[], str | None],
         oem: Callable[[], str],
+        host_blocked: Callable[[], bool] = lambda: False,
     ) -> None:
         self._executor = executor
         self._table = table
         self._default_shell = default_shell
         self._oem = oem
+        self._host_blocked = host_blocked
 
     def spawn(self, line: str) -> LabProcess:
         oem = self._oem()
@@ -253,6 +264,8 @@ class ExecSpawner:
             return self._table.add(command, encoding=oem, stdin_prologue=True, oem=oem)
         lines = script.split("\n")
         host = lines[0].strip().lstrip("\ufeff") == HOST_MARKER
+        if host and self._host_blocked():
+            return self._table.add(FinishedCommand("", HOST_BLOCKED, 1), oem=oem)
         skip = 1 if host else 0
         utf8, report, n = take_prologue(lines[skip:])
         if n:

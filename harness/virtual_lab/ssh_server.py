@@ -125,7 +125,11 @@ class SshEndpoint(Service):
         self.withhold_eof = bool(self.quirks.get("ssh_eof_withheld", False))
         self.processes = ProcessTable()
         self._spawner = ExecSpawner(
-            executor, self.processes, default_shell, lambda: oem_codepage(self.quirks)
+            executor,
+            self.processes,
+            default_shell,
+            lambda: oem_codepage(self.quirks),
+            host_blocked=lambda: bool(self.quirks.get("ps_host_blocked", False)),
         )
         self.username = username
         self._password = password
