@@ -8,26 +8,25 @@ fingerprint and how to trust it. Every call has a deadline: the channel is polle
 and, on expiry, closed. Closing it does NOT end the process on Windows OpenSSH
 (Win32-OpenSSH#1751), so a powershell.exe the transport started (which prints its PID first,
 `harness.remote.ssh_exec`) is then ended with `taskkill /PID n /T /F` over a fresh channel
-(its own deadline, `KILL_TIMEOUT_S`; recorded in the transcript) before `InfrastructureError`.
-A command whose exit status came but whose EOF never does (Win32-OpenSSH#2452: a grandchild
-holds the pipes) is accepted `EOF_GRACE_S` after the last data.
+(`harness.remote.ssh_channel`: its own deadline, recorded in the transcript) before
+`InfrastructureError`; a native `run()` reports no PID and is left running. A command whose
+exit status came but whose EOF never does (Win32-OpenSSH#2452) is accepted after a short grace.
 
 The host is a Windows OpenSSH server. Every line is run as `cmd.exe /c <line>` whatever its
 DefaultShell (a probe per connection, `ssh_exec.SHELL_PROBE`, decides whether `; exit
 $LASTEXITCODE` must follow for a PowerShell DefaultShell), and a line is kept within
-`CMD_LINE_BUDGET` (8000 of cmd.exe's 8191 characters: sshd adds quotes). Per-call scripts
-set UTF-8 output first (the console's OEM code page otherwise). `run_powershell` (default,
-`persistent_powershell=True`) writes the
-script as one framed line to ONE persistent PowerShell host per connection, an exec channel kept
-open (`harness.remote.ssh_ps_host`, `harness.remote.ps_host`): no powershell.exe start and no
-channel set-up per call, no size limit. With `persistent_powershell=False` (the fallback, one
-powershell.exe per call) it sends `-EncodedCommand` when that fits, else the
-script through stdin to `powershell.exe -NoProfile -NonInteractive -Command -`: no temp file to
-create and clean up, no execution policy to bypass, the same route as the WinRM transport (so a
-Windows operation behaves alike on both). Caveat on a real host: with `-Command -`, PowerShell
-reads stdin statement by statement, so a blank line *inside* a multi-line block ends it; the
-operation scripts must not rely on blank lines within blocks (the script gets a trailing blank
-line so its last block completes). Exit codes are reported as Windows' signed 32-bit values.
+`CMD_LINE_BUDGET` (8000 of cmd.exe's 8191 characters: sshd adds quotes). `run_powershell`
+(default, `persistent_powershell=True`) writes the script as one framed line to ONE persistent
+PowerShell host per connection, an exec channel kept open (`harness.remote.ssh_ps_host`,
+`harness.remote.ps_host`): no powershell.exe start and no channel set-up per call, no size
+limit; a host that cannot start (it ends before its first statement) switches this shell to
+per call for good, with a transcript entry. With `persistent_powershell=False` (one
+powershell.exe per call) each script first sets UTF-8 output (the console's OEM code page
+otherwise) and prints its PID, and goes as `-EncodedCommand` when that fits, else through stdin
+to `powershell.exe -NoProfile -NonInteractive -Command -` as one statement that runs it whole
+(`harness.remote.powershell`): no temp file to create and clean up, no execution policy to
+bypass, the same route as the WinRM transport. Exit codes are reported as Windows' signed
+32-bit values.
 
 Uploads go over SFTP (`C:\\x\\y` is sent as `/C:/x/y`, which Windows OpenSSH understands); the
 SHA-256 of the local file is compared with a hash of the remote file read back over SFTP (the
