@@ -5,6 +5,8 @@
 #   chromium          the tests open the single-file HTML report in headless Chromium
 #   fonts-dejavu-core fonts for Chromium's screenshots
 #   python3-venv      `python3 -m venv` on Debian's own Python (PEP 668 refuses a system-wide pip)
+#   postgresql        the coordinator's tests start a throwaway server (initdb, pg_ctl; Debian
+#                     keeps them in /usr/lib/postgresql/N/bin, off PATH; the tests run their own)
 # Debian/Ubuntu package names. Idempotent: installs only what is missing.
 set -eu
 missing=""
@@ -14,6 +16,8 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -d /usr/share/fonts/truetype/dejavu ] || missing="$missing fonts-dejavu-core"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || missing="$missing postgresql"
 if [ -z "$missing" ]; then
   exit 0
 fi

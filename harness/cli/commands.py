@@ -16,6 +16,7 @@ _MODULES = [
     "harness.cli.report_cmd",
     "harness.cli.init_cmd",
     "harness.cli.atlas_cmd",
+    "harness.cli.coordinator_cmd",
 ]
 
 

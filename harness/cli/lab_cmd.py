@@ -19,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from harness.cli import coordinator_cmd
 from harness.cli.common import config_errors_exit, usage_error
 from harness.cli.doctor_cmd import doctor
 from harness.config.lab import Lab, load_lab
@@ -128,6 +129,7 @@ def up(
 
 
 lab_app.command("doctor")(doctor)
+coordinator_cmd.register_lab(lab_app)  # `lab coordinator init`, `lab status`
 
 
 def register(app: typer.Typer) -> None:

@@ -71,6 +71,13 @@ def run(
         metavar="RUN_DIR",
         help="Continue a killed run: only its scenarios without a final outcome.",
     ),
+    wait: str = typer.Option(
+        None,
+        "--wait",
+        metavar="DURATION",
+        help="With a lab coordinator: wait up to DURATION (2h, 30m, 90s) for DUTs that other "
+        "runs hold, in priority order (docs/coordinator.md).",
+    ),
 ) -> None:
     """Run a test plan against the lab: report, journal and exit code."""
     if native_windows():
@@ -88,6 +95,7 @@ def run(
                 ("--scenario", scenario),
                 ("--last-failed", last_failed),
                 ("-n", workers),
+                ("--wait", wait),
                 ("arguments after --", ctx.args),
             )
             if value
@@ -152,7 +160,34 @@ def run(
         argv=sys.argv[1:],
         filters={"duts": duts or [], "scenario": scenario, "last_failed": last_failed},
     )
-    raise typer.Exit(job.execute())
+    raise typer.Exit(_execute(job, [d.dut for d in planned.duts], wait))
+
+
+def _execute(job: RunJob, duts: list[str], wait: str | None) -> int:
+    """The job, under lab-wide leases of its DUTs when the lab has a coordinator."""
+    if job.lab.coordinator is None:
+        if wait is not None:
+            raise usage_error(f"--wait: the lab {job.lab.path} has no coordinator to wait on")
+        return job.execute()
+    from harness.coordinator.leases import DutBusy
+    from harness.coordinator.run_leases import parse_duration, run_with_leases
+
+    with config_errors_exit():
+        wait_s = parse_duration(wait) if wait is not None else None
+        try:
+            return run_with_leases(
+                job.lab,
+                duts,
+                job.plan.name,
+                job.plan.purpose,
+                wait_s,
+                job.reports,
+                job.execute,
+                echo=lambda line: typer.echo(line),
+            )
+        except (DutBusy, InfrastructureError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            return ExitCode.INFRASTRUCTURE
 
 
 def _last_run_selection(
@@ -213,7 +248,7 @@ def _resume(run_dir: Path) -> int:
         totals=r.totals,
         filters=filters,
     )
-    return job.execute()
+    return _execute(job, list(estimates), None)
 
 
 def register(app: typer.Typer) -> None:

@@ -317,6 +317,53 @@ class CostModel(ConfigModel):
     operations_per_scenario: int = Field(14, ge=0)
 
 
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+Purpose = Literal["qualification", "manual", "nightly"]
+DEFAULT_PRIORITIES: tuple[Purpose, ...] = ("qualification", "manual", "nightly")
+
+
+def _check_coordinator_url(value: str) -> str:
+    """A postgresql:// URL without a password in it (the password is `password:`, a reference)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected a URL such as 'postgresql://db.lab.example/harness'")
+    if parts.password is not None or "password" in parse_qs(parts.query):
+        raise ValueError("the URL holds a password: write 'password:' as a reference instead")
+    return value
+
+
+class Coordinator(ConfigModel):
+    """The lab's PostgreSQL coordinator (docs/coordinator.md): lab-wide leases, their queue and
+    the run history. Without it, leases are local files (harness/lab/lease.py)."""
+
+    url: Annotated[str, AfterValidator(_check_coordinator_url)] = Field(
+        description="postgresql://HOST[:PORT]/DATABASE (a Unix socket: postgresql:///DB?host=/DIR)"
+    )
+    user: str | None = Field(None, min_length=1)
+    password: SecretRef | None = None
+    sslmode: SslMode = Field("prefer", description="libpq sslmode; verify-full for a real lab")
+    sslrootcert: Path | None = Field(None, description="CA of the server (verify-ca/verify-full)")
+    connect_timeout_s: int = Field(10, ge=1, le=300)
+    keepalives_idle_s: int = Field(10, ge=1, le=3600)
+    keepalives_interval_s: int = Field(5, ge=1, le=600)
+    keepalives_count: int = Field(3, ge=1, le=100)
+    heartbeat_s: float = Field(5.0, gt=0, le=600, description="lease row heartbeat period")
+    priorities: list[Purpose] = Field(
+        default_factory=lambda: list(DEFAULT_PRIORITIES),
+        min_length=3,
+        max_length=3,
+        description="waiting runs are served in this order of plan purpose, FIFO within one",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Coordinator:
+        if len(set(self.priorities)) != len(self.priorities):
+            raise ValueError("priorities: each purpose once")
+        return self
+
+
 class LabModel(ConfigModel):
     """The lab file's top level."""
 
@@ -326,3 +373,4 @@ class LabModel(ConfigModel):
     driver_packages: dict[Name, DriverPackage] = Field(default_factory=dict)
     virtual: VirtualLab | None = None
     cost_model: CostModel = Field(default_factory=lambda: CostModel.model_validate({}))
+    coordinator: Coordinator | None = None

@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -58,6 +58,18 @@ def lease_dir() -> Path:
     )
     private_dir(base)
     return private_dir(base / "leases")
+
+
+class Lease(Protocol):
+    """A held DUT lease, whatever holds it: this module's file lock (one controller), or a
+    lab's PostgreSQL coordinator (`harness.coordinator.leases.CoordinatorLease`, lab-wide,
+    taken by `harness run` for the whole run when the lab file has `coordinator:`)."""
+
+    dut: str
+    owner: dict[str, Any]
+
+    def release(self) -> None:
+        """Give the DUT back (idempotent)."""
 
 
 class LeaseRefused(InfrastructureError):

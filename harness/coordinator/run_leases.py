@@ -1,0 +1,93 @@
+"""What `harness run` does with a coordinator: hold the run's DUTs lab-wide for the whole run
+(at once, or waiting with `--wait`), and write the run's history meanwhile.
+
+The controller process holds the leases on its dedicated connection; its pytest child and the
+virtual lab die with it (their lifelines), so the holder and the run end together.
+
+>>> parse_duration("1h30m")
+5400.0
+>>> parse_duration("90s"), parse_duration("2h"), parse_duration("45")
+(90.0, 7200.0, 45.0)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.config.lab import Lab
+from harness.coordinator.connection import Endpoint, connect, require_psycopg
+from harness.coordinator.history import HistoryWriter
+from harness.coordinator.leases import Claim, LeaseHolder
+from harness.coordinator.schema import require_current
+from harness.errors import ConfigError
+from harness.remote.deadline import Deadline
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+MAX_WAIT_S = 7 * 24 * 3600.0
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '30m', '90s', '1h30m' or plain seconds; ConfigError otherwise."""
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise ConfigError(
+            f"--wait: expected a duration such as 2h, 30m, 90s or 1h30m, got {text!r}"
+        )
+    h, mi, s = (int(g) if g else 0 for g in m.groups())
+    seconds = float(h * 3600 + mi * 60 + s)
+    if seconds > MAX_WAIT_S:
+        raise ConfigError(f"--wait: at most {MAX_WAIT_S / 86400:.0f} days, got {text!r}")
+    return seconds
+
+
+def endpoint_of(lab: Lab) -> Endpoint:
+    if lab.coordinator is None:
+        raise ConfigError(f"{lab.path}: the lab has no 'coordinator:' section")
+    require_psycopg()
+    return Endpoint(lab.coordinator, lab.base_dir)
+
+
+def run_with_leases(
+    lab: Lab,
+    duts: list[str],
+    plan_name: str,
+    purpose: str,
+    wait_s: float | None,
+    reports: Path,
+    execute: Callable[[], int],
+    echo: Callable[[str], None],
+) -> int:
+    """Hold `duts` lab-wide (DutBusy if they are not free, or not within `wait_s`), run
+    `execute` while holding them, and record the run's history; the run's exit code."""
+    endpoint = endpoint_of(lab)
+    started = time.time()
+    check = connect(endpoint)
+    try:
+        require_current(check, endpoint.describe())
+    finally:
+        check.close()
+    history = HistoryWriter(endpoint, str(lab.path), reports, started)
+
+    def beat() -> None:
+        run_id = history.sync()
+        if run_id and holder.me.get("run_id") != run_id:
+            holder.set_run_id(run_id)
+
+    holder = LeaseHolder(endpoint, Claim(plan=plan_name, purpose=purpose), on_beat=beat, echo=echo)
+    try:
+        wait = Deadline.after(wait_s, f"DUTs {', '.join(duts)}") if wait_s is not None else None
+        holder.acquire_all(duts, wait)
+        echo(f"coordinator: holding {', '.join(sorted(holder.held))} lab-wide")
+        code = execute()
+        holder.stop_heartbeat()  # the last sync below is the only one from now on
+        try:
+            history.sync(exit_code=code)
+        except Exception as exc:  # the run's own files hold it all; the database is a copy
+            echo(f"coordinator: history not written: {type(exc).__name__}")
+        return code
+    finally:
+        holder.close()
+        history.close()

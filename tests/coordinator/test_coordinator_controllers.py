@@ -1,0 +1,202 @@
+"""Two controllers, one coordinator, on the virtual lab: separate `python -m harness run`
+processes with separate reports folders, each with its own virtual lab, sharing DUT tb-01
+through a real PostgreSQL server. (a) one runs while the other waits, then the other runs,
+never both at once; (b) kill -9 of the holding controller frees the DUT for the waiter at once
+(well within the keepalive bound). The status and history commands read what both wrote, and
+the coordinator's password is in no file, output, log or table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.coordinator.pg import Coordinated
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 180
+SCENARIO = "*.inf0.*.unlocked"
+
+
+class Controller:
+    """A `harness run` process whose output lines are collected as they come."""
+
+    def __init__(self, c: Coordinated, reports: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "run",
+                "testplans/smoke.yaml",
+                "--lab",
+                str(c.lab),
+                "--dut",
+                "tb-01",
+                "--scenario",
+                SCENARIO,
+                "--reports",
+                str(reports),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=c.env(),
+        )
+        self.lines: list[tuple[float, str]] = []
+        self.reports = reports
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def wait_for(self, text: str, timeout: float = 60) -> float:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for t, line in list(self.lines):
+                if text in line:
+                    return t
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} in the output:\n{self.output()}")
+
+    def finish(self) -> int:
+        rc = self.proc.wait(timeout=TIMEOUT_S)
+        self._reader.join(timeout=10)
+        return rc
+
+    def output(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def journal(self) -> list[dict[str, object]]:
+        (run,) = [
+            p.parent for p in self.reports.glob("*/journal.jsonl") if not p.parent.is_symlink()
+        ]
+        return [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines()]
+
+
+def harness(c: Coordinated, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=c.env(),
+        timeout=60,
+    )
+
+
+def init(c: Coordinated) -> None:
+    done = harness(c, "lab", "coordinator", "init", str(c.lab))
+    assert done.returncode == 0, done.stderr
+    assert "applied migration 1" in done.stdout
+
+
+def _span(entry: dict[str, object]) -> tuple[float, float]:
+    start = datetime.fromisoformat(str(entry["started"]).replace("Z", "+00:00")).timestamp()
+    return start, start + float(entry["duration_s"])  # type: ignore[arg-type]
+
+
+def test_two_controllers_take_turns_on_one_dut(coordinated: Coordinated, tmp_path: Path) -> None:
+    init(coordinated)
+    a = Controller(coordinated, tmp_path / "reports-a")
+    a.wait_for("coordinator: holding tb-01")
+    b = Controller(coordinated, tmp_path / "reports-b", "--wait", "2m")
+    b.wait_for("waiting for DUT tb-01: held by")
+    assert a.finish() == 0, a.output()
+    assert b.finish() == 0, b.output()
+    (ja,), (jb,) = a.journal(), b.journal()
+    assert ja["outcome"] == jb["outcome"] == "passed"
+    assert _span(ja)[1] <= _span(jb)[0]  # never both at once
+    # without --wait, a held DUT is refused at once, naming its holder (exit 3)
+    c = Controller(coordinated, tmp_path / "reports-c")
+    c.wait_for("coordinator: holding tb-01")
+    refused = harness(
+        coordinated, "run", "testplans/smoke.yaml", "--lab", str(coordinated.lab),
+        "--dut", "tb-01", "--scenario", SCENARIO, "--reports", str(tmp_path / "reports-d"),
+    )  # fmt: skip
+    assert refused.returncode == 3
+    assert "DUT tb-01 is held by pid" in refused.stderr and "--wait" in refused.stderr
+    assert c.finish() == 0, c.output()
+
+    status = harness(coordinated, "lab", "status", str(coordinated.lab), "--json")
+    assert status.returncode == 0, status.stderr
+    by_dut = {s["dut"]: s for s in json.loads(status.stdout)}
+    assert by_dut["tb-01"]["holder"] is None and by_dut["tb-01"]["queue"] == []
+    assert by_dut["tb-01"]["last_run"]["outcomes"] == {"passed": 1}
+    assert by_dut["tb-01"]["last_run"]["exit_code"] == 0
+    assert by_dut["m2-01"]["last_run"] is None
+    text = harness(coordinated, "lab", "status", str(coordinated.lab))
+    assert "tb-01: free" in text.stdout and "last run:" in text.stdout
+
+    hist = harness(coordinated, "history", str(ja["scenario"]), "--lab", str(coordinated.lab))
+    assert hist.returncode == 0, hist.stderr
+    assert hist.stdout.count("passed") == 3  # the runs of a, b and c, newest first
+    outputs = [a.output(), b.output(), c.output(), refused.stdout + refused.stderr]
+    assert_password_nowhere(coordinated, tmp_path, outputs)
+
+
+def test_kill_9_of_the_holding_controller_frees_the_dut(
+    coordinated: Coordinated, tmp_path: Path
+) -> None:
+    init(coordinated)
+    a = Controller(coordinated, tmp_path / "reports-a")
+    a.wait_for("coordinator: holding tb-01")
+    b = Controller(coordinated, tmp_path / "reports-b", "--wait", "2m")
+    b.wait_for("waiting for DUT tb-01: held by")
+    a.proc.kill()  # SIGKILL: no release, no goodbye; the server sees the connection end
+    killed = time.monotonic()
+    taken = b.wait_for("coordinator: holding tb-01", timeout=30)
+    bound = 2 + 1 * 2  # keepalives_idle_s + interval x count of the test lab
+    assert taken - killed < bound, f"took over after {taken - killed:.1f} s"
+    a.finish()
+    assert b.finish() == 0, b.output()
+
+
+def assert_password_nowhere(c: Coordinated, tmp_path: Path, outputs: list[str]) -> None:
+    secret = c.password.encode()
+    for out in outputs:
+        assert c.password not in out
+    for root in (tmp_path, c.server.root):
+        for f in root.rglob("*"):
+            if f.is_file() and not f.is_symlink():
+                assert secret not in f.read_bytes(), f
+    with c.connect() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        for t in tables:
+            for (row,) in conn.execute(f"SELECT t::text FROM {t} t"):
+                assert c.password not in row, t
+
+
+def test_wait_needs_a_coordinator(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "testplans/smoke.yaml", "--wait", "1m",
+         "--reports", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "has no coordinator" in done.stderr
+
+
+@pytest.mark.parametrize("bad", ["2x", "", "h"])
+def test_a_bad_wait_is_a_usage_error(bad: str) -> None:
+    from harness.coordinator.run_leases import parse_duration
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--wait"):
+        parse_duration(bad)
