@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from filelock import FileLock
 
 from harness import __version__
+from harness.cli.common import ExitCode
 from harness.cli.progress_view import ProgressView, count_by_dut
 from harness.cli.run_attempts import begin_attempt, lock_run, note_process, now_iso
 from harness.cli.run_support import (
@@ -53,6 +54,7 @@ from harness.outcomes import Outcome, run_exit_code
 from harness.private_files import open_private
 from harness.report.allure_prune import prune_results
 from harness.report.changes import summary_lines
+from harness.report.disk_errors import EXIT_REPORTS_DISK, is_disk_error
 from harness.report.journal import Journal
 from harness.report.junit_merge import add_journal_cases, merge_junit
 from harness.report.qualification import write_bundle
@@ -94,8 +96,23 @@ class RunJob:
             rd, info, lock = self.resume
         try:
             return self._attempt(rd, info)
+        except OSError as exc:  # the reports folder took no more writes (disk full, quota)
+            if not is_disk_error(exc):
+                raise
+            return self._reports_disk_failed(str(exc))
         finally:
             lock.release()
+
+    def _reports_disk_failed(self, what: str) -> int:
+        """The reports folder refused a write: a clear message and exit 3, no traceback."""
+        self.out.write(
+            f"\nerror: the reports folder {self.reports} takes no more writes: {what}\n"
+            "the run stopped; the end-of-run teardown put the DUTs back to their baseline, but "
+            "its records and the journal may be incomplete: free space, then check the DUTs "
+            f"with `harness lab restore {self.lab.path}`\n"
+            f"exit code {int(ExitCode.INFRASTRUCTURE)}\n"
+        )
+        return ExitCode.INFRASTRUCTURE
 
     def _create(self) -> tuple[RunDir, RunInfo]:
         # exclusive: two runs started in the same second get their own directories
@@ -149,6 +166,12 @@ class RunJob:
                         f"{pruned.attachments} attachments, {pruned.containers} containers\n"
                     )
             rc = self._run_pytest(rd, info, attempt)
+            if rc == EXIT_REPORTS_DISK:  # pytest stopped: the reports folder refused a write
+                attempt["ended"] = info.finished = now_iso()
+                attempt["exit_code"] = info.exit_code = int(ExitCode.INFRASTRUCTURE)
+                with contextlib.suppress(OSError):  # atomic: run.json is old or new, never torn
+                    rd.write_info(info)
+                return self._reports_disk_failed(_disk_line(rd.pytest_log))
             if n > 1:
                 merge_junit(rd.junit, self._junit(rd, n), again)
                 add_journal_cases(rd.junit, Journal(rd.journal).latest())
@@ -312,3 +335,15 @@ class RunJob:
 def _close(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
+
+
+def _disk_line(log: Path) -> str:
+    """What pytest said about the refused write (its first such line in pytest.log), if kept."""
+    marker = "the reports folder takes no more writes: "
+    try:
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1]
+    except OSError:
+        pass
+    return "pytest could not write its results"

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -49,6 +50,29 @@ def scenario_tests(plan_path: Path) -> list[Path]:
             path=str(plan_path),
         )
     return [packaged]
+
+
+def check_writable(folder: Path, what: str = "--reports") -> None:
+    """`folder` exists (created if missing) and takes a file: else a ConfigError naming it.
+
+    Checked by writing (and removing) a probe file, not by permission bits: root ignores
+    those, and a read-only mount, a full disk or a quota refuse root too."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".harness-probe-", dir=folder)
+        try:
+            os.write(fd, b"probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"the reports folder cannot be written: {exc.strerror or exc}; nothing was run",
+            path=str(folder),
+            key=what,
+        ) from None
 
 
 def previous_runs(reports: Path, plan_name: str) -> list[RunDir]:

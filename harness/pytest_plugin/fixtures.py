@@ -54,6 +54,7 @@ from harness.pytest_plugin.deadlines import run_deadline
 from harness.pytest_plugin.execute import HANDWRITTEN, STARTED, label
 from harness.pytest_plugin.options import read_options
 from harness.pytest_plugin.quarantine import Quarantine
+from harness.pytest_plugin.reports_disk import is_disk_error, note, say
 from harness.pytest_plugin.runinfo import LAB_ENDPOINTS, POOL_KEY, RUN_ID
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.shield import teardown_shield
@@ -214,7 +215,16 @@ class DutPool:
             dl = Deadline.after(t.reboot_s + 4 * t.step_s, f"{name} back to baseline")
             check = restore_baseline(kit, dl, quarantined=self.quarantine.reason(name))
             self.teardown[name] = check
-            self._write_teardown(check)
+            try:
+                self._write_teardown(check)
+            except OSError as exc:  # e.g. the reports disk is full: the record goes to stderr
+                if is_disk_error(exc):
+                    note(exc, f"teardown record of {name}")
+                problems.append(f"{name}: teardown record not written: {exc}")
+                say(
+                    f"harness: teardown record of {name} not written ({exc}): "
+                    + json.dumps(check.to_json())
+                )
             if not check.ok:
                 problems.append(check.summary())
             try:

@@ -28,6 +28,12 @@ from harness.outcomes import Outcome
 from harness.pytest_plugin.deadlines import RUN_END, RUN_END_INPUT
 from harness.pytest_plugin.execute import HANDWRITTEN, RECORD, STARTED, classify, record
 from harness.pytest_plugin.options import read_options
+from harness.pytest_plugin.reports_disk import (
+    ReportsDiskGuard,
+    is_disk_error,
+    make_output_tolerant,
+    note,
+)
 from harness.pytest_plugin.selection import PlannedScenario, selection
 from harness.pytest_plugin.steps import utc_now
 from harness.report.journal import Journal, JournalEntry
@@ -35,6 +41,9 @@ from harness.report.journal import Journal, JournalEntry
 
 def pytest_configure(config: pytest.Config) -> None:
     run_dir = read_options(config).run_dir
+    if run_dir:  # a reports disk that fills mid-run stops the run, not pytest (reports_disk.py)
+        make_output_tolerant()
+        config.pluginmanager.register(ReportsDiskGuard(), "harness-reports-disk")
     if run_dir and not hasattr(config, "workerinput"):
         from pathlib import Path
 
@@ -140,4 +149,9 @@ class JournalWriter:
             return
         data = next((d for name, d in reversed(report.user_properties) if name == RECORD), None)
         if isinstance(data, dict):  # what execute.record() put there (a test may add others)
-            self.journal.append(JournalEntry.from_json(data))
+            try:
+                self.journal.append(JournalEntry.from_json(data))
+            except OSError as exc:  # the reports disk is full: stop the run (reports_disk.py)
+                if not is_disk_error(exc):
+                    raise
+                note(exc, f"journal line of {data.get('scenario')}")

@@ -19,6 +19,7 @@ from pathlib import Path
 import allure
 
 from harness.private_files import open_private
+from harness.pytest_plugin.reports_disk import is_disk_error, note
 
 _KINDS = {
     "text": allure.attachment_type.TEXT,
@@ -53,9 +54,14 @@ class Progress:
             "pid": os.getpid(),
         }
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open_private(tmp, "w", encoding="utf-8") as f:  # 0600; no fsync: a progress hint
-            f.write(json.dumps(data))
-        tmp.replace(self.path)
+        try:
+            with open_private(tmp, "w", encoding="utf-8") as f:  # 0600; no fsync: a hint
+                f.write(json.dumps(data))
+            tmp.replace(self.path)
+        except OSError as exc:  # a full reports disk must not stop a step (reports_disk.py)
+            if not is_disk_error(exc):
+                raise
+            note(exc, f"progress of {self.dut}")
 
 
 class AllureSteps:
@@ -72,9 +78,14 @@ class AllureSteps:
             yield
 
     def attach(self, name: str, body: str, *, kind: str = "text") -> None:
-        allure.attach(
-            self.redact(body), name=name, attachment_type=_KINDS.get(kind, _KINDS["text"])
-        )
+        try:
+            allure.attach(
+                self.redact(body), name=name, attachment_type=_KINDS.get(kind, _KINDS["text"])
+            )
+        except OSError as exc:  # the reports disk is full: the flow goes on (reports_disk.py)
+            if not is_disk_error(exc):
+                raise
+            note(exc, f"attachment {name}")
 
 
 class AllureStepSink:

@@ -1,0 +1,119 @@
+"""A reports folder that fills up mid-run, and one that is read-only, through `harness run`.
+
+The reports folder is a real file system that really fills or really refuses writes: a tmpfs
+mounted in a private mount namespace (`unshare --user --map-root-user --mount`), which needs no
+root on a kernel that allows unprivileged user namespaces, and works for root too (CI). A
+read-only mount refuses root as well, so the read-only case means the same whoever runs it
+(permission bits would not: root ignores them). The harness runs inside the namespace; the test
+fills the tmpfs through `/proc/<pid>/root` when the first scenario is journaled, and reads
+tb-01's state from the virtual lab's control endpoint, not from the harness's report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.test_cli_run import ROOT, SECRET, SECRET_ENV, lab_with, plan_file
+from tests.e2e.test_signals_teardown import _at_baseline, _finish, _watch_truth
+
+
+def _in_namespace(mount: str, command: list[str], after: str = "") -> list[str]:
+    """`command` in a private user+mount namespace where `mount` (a shell line) ran first."""
+    line = f"{mount} && {shlex.join(command)}; rc=$?; {after}exit $rc"
+    return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", line]
+
+
+def _fill(directory: Path) -> str:
+    """Write zeros into `directory` until its file system refuses: the refusal's text."""
+    with open(directory / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as exc:
+            return str(exc)
+
+
+def test_the_reports_disk_fills_mid_run(tmp_path: Path) -> None:
+    """The first scenario is journaled, then the reports disk is full: the run stops without a
+    traceback, the end-of-run teardown still puts tb-01 back to its baseline (driver removed,
+    DMAGuard absent again, by the lab's truth), run.json is not torn, and the run ends with
+    exit 3 and a message naming the folder and the refusal."""
+    plan = plan_file(tmp_path, "disk-full", dmaguard=["1"], session=["locked", "unlocked"])
+    reports, kept, tmpdir = tmp_path / "reports", tmp_path / "kept", tmp_path / "tmp"
+    reports.mkdir()
+    tmpdir.mkdir()
+    harness = [sys.executable, "-m", "harness", "run", str(plan), "--lab", str(lab_with(tmp_path))]
+    argv = _in_namespace(
+        f"mount -t tmpfs -o size=8m tmpfs {shlex.quote(str(reports))}",
+        [*harness, "--reports", str(reports)],
+        # what the run left, copied out of the tmpfs before the namespace goes
+        after=f"rm -f {reports}/filler; mkdir {kept}; cp -a {reports}/. {kept}/; ",
+    )
+    env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    inside = Path(f"/proc/{proc.pid}/root{reports}")  # the tmpfs, seen from outside
+    filled: list[tuple[float, str]] = []
+
+    def act(_truth: dict[str, Any], _ops: list[str]) -> None:
+        if filled:
+            return
+        journals = list(inside.glob("*/journal.jsonl"))
+        if journals and journals[0].read_text(encoding="utf-8").count("\n") >= 1:
+            filled.append((time.monotonic(), _fill(inside)))
+
+    try:
+        truths = _watch_truth(tmpdir, proc, "tb-01", act)
+    finally:
+        out = _finish(proc)
+    assert filled and "No space left on device" in filled[0][1], f"never filled:\n{out}"
+    assert "Traceback" not in out, out
+    assert proc.returncode == 3, out
+    assert f"the reports folder {reports} takes no more writes" in out, out
+    assert "No space left on device" in out, out
+    # after the fill tb-01 was off its baseline (DMAGuard 1, the driver installed), then back
+    after = [truth for t, truth in truths if t >= filled[0][0]]
+    assert after and not _at_baseline(after[0]), after[:1]
+    assert _at_baseline(truths[-1][1]), truths[-1][1]
+    (run_dir,) = [p for p in kept.iterdir() if (p / "run.json").is_file() and not p.is_symlink()]
+    info = json.loads((run_dir / "run.json").read_text())  # whole, not torn
+    assert len(info["scenarios"]) == 2
+    lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert [x["outcome"] for x in lines] == ["passed"]  # the first scenario kept; resumable
+
+
+def _no_lab_was_started(tmpdir: Path) -> None:
+    assert not list(tmpdir.glob("harness-vlab-*")), list(tmpdir.iterdir())
+
+
+def test_a_read_only_reports_folder_is_refused_before_any_lab_action(tmp_path: Path) -> None:
+    """`--reports` on a read-only mount (and a folder to create under one): exit 2 naming the
+    folder, no traceback, no virtual lab started, for root as for anyone."""
+    plan = plan_file(tmp_path, "read-only")
+    reports, tmpdir = tmp_path / "reports", tmp_path / "tmp"
+    reports.mkdir()
+    tmpdir.mkdir()
+    harness = [sys.executable, "-m", "harness", "run", str(plan), "--lab", str(lab_with(tmp_path))]
+    env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
+    for target in (reports, reports / "nightly"):
+        argv = _in_namespace(
+            f"mount -t tmpfs -o ro tmpfs {shlex.quote(str(reports))}",
+            [*harness, "--reports", str(target)],
+        )
+        r = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        out = r.stdout + r.stderr
+        assert r.returncode == 2, out
+        assert "Traceback" not in out, out
+        assert f"{target}: --reports: the reports folder cannot be written" in r.stderr, out
+        assert "Read-only file system" in r.stderr, out
+        assert "starting the virtual lab" not in out, out
+        _no_lab_was_started(tmpdir)
