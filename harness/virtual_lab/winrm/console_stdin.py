@@ -36,6 +36,10 @@ class ConsoleModeStdin:
     def terminate(self) -> None:
         self.inner.terminate()
 
+    @property
+    def exited(self) -> bool:
+        return bool(getattr(self.inner, "exited", False))
+
     def write_stdin(self, data: str, *, end: bool) -> None:
         kept: list[str] = []
         for ch in data:

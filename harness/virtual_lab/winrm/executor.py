@@ -123,6 +123,13 @@ class SteppedCommand:
                 wake = deadline if self._next_step_at is None else min(deadline, self._next_step_at)
                 self._cond.wait(max(0.0, wake - now))
 
+    @property
+    def exited(self) -> bool:
+        """The process has ended (its output may not all have been polled yet)."""
+        with self._cond:
+            self._advance()
+            return self._exit is not None
+
     def write_stdin(self, data: str, *, end: bool) -> None:
         with self._cond:
             if self.stdin_closed:

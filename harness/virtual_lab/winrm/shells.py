@@ -135,6 +135,13 @@ class ShellService:
             return self._fault(
                 req, WsmanFaultCode.ACTION_NOT_SUPPORTED, f"Unsupported action {req.action}"
             )
+        if req.bad_operation_timeout is not None:
+            return self._fault(
+                req,
+                WsmanFaultCode.INVALID_HEADER,
+                "The WS-Management service cannot process the request because the "
+                f"OperationTimeout value {req.bad_operation_timeout} is not valid.",
+            )
         return handler(req, user, client_ip)
 
     def close_all(self) -> None:
@@ -244,6 +251,10 @@ class ShellService:
             return shell
         stream = req.body.find("rsp:DesiredStream", NS) if req.body is not None else None
         command_id = stream.get("CommandId", "") if stream is not None else ""
+        if not command_id:  # as recorded from a real server (winrscmd.dll's fault)
+            return self._fault(
+                req, WsmanFaultCode.PARAMETER_INCORRECT, "The parameter is incorrect. "
+            )
         cmd = self._command_of(req, shell, command_id)
         if isinstance(cmd, WsmanReply):
             return cmd
@@ -281,6 +292,8 @@ class ShellService:
             cmd = self._command_of(req, shell, st.get("CommandId", ""))
             if isinstance(cmd, WsmanReply):
                 return cmd
+            if getattr(cmd, "exited", False):  # its stdin pipe is closed (ansible#69595)
+                return self._fault(req, WsmanFaultCode.BROKEN_PIPE, "The pipe has been ended. ")
             try:
                 data = base64.b64decode((st.text or "").strip(), validate=True)
             except binascii.Error:

@@ -62,6 +62,14 @@ class WsmanFaultCode(enum.IntEnum):
     #: MaxConcurrentOperationsPerUser exceeded: on a reused shell after about 1500 Commands,
     #: since Signal terminate does not release the count (MS-WSMV product behaviour note <118>)
     QUOTA_LIMIT = 2150859174
+    #: ERROR_INVALID_PARAMETER from the shell plugin (winrscmd.dll), e.g. a Receive without a
+    #: CommandId: recorded from a real server with a ProviderFault and FaultDetail InvalidValue
+    PARAMETER_INCORRECT = 87
+    #: an invalid header value such as a negative OperationTimeout (PT-1S)
+    INVALID_HEADER = 2150858767
+    #: HRESULT_FROM_WIN32(ERROR_BROKEN_PIPE) "The pipe has been ended": a Send to a command whose
+    #: process has exited (ansible#69595 quotes the message; the code is inferred from it)
+    BROKEN_PIPE = 2147942509
 
 
 _FAULT_SUBCODE = {
@@ -69,7 +77,15 @@ _FAULT_SUBCODE = {
     WsmanFaultCode.SHELL_NOT_FOUND: "w:InvalidSelectors",
     WsmanFaultCode.ACTION_NOT_SUPPORTED: "a:ActionNotSupported",
     WsmanFaultCode.QUOTA_LIMIT: "w:QuotaLimit",
+    WsmanFaultCode.PARAMETER_INCORRECT: "w:InvalidParameter",
+    WsmanFaultCode.INVALID_HEADER: "a:InvalidMessageInformationHeader",
 }
+_FAULT_DETAIL = {
+    WsmanFaultCode.SHELL_NOT_FOUND: "UnexpectedSelectors",
+    WsmanFaultCode.PARAMETER_INCORRECT: "InvalidValue",
+}
+#: Faults the shell plugin raises: Windows wraps their message in an f:ProviderFault.
+_PROVIDER = (WsmanFaultCode.PARAMETER_INCORRECT, WsmanFaultCode.BROKEN_PIPE)
 
 
 class MalformedRequest(ValueError):
@@ -84,6 +100,7 @@ class WsmanRequest:
     selectors: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     operation_timeout_s: float | None = None
+    bad_operation_timeout: str | None = None  # an OperationTimeout that is not a valid duration
     max_envelope: int | None = None  # wsman:MaxEnvelopeSize of the request, bytes
     body: ET.Element | None = None
 
@@ -141,6 +158,8 @@ def parse_request(data: bytes) -> WsmanRequest:
     timeout = header.findtext("w:OperationTimeout", None, NS)
     if timeout:
         req.operation_timeout_s = parse_duration(timeout)
+        if req.operation_timeout_s is None:
+            req.bad_operation_timeout = timeout.strip()
     return req
 
 
@@ -165,20 +184,31 @@ def fault(
 ) -> WsmanReply:
     subcode = _FAULT_SUBCODE.get(code, "w:InternalError")
     # the client's mistake (a selector or parameter that does not exist) is s:Sender on Windows
-    sender = code in (WsmanFaultCode.SHELL_NOT_FOUND, WsmanFaultCode.INVALID_PARAMETER)
+    sender = code in (
+        WsmanFaultCode.SHELL_NOT_FOUND,
+        WsmanFaultCode.INVALID_PARAMETER,
+        WsmanFaultCode.PARAMETER_INCORRECT,
+        WsmanFaultCode.INVALID_HEADER,
+    )
     detail = (
         "<w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
-        "UnexpectedSelectors</w:FaultDetail>"
-        if code is WsmanFaultCode.SHELL_NOT_FOUND
+        f"{_FAULT_DETAIL[code]}</w:FaultDetail>"
+        if code in _FAULT_DETAIL
         else ""
     )
+    text = escape(message)
+    if code in _PROVIDER:
+        text = (
+            '<f:ProviderFault provider="Shell cmd plugin" '
+            f'path="%systemroot%\\system32\\winrscmd.dll">{text}</f:ProviderFault>'
+        )
     body = (
         f"<s:Fault><s:Code><s:Value>{'s:Sender' if sender else 's:Receiver'}</s:Value>"
         f"<s:Subcode><s:Value>{subcode}</s:Value></s:Subcode></s:Code>"
         f'<s:Reason><s:Text xml:lang="en-US">{escape(message)}</s:Text></s:Reason>'
         f"<s:Detail>{detail}"
         f"<f:WSManFault Code={quoteattr(str(int(code)))} Machine={quoteattr(machine)}>"
-        f"<f:Message>{escape(message)}</f:Message></f:WSManFault></s:Detail></s:Fault>"
+        f"<f:Message>{text}</f:Message></f:WSManFault></s:Detail></s:Fault>"
     )
     return WsmanReply(500, _envelope(FAULT_ACTION, req.message_id, body))
 
