@@ -22,6 +22,7 @@ import typer
 from harness.cli import coordinator_cmd
 from harness.cli.common import config_errors_exit, usage_error
 from harness.cli.doctor_cmd import doctor
+from harness.cli.restore_cmd import restore
 from harness.config.lab import Lab, load_lab
 from harness.config.lab_models import WinRmTransport
 from harness.domain.builds import release_name
@@ -129,6 +130,7 @@ def up(
 
 
 lab_app.command("doctor")(doctor)
+lab_app.command("restore")(restore)
 coordinator_cmd.register_lab(lab_app)  # `lab coordinator init`, `lab status`
 
 

@@ -342,8 +342,8 @@ def _disk_line(log: Path) -> str:
     marker = "the reports folder takes no more writes: "
     try:
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if marker in line:
-                return line.split(marker, 1)[1]
+            if marker in line:  # pytest's "! Interrupted: ... !" or the plugin's own line
+                return line.split(marker, 1)[1].split("; stopping", 1)[0].rstrip(" !")
     except OSError:
         pass
     return "pytest could not write its results"

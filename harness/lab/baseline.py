@@ -42,7 +42,7 @@ from harness.windows.results import CrashEvidence
 if TYPE_CHECKING:
     from harness.lab.kit import DutKit
 
-__all__ = ["BaselineCheck", "drift", "restore_baseline"]
+__all__ = ["BaselineCheck", "drift", "lab_packages_installed", "restore_baseline"]
 _T = TypeVar("_T")
 
 
@@ -204,9 +204,17 @@ class _Teardown:
 
 
 def restore_baseline(
-    kit: DutKit, deadline: Deadline, *, quarantined: str | None = None
+    kit: DutKit,
+    deadline: Deadline,
+    *,
+    quarantined: str | None = None,
+    stray: tuple[str, ...] = (),
 ) -> BaselineCheck:
     """Steps 1-4 of the module doc on one DUT, within `deadline`; never raises a HarnessError.
+
+    `stray`: published names (oemN.inf) of the lab's driver packages found in the DUT's
+    driver store that this process did not install (`harness lab restore` after a killed
+    run): uninstalled too, and the post-check reads the driver store for them.
 
     A DUT that is not at its baseline afterwards (it crashed, could not be reached, did not
     come back, or drifted) is marked quarantined with the reason: never neither."""
@@ -234,6 +242,12 @@ def restore_baseline(
         for n in installed
         if n not in {p.published_name for p in kit.packages.installer.installed.values()}
     )
+    for name in stray:
+
+        def remove(name: str = name) -> None:
+            kit.host.uninstall_driver(name, deadline=deadline.child(step, f"uninstall {name}"))
+
+        td.attempt(f"uninstall {name}", remove)
     required = BootState.from_baseline(kit.config.baseline, kit.packages.drivers())
     transition = td.attempt("restore", lambda: kit.strategy.bring_to(required, deadline))
     kit.strategy.forget()  # the post-check believes nothing from the run
@@ -243,6 +257,14 @@ def restore_baseline(
         if ours is None or state.last_boot_utc > ours:
             td.attempt("crash check", lambda: _check_crash(td, kit, deadline))
     found = tuple(drift(state, required)) if state is not None else ()
+    if stray:
+        store = td.attempt(
+            "driver store", lambda: kit.host.list_drivers(deadline=deadline.child(step, "store"))
+        )
+        if store is not None:
+            left = {d.published_name.lower() for d in store}
+            found += tuple(f"driver store: {n} still installed" for n in stray if n.lower() in left)
+            uninstalled += tuple(n for n in stray if n.lower() not in left)
     check = BaselineCheck(
         dut=kit.name,
         baseline=required.describe(),
@@ -278,3 +300,18 @@ def _reason(check: BaselineCheck, td: _Teardown) -> str:
     if not check.checked:
         parts.append("not read back")
     return "teardown: not at baseline: " + "; ".join(parts)
+
+
+def lab_packages_installed(kit: DutKit, deadline: Deadline) -> dict[str, str]:
+    """The lab's driver packages in the DUT's driver store, whoever installed them: published
+    name (oemN.inf) -> the lab's package name, matched by the INF's original file name."""
+    by_inf = {
+        kit.lab.resolve_path(pkg.path).name.lower(): name
+        for name, pkg in kit.lab.driver_packages.items()
+    }
+    store = kit.host.list_drivers(deadline=deadline.child(kit.strategy.step_s, "driver store"))
+    return {
+        d.published_name: by_inf[d.original_name.lower()]
+        for d in store
+        if d.original_name.lower() in by_inf
+    }

@@ -4,7 +4,7 @@ Once the run puts its DUTs back to their baselines (`DutPool.close`), stopping h
 worst outcome: a DUT left in DMAGuard 1 or with the test driver installed, and no teardown
 record. So while the teardown runs, SIGINT and SIGTERM are noted on stderr and otherwise
 ignored; the teardown is bounded by its own deadlines, and only SIGKILL stops it (the DUTs are
-then where it left them: `harness lab doctor LAB` shows what is off). The previous handlers
+then where it left them: `harness lab restore LAB` puts them back). The previous handlers
 come back when the teardown ends. Signals can only be handled in the main thread; elsewhere
 this does nothing.
 """
