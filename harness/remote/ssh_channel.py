@@ -19,14 +19,13 @@ import paramiko
 from harness.errors import InfrastructureError
 from harness.remote.deadline import Deadline
 from harness.remote.ssh_exec import SHELL_PROBE, PidReader, kill_line, wrap_line
-from harness.remote.ssh_ps_host import signed32
+from harness.remote.ssh_ps_host import EOF_GRACE_S, signed32
 from harness.remote.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
 _POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
 _BUF = 65536
-EOF_GRACE_S = 1.0  # exit status came, EOF did not: accept once no data came for this long
 KILL_TIMEOUT_S = 10.0  # taskkill of a process left running at a deadline
 
 

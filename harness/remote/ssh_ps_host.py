@@ -35,6 +35,7 @@ from harness.remote.transcript import Transcript
 log = logging.getLogger(__name__)
 
 _POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
+EOF_GRACE_S = 1.0  # exit status came, EOF did not (Win32-OpenSSH#2452): the process has ended
 _BUF = 65536
 
 
@@ -124,14 +125,22 @@ class SshHostedPowerShell:
                 if not chan.exit_status_ready():  # the connection went while the line was sent
                     raise self._lost(type(exc).__name__) from exc
                 # else the host ended before its line was sent: its exit status says why (below)
+            quiet_since: float | None = None  # since the exit status or the last data after it
             while True:
+                got = False
                 while chan.recv_ready():
                     reader.feed(self._host_pids.feed(chan.recv(_BUF)))
+                    got = True
                 while chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(_BUF))
+                    got = True
                 if reader.done:
                     return reader.answer()
                 finished = chan.closed or chan.eof_received
+                if not finished and chan.exit_status_ready():  # EOF may never come (#2452)
+                    now = time.monotonic()
+                    quiet_since = now if quiet_since is None or got else quiet_since
+                    finished = now - quiet_since >= EOF_GRACE_S
                 if finished and chan.exit_status_ready():
                     rc = chan.exit_status  # -1: none came (the connection dropped)
                     self._close_host()
@@ -155,7 +164,7 @@ class SshHostedPowerShell:
                         f"channel was closed; {note}"
                     )
                 wait = min(dl.remaining(), _POLL_SLICE_S)
-                if finished:
+                if finished and quiet_since is None:
                     chan.status_event.wait(wait)
                 else:
                     select.select([chan], [], [], wait)

@@ -169,6 +169,21 @@ def test_exit_status_without_eof_is_accepted_after_a_grace(
         assert time.monotonic() - t0 < 8.0  # a grace per call, not the deadline
 
 
+def test_a_host_that_ends_without_eof_is_seen_ending(
+    executor: BuiltinExecutor, tmp_path: Path
+) -> None:
+    """The persistent host cannot start and sshd withholds EOF: the harness still sees it end
+    (exit status, then a grace) and falls back to per call instead of waiting for its deadline."""
+    with (
+        _endpoint(executor, tmp_path, ssh_eof_withheld=True, ps_host_blocked=True) as ep,
+        _shell(ep, persistent=True) as shell,
+    ):
+        t0 = time.monotonic()
+        r = shell.run_powershell("Write-Output 'fallback'", timeout_s=20)
+        assert (r.exit_code, r.stdout) == (0, "fallback\r\n")
+        assert time.monotonic() - t0 < 8.0 and shell.persistent_powershell is False
+
+
 # -- F16: a PowerShell DefaultShell ------------------------------------------------------------
 def test_powershell_default_shell_keeps_cmd_lines_and_exit_codes(
     executor: BuiltinExecutor, tmp_path: Path
