@@ -10,7 +10,7 @@ until it exits or `taskkill /PID n /T /F` ends it; `stop()` ends them all. Per-c
 stdout is in the OEM code page (quirk `locale`/`oem_codepage`, cp437 by default) unless the
 script set UTF-8 first; the exit code travels as the uint32 Windows reports; with the quirk
 `ssh_eof_withheld` (Win32-OpenSSH#2452: a grandchild holds the pipes) the exit status comes but
-EOF never does. stdin is forwarded until EOF. SFTP is `ssh_sftp` (NTFS naming rules, rooted in
+EOF never does; with `ps_host_blocked` the harness's persistent host cannot start. stdin is forwarded until EOF. SFTP is `ssh_sftp` (NTFS naming rules, rooted in
 a per-DUT directory `sftp_root`). Faults: `refuse()` stops accepting (new connections are
 refused, open ones live on; `accept()` listens again on the same port) and `drop_next()` aborts
 the connection of the next exec once the command has started, or of the next request a running
