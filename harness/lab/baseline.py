@@ -4,6 +4,8 @@ At the end of a run, also after Ctrl-C, SIGTERM or a failed scenario, every DUT 
 goes back to its `baseline:` (lab file):
 
 1. every port of the DUT unplugged and the session unlocked (a scenario may have died midway);
+   with `unlock: autologon-reboot`, Winlogon autologon turned off again and its LSA secret
+   DefaultPassword deleted (`autologon_set` with enabled false);
 2. the packages the run installed removed (`pnputil /delete-driver /uninstall`);
 3. KDP, DMAGuard, Verifier and test signing restored by the DUT strategy: all changes written,
    then one reboot at most;
@@ -235,6 +237,15 @@ def restore_baseline(
             lambda: kit.host.host_facts(deadline=deadline.child(step, "boot time")).last_boot_utc,
         )
     td.attempt("unlock", lambda: kit.session.unlock(deadline.child(step, "unlock")))
+    if kit.config.session_control.unlock == "autologon-reboot":
+        # the sign-in by autologon left AutoAdminLogon on and the password as the LSA secret
+        # DefaultPassword: every later boot would sign in by itself, the password kept on the DUT
+
+        def autologon_off() -> None:
+            if kit.host.set_autologon(False, deadline=deadline.child(step, "autologon off")):
+                raise InfrastructureError(f"{kit.name}: autologon_set did not turn autologon off")
+
+        td.attempt("autologon off", autologon_off)
     installed = [p.published_name for p in kit.packages.installer.installed.values()]
     td.attempt("uninstall", lambda: kit.packages.remove_all(deadline.child(step, "uninstall")))
     uninstalled = tuple(

@@ -283,3 +283,27 @@ def test_ctrl_c_twice_from_the_middle_of_a_scenario(tmp_path: Path) -> None:
     assert truths and _at_baseline(truths[-1][1]), truths[-1][1]
     back = next(t for t, truth in truths if t >= sent[-1] and _at_baseline(truth))
     print(f"\nCtrl-C twice: DUT at baseline {back - sent[-1]:.2f} s after the second Ctrl-C")
+
+
+def test_a_run_with_autologon_reboot_leaves_autologon_off(tmp_path: Path) -> None:
+    """The sign-in by autologon leaves Winlogon's AutoAdminLogon and the DUT password as the LSA
+    secret DefaultPassword on the DUT; the end-of-run teardown turns both off again (lab's
+    truth), or every later boot signs in by itself with a password kept on the DUT."""
+    plan = plan_file(tmp_path, "autologon-off", session=["locked"])
+    proc, reports, tmpdir = _start(tmp_path, plan, _autologon_lab(tmp_path))
+    try:
+        truths = [t for _, t in _watch_truth(tmpdir, proc, "tb-01")]
+    finally:
+        out = _finish(proc)
+    assert proc.returncode == 0, out
+    winlogon = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
+    during = [t for t in truths if "DefaultPassword" in t["lsa_secrets"]]
+    assert during, "autologon was never set: the test does not test anything"
+    assert during[0]["registry"][winlogon]["AutoAdminLogon"] == "1"
+    last = truths[-1]
+    assert last["registry"].get(winlogon, {}).get("AutoAdminLogon", "0") == "0", last["registry"]
+    assert "DefaultPassword" not in last["lsa_secrets"], last["lsa_secrets"]
+    assert "DefaultPassword" not in last["registry"].get(winlogon, {}), last["registry"]
+    assert _at_baseline(last), last
+    td = json.loads(((reports / "latest").resolve() / "teardown" / "tb-01.json").read_text())
+    assert td["ok"], td

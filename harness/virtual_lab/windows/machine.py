@@ -631,6 +631,7 @@ class WindowsMachine:
                 "failed_logons": self.failed_logons,
                 "events": len(self.events),
                 "registry": _masked(self.registry.dump()),
+                "lsa_secrets": sorted(self.lsa_secrets),  # names only, never a value
             }
 
     def _initial_registry(self) -> None:
