@@ -32,7 +32,7 @@ from harness.cli.plan_cmd import DEFAULT_LAB_HELP
 from harness.cli.resume import NEWEST, claim, newest_interrupted, resumable
 from harness.cli.run_attempts import RunBusy
 from harness.cli.run_job import RunJob
-from harness.cli.run_support import check_writable, not_passed, previous_runs, scenario_tests
+from harness.cli.run_support import not_passed, previous_runs, scenario_tests
 from harness.config.lab import load_lab
 from harness.config.plan import load_plan
 from harness.config.scenarios import expand, select
@@ -149,8 +149,6 @@ def run(
     if n is not None and n.isdigit() and int(n) > len(planned.duts):  # a worker per DUT at most
         typer.echo(f"-n {n}: capped at {len(planned.duts)}, the number of DUTs that run")
         n = str(len(planned.duts))
-    with config_errors_exit():  # a read-only or full reports folder: before any lab action
-        check_writable(reports)
     job = RunJob(
         estimates={d.dut: d.estimated_lab_s for d in planned.duts},
         lab=lab,
@@ -186,6 +184,8 @@ def _execute(job: RunJob, duts: list[str], wait: str | None) -> int:
                 job.reports,
                 job.execute,
                 echo=lambda line: typer.echo(line),
+                # a killed controller's pytest child may still be tearing the DUT down
+                drive_wait_s=job.plan.timeouts.reboot_s + 4 * job.plan.timeouts.step_s + 60,
             )
         except (DutBusy, InfrastructureError) as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -214,7 +214,6 @@ def _resume(run_dir: Path) -> int:
     with config_errors_exit():
         r = resumable(run_dir)
         scenario_tests(Path(r.plan.path))  # before any lab action
-        check_writable(r.run_dir.path, "--resume")
     try:
         lock = claim(r, sys.stdout)
     except RunBusy as exc:

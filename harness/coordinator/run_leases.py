@@ -12,13 +12,16 @@ virtual lab die with it (their lifelines), so the holder and the run end togethe
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.config.lab import Lab
 from harness.coordinator.connection import Endpoint, connect, require_psycopg
+from harness.coordinator.drive import DEFAULT_WAIT_S, ENV_LAB, ENV_WAIT_S
 from harness.coordinator.history import HistoryWriter
 from harness.coordinator.leases import Claim, LeaseHolder
 from harness.coordinator.schema import require_current
@@ -59,6 +62,7 @@ def run_with_leases(
     reports: Path,
     execute: Callable[[], int],
     echo: Callable[[str], None],
+    drive_wait_s: float = DEFAULT_WAIT_S,
 ) -> int:
     """Hold `duts` lab-wide (DutBusy if they are not free, or not within `wait_s`), run
     `execute` while holding them, and record the run's history; the run's exit code."""
@@ -81,7 +85,8 @@ def run_with_leases(
         wait = Deadline.after(wait_s, f"DUTs {', '.join(duts)}") if wait_s is not None else None
         holder.acquire_all(duts, wait)
         echo(f"coordinator: holding {', '.join(sorted(holder.held))} lab-wide")
-        code = execute()
+        with _environment({ENV_LAB: str(Path(lab.path).resolve()), ENV_WAIT_S: str(drive_wait_s)}):
+            code = execute()  # its pytest child takes each DUT's drive lock (drive.py)
         holder.stop_heartbeat()  # the last sync below is the only one from now on
         try:
             history.sync(exit_code=code)
@@ -91,3 +96,18 @@ def run_with_leases(
     finally:
         holder.close()
         history.close()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ (so the run's child processes see them), restored afterwards."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

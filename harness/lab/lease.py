@@ -102,6 +102,8 @@ class DutLease:
     owner_file: Path
     owner: dict[str, Any]
     heartbeat_s: float = HEARTBEAT_S
+    #: the lab-wide drive lock this process holds too, when the run has a coordinator
+    lab_wide: Lease | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _beat: threading.Thread | None = field(default=None, repr=False)
 
@@ -144,6 +146,11 @@ class DutLease:
             lock.release()
             raise
         lease = cls(dut, lock, owner_file, owner, heartbeat_s)
+        try:
+            lease.lab_wide = _lab_wide(dut)
+        except BaseException:
+            lease.release()
+            raise
         lease._start_heartbeat()
         return lease
 
@@ -165,6 +172,8 @@ class DutLease:
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=5)
+        if self.lab_wide is not None:
+            self.lab_wide.release()
         if self.lock.is_locked:
             with contextlib.suppress(FileNotFoundError):
                 self.owner_file.unlink()
@@ -174,6 +183,21 @@ class DutLease:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.lock.lock_file)
             self.lock.release()
+
+
+def _lab_wide(dut: str) -> Lease | None:
+    """With a coordinator (`harness run` names its lab in the environment of the processes
+    that drive DUTs), the DUT's drive lock (`harness.coordinator.drive`); else None. A previous
+    driver still busy past the bound is LeaseRefused."""
+    from harness.coordinator.drive import DEFAULT_WAIT_S, ENV_LAB, ENV_WAIT_S, hold_to_drive
+
+    lab_file = os.environ.get(ENV_LAB)
+    if not lab_file:
+        return None
+    try:
+        return hold_to_drive(Path(lab_file), dut, float(os.environ.get(ENV_WAIT_S, DEFAULT_WAIT_S)))
+    except InfrastructureError as exc:
+        raise LeaseRefused(str(exc), None) from None
 
 
 #: Attempts at locking a lock file that its owner removed meanwhile (see `DutLease.release`).

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.lab import load_lab
+from harness.coordinator.connection import Endpoint
+from harness.coordinator.leases import Claim, LeaseHolder
 from tests.coordinator.pg import Coordinated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,11 +83,14 @@ class Controller:
     def output(self) -> str:
         return "\n".join(line for _, line in self.lines)
 
-    def journal(self) -> list[dict[str, object]]:
+    def journal_file(self) -> Path:
         (run,) = [
             p.parent for p in self.reports.glob("*/journal.jsonl") if not p.parent.is_symlink()
         ]
-        return [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines()]
+        return run / "journal.jsonl"
+
+    def journal(self) -> list[dict[str, object]]:
+        return [json.loads(x) for x in self.journal_file().read_text().splitlines()]
 
 
 def harness(c: Coordinated, *args: str) -> subprocess.CompletedProcess[str]:
@@ -121,15 +127,20 @@ def test_two_controllers_take_turns_on_one_dut(coordinated: Coordinated, tmp_pat
     assert ja["outcome"] == jb["outcome"] == "passed"
     assert _span(ja)[1] <= _span(jb)[0]  # never both at once
     # without --wait, a held DUT is refused at once, naming its holder (exit 3)
-    c = Controller(coordinated, tmp_path / "reports-c")
-    c.wait_for("coordinator: holding tb-01")
-    refused = harness(
-        coordinated, "run", "testplans/smoke.yaml", "--lab", str(coordinated.lab),
-        "--dut", "tb-01", "--scenario", SCENARIO, "--reports", str(tmp_path / "reports-d"),
-    )  # fmt: skip
+    lab = load_lab(coordinated.lab)
+    assert lab.coordinator is not None
+    holder = LeaseHolder(Endpoint(lab.coordinator, lab.base_dir), Claim(run_id="desk-run"))
+    try:
+        holder.acquire("tb-01")
+        refused = harness(
+            coordinated, "run", "testplans/smoke.yaml", "--lab", str(coordinated.lab),
+            "--dut", "tb-01", "--scenario", SCENARIO, "--reports", str(tmp_path / "reports-c"),
+        )  # fmt: skip
+    finally:
+        holder.close()
     assert refused.returncode == 3
-    assert "DUT tb-01 is held by pid" in refused.stderr and "--wait" in refused.stderr
-    assert c.finish() == 0, c.output()
+    assert "DUT tb-01 is held by pid" in refused.stderr and "run desk-run" in refused.stderr
+    assert "--wait" in refused.stderr
 
     status = harness(coordinated, "lab", "status", str(coordinated.lab), "--json")
     assert status.returncode == 0, status.stderr
@@ -143,8 +154,10 @@ def test_two_controllers_take_turns_on_one_dut(coordinated: Coordinated, tmp_pat
 
     hist = harness(coordinated, "history", str(ja["scenario"]), "--lab", str(coordinated.lab))
     assert hist.returncode == 0, hist.stderr
-    assert hist.stdout.count("passed") == 3  # the runs of a, b and c, newest first
-    outputs = [a.output(), b.output(), c.output(), refused.stdout + refused.stderr]
+    assert hist.stdout.count("passed") == 2  # the runs of a and b, newest first
+    runs = [line.split(" run ")[1].split()[0] for line in hist.stdout.splitlines()]
+    assert runs == [f.parent.name for f in (b.journal_file(), a.journal_file())]
+    outputs = [a.output(), b.output(), refused.stdout + refused.stderr]
     assert_password_nowhere(coordinated, tmp_path, outputs)
 
 
@@ -156,6 +169,10 @@ def test_kill_9_of_the_holding_controller_frees_the_dut(
     a.wait_for("coordinator: holding tb-01")
     b = Controller(coordinated, tmp_path / "reports-b", "--wait", "2m")
     b.wait_for("waiting for DUT tb-01: held by")
+    end = time.monotonic() + 60
+    while not list((tmp_path / "reports-a").glob("*/facts/tb-01.json")):  # A drives tb-01
+        assert time.monotonic() < end and a.proc.poll() is None, a.output()
+        time.sleep(0.05)
     a.proc.kill()  # SIGKILL: no release, no goodbye; the server sees the connection end
     killed = time.monotonic()
     taken = b.wait_for("coordinator: holding tb-01", timeout=30)
@@ -163,6 +180,15 @@ def test_kill_9_of_the_holding_controller_frees_the_dut(
     assert taken - killed < bound, f"took over after {taken - killed:.1f} s"
     a.finish()
     assert b.finish() == 0, b.output()
+    # A's pytest child outlived its controller to restore tb-01 (teardown/tb-01.json is its
+    # last word); B drove tb-01 only after that: the drive lock (harness.coordinator.drive)
+    (teardown,) = [
+        p
+        for p in (tmp_path / "reports-a").glob("*/teardown/tb-01.json")
+        if not p.parent.parent.is_symlink()
+    ]
+    (jb,) = b.journal()
+    assert teardown.stat().st_mtime <= _span(jb)[0]
 
 
 def assert_password_nowhere(c: Coordinated, tmp_path: Path, outputs: list[str]) -> None:

@@ -199,3 +199,32 @@ def test_the_lab_file_rejects_a_password_in_the_url(tmp_path: Path) -> None:
     assert f"{lab}:" in text
     lines = lab.read_text().splitlines()
     assert f":{lines.index('  url: postgresql://u:hunter2@db.example/lab') + 1}" in text
+
+
+def test_a_driver_waits_for_the_previous_driver_then_is_refused(
+    coordinated: Coordinated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a coordinator, the process that drives a DUT (the pytest child, through
+    DutLease.acquire) holds its drive lock: a previous driver still busy (a killed
+    controller's child tearing down) is waited for, and refused past the bound."""
+    from harness.coordinator.drive import ENV_LAB, ENV_WAIT_S, drive_key
+    from harness.lab.lease import DutLease, LeaseRefused
+
+    ready(coordinated)
+    monkeypatch.setenv(ENV_LAB, str(coordinated.lab))
+    monkeypatch.setenv(ENV_WAIT_S, "0.6")
+    with coordinated.connect() as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (drive_key("tb-01"),))
+        t0 = time.monotonic()
+        with pytest.raises(LeaseRefused, match="still driven by another process"):
+            DutLease.acquire("tb-01", "10.0.0.5", run_id="r", directory=tmp_path / "l1")
+        assert 0.5 < time.monotonic() - t0 < 5
+        assert not list((tmp_path / "l1").glob("*"))  # the file lease was given back
+        other.execute("SELECT pg_advisory_unlock(%s)", (drive_key("tb-01"),))
+        lease = DutLease.acquire("tb-01", "10.0.0.5", run_id="r", directory=tmp_path / "l1")
+        assert lease.lab_wide is not None
+        got = other.execute("SELECT pg_try_advisory_lock(%s)", (drive_key("tb-01"),)).fetchone()
+        assert got == (False,)  # held by the lease's connection
+        lease.release()
+        got = other.execute("SELECT pg_try_advisory_lock(%s)", (drive_key("tb-01"),)).fetchone()
+        assert got == (True,)
