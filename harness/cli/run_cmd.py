@@ -32,7 +32,7 @@ from harness.cli.plan_cmd import DEFAULT_LAB_HELP
 from harness.cli.resume import NEWEST, claim, newest_interrupted, resumable
 from harness.cli.run_attempts import RunBusy
 from harness.cli.run_job import RunJob
-from harness.cli.run_support import not_passed, previous_runs, scenario_tests
+from harness.cli.run_support import check_writable, not_passed, previous_runs, scenario_tests
 from harness.config.lab import load_lab
 from harness.config.plan import load_plan
 from harness.config.scenarios import expand, select
@@ -149,6 +149,8 @@ def run(
     if n is not None and n.isdigit() and int(n) > len(planned.duts):  # a worker per DUT at most
         typer.echo(f"-n {n}: capped at {len(planned.duts)}, the number of DUTs that run")
         n = str(len(planned.duts))
+    with config_errors_exit():  # a read-only or full reports folder: before any lab action
+        check_writable(reports)
     job = RunJob(
         estimates={d.dut: d.estimated_lab_s for d in planned.duts},
         lab=lab,
@@ -214,6 +216,7 @@ def _resume(run_dir: Path) -> int:
     with config_errors_exit():
         r = resumable(run_dir)
         scenario_tests(Path(r.plan.path))  # before any lab action
+        check_writable(r.run_dir.path, "--resume")
     try:
         lock = claim(r, sys.stdout)
     except RunBusy as exc:
