@@ -69,8 +69,13 @@ class ScratchServer:
             argv = ["runuser", "-u", self.as_user, "--", *argv]
         subprocess.run(argv, check=True, capture_output=True, timeout=timeout, cwd=self.root)
 
+    @property
+    def ca_file(self) -> Path:
+        """The CA of the server's certificate (PEM), when started with `tls=True`."""
+        return self.root / "ca.pem"
+
     @classmethod
-    def start(cls, parent: Path | None = None) -> ScratchServer:
+    def start(cls, parent: Path | None = None, *, tls: bool = False) -> ScratchServer:
         root = Path(tempfile.mkdtemp(prefix="harness-pg-", dir=parent))
         root.chmod(0o755)
         as_user = "nobody" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
@@ -93,6 +98,16 @@ class ScratchServer:
                 "--no-sync",
             ]
         )
+        options = (
+            f"-k {server.socket_dir} -h 127.0.0.1 -p {server.port} -F "
+            "-c max_connections=60 -c shared_buffers=16MB"
+        )
+        if tls:
+            cert, key = make_certificates(root, server.ca_file)
+            if as_user:
+                shutil.chown(cert, as_user)
+                shutil.chown(key, as_user)
+            options += f" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
         server._run(
             [
                 find_bin("pg_ctl"),
@@ -104,8 +119,7 @@ class ScratchServer:
                 "-l",
                 str(root / "server.log"),
                 "-o",
-                f"-k {server.socket_dir} -h 127.0.0.1 -p {server.port} -F "
-                "-c max_connections=60 -c shared_buffers=16MB",
+                options,
                 "start",
             ]
         )
@@ -116,3 +130,60 @@ class ScratchServer:
             self._run([find_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def make_certificates(root: Path, ca_file: Path) -> tuple[Path, Path]:
+    """A throwaway CA (written to `ca_file`) and a server certificate for 127.0.0.1 and
+    localhost signed by it; the certificate and key paths (key 0600)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harness scratch CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file = root / "server.crt"
+    key_file = root / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    return cert_file, key_file

@@ -157,6 +157,11 @@ def test_two_controllers_take_turns_on_one_dut(coordinated: Coordinated, tmp_pat
     assert hist.stdout.count("passed") == 2  # the runs of a and b, newest first
     runs = [line.split(" run ")[1].split()[0] for line in hist.stdout.splitlines()]
     assert runs == [f.parent.name for f in (b.journal_file(), a.journal_file())]
+    with coordinated.connect() as conn:  # each run's DUT facts, as written in facts/
+        facts = conn.execute("SELECT run_id, facts->>'build' FROM dut_facts WHERE dut = 'tb-01'")
+        assert sorted(facts.fetchall()) == sorted(
+            (f.parent.name, "22631") for f in (a.journal_file(), b.journal_file())
+        )
     outputs = [a.output(), b.output(), refused.stdout + refused.stderr]
     assert_password_nowhere(coordinated, tmp_path, outputs)
 

@@ -1,0 +1,86 @@
+"""`harness lab status`: a live holder with its run, the queue in serving order, a dead
+holder's row shown as free; `--watch` prints again; a lab without a coordinator is exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from harness.config.lab import load_lab
+from harness.coordinator.connection import Endpoint
+from harness.coordinator.leases import Claim, DutBusy, LeaseHolder
+from harness.coordinator.schema import migrate
+from harness.coordinator.status import lab_status, render
+from harness.remote.deadline import Deadline
+from tests.coordinator.pg import Coordinated
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_status_shows_the_holder_and_the_queue(coordinated: Coordinated) -> None:
+    lab = load_lab(coordinated.lab)
+    assert lab.coordinator is not None
+    ep = Endpoint(lab.coordinator, lab.base_dir)
+    with coordinated.connect() as conn:
+        migrate(conn)
+    holder = LeaseHolder(ep, Claim(run_id="night-1", plan="nightly", purpose="nightly"))
+    waiter = LeaseHolder(ep, Claim(run_id="qual-1", plan="tb_release", purpose="qualification"))
+    holder.acquire("tb-01")
+    failed: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            waiter.acquire("tb-01", Deadline.after(2, "tb-01"))
+        except DutBusy as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    try:
+        with coordinated.connect() as conn:
+            end = time.monotonic() + 10
+            while not lab_status(conn, ["tb-01"])[0]["queue"]:
+                assert time.monotonic() < end
+                time.sleep(0.05)
+            (tb,) = lab_status(conn, ["tb-01"])
+            assert tb["holder"]["run_id"] == "night-1" and tb["holder"]["purpose"] == "nightly"
+            assert [w["run_id"] for w in tb["queue"]] == ["qual-1"]
+            json.dumps(tb)  # JSON-ready
+            lines = render([tb])
+            assert lines[0].startswith("tb-01: held by pid") and "run night-1" in lines[0]
+            assert "queue 1:" in lines[1] and "run qual-1" in lines[1]
+            assert lines[2] == "  last run: none recorded"
+    finally:
+        t.join(timeout=10)
+        waiter.close()
+    assert failed  # the waiter gave up after 2 s
+    holder.conn.close()  # the holder's connection ends without releasing: its row stays
+    with coordinated.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM leases").fetchone() == (1,)
+        end = time.monotonic() + 10
+        while lab_status(conn, ["tb-01"])[0]["holder"] is not None:  # backend gone: free
+            assert time.monotonic() < end
+            time.sleep(0.05)
+
+
+def test_status_command_watches_and_needs_a_coordinator(coordinated: Coordinated) -> None:
+    def harness(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness", *args],
+            cwd=ROOT, capture_output=True, text=True, env=coordinated.env(), timeout=60,
+        )  # fmt: skip
+
+    before = harness("lab", "status", str(coordinated.lab))
+    assert before.returncode == 2 and "harness lab coordinator init" in before.stderr
+    assert harness("lab", "coordinator", "init", str(coordinated.lab)).returncode == 0
+    again = harness("lab", "coordinator", "init", str(coordinated.lab))
+    assert again.returncode == 0 and "applied" not in again.stdout
+    watched = harness("lab", "status", str(coordinated.lab), "--watch", "0.2", "--count", "2")
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stdout.count("tb-01: free") == 2 and watched.stdout.count("m2-01: free") == 2
+    plain = harness("lab", "status", "lab_config/virtual.yaml")
+    assert plain.returncode == 2 and "no 'coordinator:' section" in plain.stderr
