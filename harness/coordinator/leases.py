@@ -112,31 +112,37 @@ class LeaseHolder:
         priorities: list[str] | None = None,
         on_beat: Callable[[], None] | None = None,
         echo: Callable[[str], None] = lambda line: None,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.claim = claim
         self.priorities = priorities or list(endpoint.cfg.priorities)
         self.on_beat = on_beat
         self.echo = echo
-        self.conn = connect(endpoint)
+        self.on_lost = on_lost
         self.held: dict[str, CoordinatorLease] = {}
         self.lost: str | None = None
-        with self.conn.cursor() as cur:
+        self.me: dict[str, Any] = {
+            **who(),
+            "run_id": claim.run_id,
+            "plan": claim.plan,
+            "purpose": claim.purpose,
+        }
+        self.conn = self._open()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _open(self) -> Any:
+        """A new dedicated connection; `me` takes its server backend (pid, start)."""
+        conn = connect(self.endpoint)
+        with conn.cursor() as cur:
             cur.execute(
                 "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
             )
             row = cur.fetchone()
         assert row is not None
-        self.me: dict[str, Any] = {
-            **who(),
-            "backend_pid": row[0],
-            "backend_start": row[1],
-            "run_id": claim.run_id,
-            "plan": claim.plan,
-            "purpose": claim.purpose,
-        }
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
+        self.me["backend_pid"], self.me["backend_start"] = row
+        return conn
 
     # -- acquiring --------------------------------------------------------------------------
 
@@ -210,7 +216,11 @@ class LeaseHolder:
                 {**self.me, "dut": dut},
             )
         owner = {k: v for k, v in self.me.items() if k != "backend_start"}
-        if previous is not None:
+        mine = previous is not None and (previous[0], previous[2]) == (
+            self.me["host"],
+            self.me["pid"],
+        )
+        if previous is not None and not mine:
             # the lock was free, so the row's holder is gone: it died without releasing
             owner["took_over_from"] = f"pid {previous[2]} on {previous[0]}, run {previous[3]}"
             log.warning("DUT %s: took over the lease of a dead holder (%s)", dut, owner)
@@ -241,7 +251,9 @@ class LeaseHolder:
             self.beat()
 
     def beat(self) -> None:
-        """Refresh the rows' heartbeat and run `on_beat`; a lost connection is logged once."""
+        """Refresh the rows' heartbeat and run `on_beat`. A lost connection (its locks gone
+        with it) is reopened and the DUTs locked again; a DUT someone took meanwhile is lost:
+        `on_lost` is called once with the reason (the run stops)."""
         try:
             with self.conn.cursor() as cur:
                 cur.execute(
@@ -249,18 +261,39 @@ class LeaseHolder:
                     "WHERE backend_pid = %s AND backend_start = %s",
                     (self.me["backend_pid"], self.me["backend_start"]),
                 )
-        except Exception as exc:  # the connection is gone: so are the locks
-            if self.lost is None:
-                self.lost = f"{type(exc).__name__}"
-                log.error(
-                    "coordinator connection lost: the leases of %s are no longer held",
-                    ", ".join(self.held) or "no DUT",
-                )
+        except Exception:  # the connection is gone: so are the locks
+            self._recover()
         if self.on_beat is not None:
             try:
                 self.on_beat()
             except Exception as exc:  # history is best effort while the run goes on
                 log.warning("coordinator history not written: %s", type(exc).__name__)
+
+    def _recover(self) -> None:
+        if self.lost is not None:
+            return
+        duts = sorted(self.held)
+        try:
+            self.conn.close()
+            self.conn = self._open()
+            taken = [d for d in duts if not self._try_lock(d)]
+        except Exception as exc:  # the coordinator cannot be reached: the locks are gone
+            self._lose(f"connection to the coordinator lost ({type(exc).__name__})")
+            return
+        for dut in duts:
+            if dut not in taken:
+                self._record(dut)
+        if taken:
+            holders = "; ".join(f"{d}: {holder_text(live_holder(self.conn, d))}" for d in taken)
+            self._lose(f"lease of {', '.join(taken)} lost and taken by another run ({holders})")
+        else:
+            log.warning("coordinator connection reopened; %s locked again", ", ".join(duts))
+
+    def _lose(self, reason: str) -> None:
+        self.lost = reason
+        log.error("coordinator: %s", reason)
+        if self.on_lost is not None:
+            self.on_lost(reason)
 
     # -- releasing --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,7 +81,17 @@ def run_with_leases(
         if run_id and holder.me.get("run_id") != run_id:
             holder.set_run_id(run_id)
 
-    holder = LeaseHolder(endpoint, Claim(plan=plan_name, purpose=purpose), on_beat=beat, echo=echo)
+    def lost(reason: str) -> None:
+        echo(f"coordinator: {reason}: stopping the run")
+        os.kill(os.getpid(), signal.SIGINT)  # like Ctrl-C: scenarios stop, teardown runs
+
+    holder = LeaseHolder(
+        endpoint,
+        Claim(plan=plan_name, purpose=purpose),
+        on_beat=beat,
+        echo=echo,
+        on_lost=lost,
+    )
     try:
         wait = Deadline.after(wait_s, f"DUTs {', '.join(duts)}") if wait_s is not None else None
         holder.acquire_all(duts, wait)

@@ -228,3 +228,50 @@ def test_a_driver_waits_for_the_previous_driver_then_is_refused(
         lease.release()
         got = other.execute("SELECT pg_try_advisory_lock(%s)", (drive_key("tb-01"),)).fetchone()
         assert got == (True,)
+
+
+def test_a_dropped_connection_is_reopened_and_the_lease_locked_again(
+    coordinated: Coordinated,
+) -> None:
+    ep = ready(coordinated)
+    lost: list[str] = []
+    h = LeaseHolder(ep, Claim(run_id="steady"), on_lost=lost.append)
+    try:
+        h.acquire("tb-01")
+        old = h.me["backend_pid"]
+        with coordinated.connect() as admin:  # the server ends the holder's session
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (old,)).fetchone() == (True,)
+            h.beat()
+            assert lost == [] and h.me["backend_pid"] != old
+            row = admin.execute("SELECT backend_pid, run_id FROM leases WHERE dut = 'tb-01'")
+            assert row.fetchone() == (h.me["backend_pid"], "steady")
+            got = admin.execute("SELECT pg_try_advisory_lock(%s)", (lock_key("tb-01"),))
+            assert got.fetchone() == (False,)  # locked again
+    finally:
+        h.close()
+
+
+def test_a_lease_taken_while_disconnected_is_reported_lost(coordinated: Coordinated) -> None:
+    ep = ready(coordinated)
+    lost: list[str] = []
+    h = LeaseHolder(ep, Claim(run_id="unlucky"), on_lost=lost.append)
+    thief = LeaseHolder(ep, Claim(run_id="thief"))
+    try:
+        h.acquire("tb-01")
+        with coordinated.connect() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (h.me["backend_pid"],))
+        end = time.monotonic() + 10
+        while True:  # the server frees the lock as the session ends
+            try:
+                thief.acquire("tb-01")
+                break
+            except DutBusy:
+                assert time.monotonic() < end
+                time.sleep(0.05)
+        h.beat()
+        assert len(lost) == 1 and "lease of tb-01 lost" in lost[0] and "run thief" in lost[0]
+        h.beat()
+        assert len(lost) == 1  # said once
+    finally:
+        h.close()
+        thief.close()
