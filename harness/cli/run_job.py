@@ -34,8 +34,8 @@ from harness.cli.common import ExitCode
 from harness.cli.progress_view import ProgressView, count_by_dut
 from harness.cli.run_attempts import begin_attempt, lock_run, note_process, now_iso
 from harness.cli.run_support import (
-    INTERRUPT_GRACE_S,
     drop_history_entry,
+    interrupt_grace_s,
     is_newest,
     point_latest,
     scenario_tests,
@@ -87,6 +87,12 @@ class RunJob:
     estimates: dict[str, float] = field(default_factory=dict)
     #: matrix.html, matrix.json and changes.json, once written at the end of the attempt
     pages: RunPages | None = None
+
+    @property
+    def grace_s(self) -> float:
+        """Seconds pytest gets to tear down after Ctrl-C: enough for every DUT of the attempt
+        (run_support.interrupt_grace_s)."""
+        return interrupt_grace_s(self.plan.timeouts, len({s.dut for s in self.scenarios}))
 
     def execute(self) -> int:
         if self.resume is None:
@@ -142,7 +148,7 @@ class RunJob:
         return rd, info
 
     def _attempt(self, rd: RunDir, info: RunInfo) -> int:
-        attempt = begin_attempt(rd, info, scenarios=len(self.scenarios), grace_s=INTERRUPT_GRACE_S)
+        attempt = begin_attempt(rd, info, scenarios=len(self.scenarios), grace_s=self.grace_s)
         n = attempt["attempt"]
         if self.resume is None:
             self.out.write(f"run {info.run_id}: {len(self.scenarios)} scenarios -> {rd.path}\n")
@@ -197,7 +203,7 @@ class RunJob:
         cmd = [sys.executable, "-m", "pytest", *map(str, scenario_tests(Path(self.plan.path)))]
         cmd += ["-p", "no:cacheprovider", "-q", "-rN", "--color=no"]
         cmd += ["-p", "harness.pytest_plugin.lifeline", "--lifeline-fd", str(life)]
-        cmd += ["--lifeline-grace", str(INTERRUPT_GRACE_S)]
+        cmd += ["--lifeline-grace", str(self.grace_s)]
         cmd += ["--rootdir", str(Path(self.plan.path).resolve().parent)]
         cmd += ["--dma-lab", str(self.lab.path), "--dma-plan", str(self.plan.path)]
         cmd += ["--dma-scenario-list", str(listing), "--dma-run-dir", str(rd.path)]
@@ -264,7 +270,7 @@ class RunJob:
                 except KeyboardInterrupt:
                     view.close()
                     self.out.write("\ninterrupted: letting the scenarios tear down ...\n")
-                    rc = stop(proc)
+                    rc = stop(proc, self.grace_s)
             view.refresh()
             return rc
 

@@ -17,14 +17,29 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.config.plan import Timeouts
 from harness.errors import ConfigError
+from harness.lab.restore import teardown_budget_s
 from harness.private_files import write_private
 from harness.report.journal import Journal
 from harness.report.run_dir import RunDir
 from harness.shipped import scenario_tests_module
 
-#: Seconds pytest gets to tear down after Ctrl-C (or its controller's death) before SIGTERM.
+#: The least seconds pytest gets to tear down after Ctrl-C (or its controller's death) before
+#: SIGTERM; `interrupt_grace_s` gives a run the time its DUTs' teardowns may take.
 INTERRUPT_GRACE_S = 300.0
+#: Beyond the teardowns' deadlines: pytest's own end (reports, junit.xml, the lab's stop).
+GRACE_MARGIN_S = 60.0
+
+
+def interrupt_grace_s(timeouts: Timeouts, duts: int) -> float:
+    """Seconds pytest gets after the SIGINT before SIGTERM: the interrupted scenario's own
+    teardown (unplug and unlock, a step each), then the end-of-run teardown of every DUT the
+    run opened, one after the other in one process (`DutPool.close`, each bounded by
+    `teardown_budget_s`; an xdist worker may have opened every DUT), and a margin; never less
+    than INTERRUPT_GRACE_S."""
+    needed = 2 * timeouts.step_s + max(1, duts) * teardown_budget_s(timeouts) + GRACE_MARGIN_S
+    return max(INTERRUPT_GRACE_S, needed)
 
 
 def utc_stamp(now: datetime | None = None) -> str:
@@ -118,13 +133,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    """After Ctrl-C: SIGINT to pytest, wait for its teardown, then SIGTERM, then SIGKILL.
+def stop(proc: subprocess.Popen[bytes], grace_s: float = INTERRUPT_GRACE_S) -> int:
+    """After Ctrl-C: SIGINT to pytest, wait `grace_s` for its teardown, then SIGTERM, then
+    SIGKILL.
 
     Each step waits its whole grace: a further Ctrl-C or SIGTERM is noted and never cuts the
     teardown short (the DUTs would stay halfway); only SIGKILL of this process stops it."""
     steps = (
-        (signal.SIGINT, INTERRUPT_GRACE_S),
+        (signal.SIGINT, grace_s),
         (signal.SIGTERM, 30.0),
         (signal.SIGKILL, 10.0),
     )
