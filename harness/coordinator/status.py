@@ -1,4 +1,5 @@
-"""`harness lab status`: every DUT of the lab with its holder, its queue, and its last run.
+"""`harness lab status`: every DUT of the lab with its holder, its queue, and its last run
+(outcomes counted, exit code, and the quarantine reason if that run quarantined the DUT).
 
 A holder is shown only while its connection lives; a row left by a dead holder shows as free.
 """
@@ -43,7 +44,18 @@ def _last_run(conn: Any, dut: str) -> dict[str, Any] | None:
         )
         cols = [d.name for d in cur.description or ()]
         row = cur.fetchone()
-        return dict(zip(cols, row, strict=True)) if row else None
+        if not row:
+            return None
+        last = dict(zip(cols, row, strict=True))
+        # the journal line whose outcome quarantined the DUT carries the reason
+        cur.execute(
+            "SELECT entry->>'quarantined' FROM scenario_outcomes WHERE run_id = %s AND dut = %s "
+            "AND entry ? 'quarantined' ORDER BY started LIMIT 1",
+            (last["run_id"], dut),
+        )
+        q = cur.fetchone()
+        last["quarantined"] = q[0] if q else None
+        return last
 
 
 def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -70,6 +82,8 @@ def render(status: list[dict[str, Any]]) -> list[str]:
                 f"  last run: {last['run_id']} ({last['plan']}, {last['purpose']}, "
                 f"on {last['host']}): {counts}; {ended}"
             )
+            if last.get("quarantined"):
+                lines.append(f"  quarantined in that run: {last['quarantined']}")
     return lines
 
 

@@ -84,3 +84,35 @@ def test_status_command_watches_and_needs_a_coordinator(coordinated: Coordinated
     assert watched.stdout.count("tb-01: free") == 2 and watched.stdout.count("m2-01: free") == 2
     plain = harness("lab", "status", "lab_config/virtual.yaml")
     assert plain.returncode == 2 and "no 'coordinator:' section" in plain.stderr
+
+
+def test_status_shows_the_last_run_and_its_quarantine(coordinated: Coordinated) -> None:
+    with coordinated.connect() as conn:
+        migrate(conn)
+        for run_id, day in (("old-run", "2026-12-01"), ("new-run", "2026-12-02")):
+            conn.execute(
+                "INSERT INTO runs (run_id, plan, purpose, lab, host, os_user, duts, started, "
+                "finished, exit_code) VALUES (%s, 'nightly', 'nightly', 'lab.yaml', 'ci-2', "
+                "'ci', %s, %s, %s, 3)",
+                (run_id, ["tb-01"], f"{day}T01:00:00Z", f"{day}T02:00:00Z"),
+            )
+        rows = [
+            ("old-run", "tb-01.a", "passed", "2026-12-01T01:10:00Z", {}),
+            ("new-run", "tb-01.a", "broken", "2026-12-02T01:10:00Z", {"quarantined": "bugcheck"}),
+            ("new-run", "tb-01.b", "not_run", "2026-12-02T01:20:00Z", {}),
+        ]
+        for run_id, scenario, outcome, started, extra in rows:
+            entry = {"scenario": scenario, "dut": "tb-01", "outcome": outcome, **extra}
+            conn.execute(
+                "INSERT INTO scenario_outcomes (run_id, scenario, dut, outcome, started, "
+                "duration_s, entry) VALUES (%s, %s, 'tb-01', %s, %s, 1.0, %s::jsonb)",
+                (run_id, scenario, outcome, started, json.dumps(entry)),
+            )
+        (tb,) = lab_status(conn, ["tb-01"])
+    last = tb["last_run"]
+    assert last["run_id"] == "new-run" and last["exit_code"] == 3
+    assert last["outcomes"] == {"broken": 1, "not_run": 1}
+    assert last["quarantined"] == "bugcheck"
+    lines = render([tb])
+    assert "broken 1, not_run 1; exit 3" in lines[1]
+    assert lines[2] == "  quarantined in that run: bugcheck"
