@@ -183,6 +183,7 @@ def test_kill_9_of_the_holding_controller_frees_the_dut(
     taken = b.wait_for("coordinator: holding tb-01", timeout=30)
     bound = 2 + 1 * 2  # keepalives_idle_s + interval x count of the test lab
     assert taken - killed < bound, f"took over after {taken - killed:.1f} s"
+    print(f"controller took over {taken - killed:.2f} s after kill -9 of the holder")
     a.finish()
     assert b.finish() == 0, b.output()
     # A's pytest child outlived its controller to restore tb-01 (teardown/tb-01.json is its
