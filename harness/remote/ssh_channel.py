@@ -36,7 +36,7 @@ class SshChannels:
     _cmd_shell: bool | None
 
     @property
-    def _host_name(self) -> str:
+    def _where(self) -> str:
         raise NotImplementedError
 
     def _connected(self, dl: Deadline) -> paramiko.SSHClient:
@@ -51,7 +51,7 @@ class SshChannels:
             rc = self._run_channel(client, SHELL_PROBE, None, dl, [], [])
             self._cmd_shell = rc == 0
             if not self._cmd_shell:
-                log.info("%s: OpenSSH's DefaultShell is not cmd.exe", self._host_name)
+                log.info("%s: OpenSSH's DefaultShell is not cmd.exe", self._where)
         return wrap_line(line, cmd_default_shell=self._cmd_shell)
 
     def _end_process(self, pid: int | None, what: str) -> str:
@@ -59,7 +59,7 @@ class SshChannels:
         if pid is None:
             return f"{what} did not report its process id; it may still run on the host"
         line = kill_line(pid)
-        kdl = Deadline.after(KILL_TIMEOUT_S, f"{line} on {self._host_name}")
+        kdl = Deadline.after(KILL_TIMEOUT_S, f"{line} on {self._where}")
         out: list[bytes] = []
         err: list[bytes] = []
         started = time.monotonic()

@@ -29,6 +29,7 @@ from harness.errors import InfrastructureError
 from harness.remote import ps_host
 from harness.remote.base import CommandResult
 from harness.remote.deadline import Deadline
+from harness.remote.shell_core import HostUnavailable
 from harness.remote.ssh_exec import PidReader, host_command_line
 from harness.remote.transcript import Transcript
 
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 _POLL_SLICE_S = 0.25  # longest single wait before re-checking the deadline
 EOF_GRACE_S = 1.0  # exit status came, EOF did not (Win32-OpenSSH#2452): the process has ended
 _BUF = 65536
-
-
-class HostUnavailable(InfrastructureError):
-    """The persistent host ended before its first statement ran: it cannot start on this host."""
 
 
 def signed32(code: int) -> int:

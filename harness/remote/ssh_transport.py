@@ -47,7 +47,6 @@ import hashlib
 import logging
 import posixpath
 import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,12 +57,13 @@ import paramiko
 from harness.errors import InfrastructureError
 from harness.remote.base import CommandResult, call_deadline
 from harness.remote.deadline import Deadline
-from harness.remote.powershell import clean_clixml, invocation
+from harness.remote.powershell import invocation
 from harness.remote.sftp_files import makedirs, remote_sha256, windows_sftp_path
+from harness.remote.shell_core import TransportShell
 from harness.remote.ssh_channel import SshChannels, without_pid
 from harness.remote.ssh_exec import PER_CALL_PROLOGUE, PidReader
-from harness.remote.ssh_ps_host import HostUnavailable, SshHostedPowerShell
-from harness.remote.transcript import Redactor, Transcript
+from harness.remote.ssh_ps_host import SshHostedPowerShell
+from harness.remote.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class _RejectAndRecord(paramiko.MissingHostKeyPolicy):
         raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
 
 
-class SshShell(SshChannels, SshHostedPowerShell):
+class SshShell(SshChannels, SshHostedPowerShell, TransportShell):
     """`RemoteShell` over SSH. Not for concurrent use from several threads (calls serialise)."""
 
     #: `upload` reads the file back over SFTP and compares SHA-256 itself.
@@ -116,62 +116,26 @@ class SshShell(SshChannels, SshHostedPowerShell):
         persistent_powershell: bool = True,
     ) -> None:
         self.settings = settings
-        self.persistent_powershell = persistent_powershell
-        self.powershell_starts = 0  # powershell.exe processes this shell has started
+        self._init_shell(
+            transcript=transcript,
+            secrets=(settings.password or "", *secrets),
+            persistent_powershell=persistent_powershell,
+        )
         self._host_chan: paramiko.Channel | None = None
         self._host_pids = PidReader()
         self._cmd_shell: bool | None = None  # DefaultShell is cmd.exe (probed per connection)
-        self.transcript = transcript or Transcript(Redactor())
-        for s in (settings.password or "", *secrets):
-            self.transcript.redactor.add(s)
-        self._lock = threading.Lock()
         self._client: paramiko.SSHClient | None = None
         self._sock: socket.socket | None = None
 
-    # -- RemoteShell -----------------------------------------------------------------------------
-    def run(
-        self,
-        command: str,
-        args: Sequence[str] = (),
-        *,
-        timeout_s: float,
-        deadline: Deadline | None = None,
-    ) -> CommandResult:
-        line = " ".join([command, *args])
-        dl = call_deadline(
-            timeout_s, deadline, f"remote command {self.transcript.redact_command(line)!r}"
-        )
-        return self._execute(line, None, line, dl)
+    # -- TransportShell --------------------------------------------------------------------------
+    def _run_native(self, command: str, args: list[str], shown: str, dl: Deadline) -> CommandResult:
+        return self._execute(shown, None, shown, dl)
 
-    def run_powershell(
-        self, script: str, *, timeout_s: float, deadline: Deadline | None = None
-    ) -> CommandResult:
-        what = f"PowerShell script ({len(script)} characters) on {self.settings.host_key_name}"
-        dl = call_deadline(timeout_s, deadline, what)
-        if self.persistent_powershell:
-            try:
-                return self._run_hosted(script, dl)
-            except HostUnavailable as exc:  # nothing ran: per-call from now on (transcript)
-                self._fall_back(str(exc))
-        self.powershell_starts += 1
+    def _run_per_call(self, script: str, dl: Deadline) -> CommandResult:
         inv = invocation(script, prologue=PER_CALL_PROLOGUE)
-        result = self._execute(inv.command_line, inv.stdin, inv.shown, dl, reports_pid=True)
-        return dataclasses.replace(result, stderr=clean_clixml(result.stderr))
+        return self._execute(inv.command_line, inv.stdin, inv.shown, dl, reports_pid=True)
 
-    def _fall_back(self, why: str) -> None:
-        """The persistent host cannot start on this DUT: use per-call PowerShell from now on."""
-        self.persistent_powershell = False
-        note = f"{why}; falling back to per-call PowerShell on {self.settings.host_key_name}"
-        log.warning("%s", note)
-        self.transcript.record(
-            "persistent PowerShell host",
-            exit_code=None,
-            stdout="",
-            stderr="",
-            duration_s=0.0,
-            error=note,
-        )
-
+    # -- RemoteShell -----------------------------------------------------------------------------
     def upload(
         self, local: Path, remote: str, *, timeout_s: float, deadline: Deadline | None = None
     ) -> None:
@@ -233,11 +197,8 @@ class SshShell(SshChannels, SshHostedPowerShell):
     def __enter__(self) -> SshShell:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
-    def _host_name(self) -> str:
+    def _where(self) -> str:
         return self.settings.host_key_name
 
     @property
@@ -360,28 +321,11 @@ class SshShell(SshChannels, SshHostedPowerShell):
         *,
         reports_pid: bool = False,
     ) -> CommandResult:
-        started = time.monotonic()
-        out: list[bytes] = []
-        err: list[bytes] = []
-        try:
-            with self._lock, self._translate(dl, "running a command"):
-                rc = self._execute_locked(line, stdin, dl, out, err, reports_pid)
-        except InfrastructureError as exc:
-            self.transcript.record(
-                shown,
-                exit_code=None,
-                stdout=without_pid(out, reports_pid).decode("utf-8", "replace"),
-                stderr=b"".join(err).decode("utf-8", "replace"),
-                duration_s=time.monotonic() - started,
-                error=str(exc),
-            )
-            raise
-        stdout = without_pid(out, reports_pid).decode("utf-8", "replace")
-        stderr = b"".join(err).decode("utf-8", "replace")
-        entry = self.transcript.record(
-            shown, exit_code=rc, stdout=stdout, stderr=stderr, duration_s=time.monotonic() - started
-        )
-        return CommandResult(entry.command, rc, stdout, stderr, entry.duration_s)
+        def body(out: list[bytes], err: list[bytes]) -> int:
+            with self._translate(dl, "running a command"):
+                return self._execute_locked(line, stdin, dl, out, err, reports_pid)
+
+        return self._recorded(shown, body, stdout_of=lambda out: without_pid(out, reports_pid))
 
     def _execute_locked(
         self,

@@ -36,8 +36,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +53,11 @@ from winrm.exceptions import (
 from winrm.protocol import Protocol
 
 from harness.errors import ConfigError, InfrastructureError
-from harness.remote.base import CommandResult, call_deadline
+from harness.remote.base import CommandResult
 from harness.remote.deadline import Deadline
-from harness.remote.powershell import clean_clixml, invocation
-from harness.remote.transcript import Redactor, Transcript
+from harness.remote.powershell import invocation
+from harness.remote.shell_core import TransportShell
+from harness.remote.transcript import Transcript
 from harness.remote.winrm_ps_host import WinRMHostedPowerShell
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ class WinRMSettings:
         return self.url.lower().startswith("https://")
 
 
-class WinRMShell(WinRMHostedPowerShell):
+class WinRMShell(WinRMHostedPowerShell, TransportShell):
     """`RemoteShell` over WinRM. Not for concurrent use from several threads (calls serialise)."""
 
     def __init__(
@@ -110,13 +109,13 @@ class WinRMShell(WinRMHostedPowerShell):
         recycle_after: int = RECYCLE_AFTER_COMMANDS,
     ) -> None:
         self.settings = settings
-        self.persistent_powershell = persistent_powershell
+        self._init_shell(
+            transcript=transcript,
+            secrets=(settings.password, *secrets),
+            persistent_powershell=persistent_powershell,
+        )
         self.recycle_after = recycle_after
         self._commands_in_shell = 0  # Commands started in the current shell
-        self.powershell_starts = 0  # powershell.exe processes this shell has started
-        self.transcript = transcript or Transcript(Redactor())
-        for s in (settings.password, *secrets):
-            self.transcript.redactor.add(s)
         self.warnings: list[str] = []
         if settings.auth is WinRMAuth.BASIC and not settings.https:
             if not settings.allow_unencrypted:
@@ -136,44 +135,19 @@ class WinRMShell(WinRMHostedPowerShell):
                 f"pip install 'pywinrm[{extra}]'"
             )
         self._factory = protocol_factory
-        self._lock = threading.Lock()
         self._proto: Protocol | None = None
         self._shell_id: str | None = None
         self._host_id: str | None = None  # CommandId of the persistent PowerShell host
 
-    # -- RemoteShell -----------------------------------------------------------------------------
-    def run(
-        self,
-        command: str,
-        args: Sequence[str] = (),
-        *,
-        timeout_s: float,
-        deadline: Deadline | None = None,
-    ) -> CommandResult:
-        shown = " ".join([command, *args])
-        dl = call_deadline(
-            timeout_s, deadline, f"remote command {self.transcript.redact_command(shown)!r}"
-        )
-        return self._execute(command, list(args), None, shown, dl)
+    # -- TransportShell --------------------------------------------------------------------------
+    def _run_native(self, command: str, args: list[str], shown: str, dl: Deadline) -> CommandResult:
+        return self._execute(command, args, None, shown, dl)
 
-    def run_powershell(
-        self, script: str, *, timeout_s: float, deadline: Deadline | None = None
-    ) -> CommandResult:
-        what = f"PowerShell script ({len(script)} characters) on {self.settings.url}"
-        dl = call_deadline(timeout_s, deadline, what)
-        if self.persistent_powershell:
-            return self._run_hosted(script, dl)
-        self.powershell_starts += 1
+    def _run_per_call(self, script: str, dl: Deadline) -> CommandResult:
         inv = invocation(script)
-        result = self._execute(inv.command_line, [], inv.stdin, inv.shown, dl)
-        return CommandResult(
-            result.command,
-            result.exit_code,
-            result.stdout,
-            clean_clixml(result.stderr),
-            result.duration_s,
-        )
+        return self._execute(inv.command_line, [], inv.stdin, inv.shown, dl)
 
+    # -- RemoteShell -----------------------------------------------------------------------------
     def reconnect(self, *, timeout_s: float = 30.0) -> None:
         """Forget the old connection and shell (e.g. after a reboot) and open new ones."""
         with self._lock:
@@ -198,9 +172,6 @@ class WinRMShell(WinRMHostedPowerShell):
 
     def __enter__(self) -> WinRMShell:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- internals -------------------------------------------------------------------------------
     @property
@@ -343,35 +314,8 @@ class WinRMShell(WinRMHostedPowerShell):
     def _execute(
         self, command: str, args: list[str], stdin: bytes | None, shown: str, dl: Deadline
     ) -> CommandResult:
-        started = time.monotonic()
-        out: list[bytes] = []
-        err: list[bytes] = []
-        try:
-            with self._lock:
-                rc = self._execute_locked(command, args, stdin, dl, out, err)
-        except InfrastructureError as exc:
-            self.transcript.record(
-                shown,
-                exit_code=None,
-                stdout=b"".join(out).decode("utf-8", "replace"),
-                stderr=b"".join(err).decode("utf-8", "replace"),
-                duration_s=time.monotonic() - started,
-                error=str(exc),
-            )
-            raise
-        entry = self.transcript.record(
-            shown,
-            exit_code=rc,
-            stdout=b"".join(out).decode("utf-8", "replace"),
-            stderr=b"".join(err).decode("utf-8", "replace"),
-            duration_s=time.monotonic() - started,
-        )
-        return CommandResult(
-            entry.command,
-            rc,
-            b"".join(out).decode("utf-8", "replace"),
-            b"".join(err).decode("utf-8", "replace"),
-            entry.duration_s,
+        return self._recorded(
+            shown, lambda out, err: self._execute_locked(command, args, stdin, dl, out, err)
         )
 
     def _execute_locked(

@@ -160,7 +160,9 @@ def test_host_process_ending_is_reported_and_replaced(
         loop = executor.started[-1][1]
         loop.write_stdin("", end=True)  # stdin gone: the loop ends (exit 0) without answering
         # Windows refuses a Send to an exited process: "The pipe has been ended" (G7)
-        with pytest.raises(InfrastructureError, match=r"fault 2147942509 .*The pipe has been ended"):
+        with pytest.raises(
+            InfrastructureError, match=r"fault 2147942509 .*The pipe has been ended"
+        ):
             sh.run_powershell("Write-Output 'x'", timeout_s=5)
         assert sh.run_powershell("Write-Output 'again'", timeout_s=5).stdout == "again\r\n"
         assert executor.powershell_starts == 2
