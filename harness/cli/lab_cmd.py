@@ -82,6 +82,9 @@ def summary(lab: Lab, read_packages: bool = True) -> list[str]:
         lines.append(f"  {name}: {dev.hardware_id} ({dev.device_class}), DMA probe {probe}")
     lines.append(f"Driver packages ({len(lab.driver_packages)}):")
     lines.extend(_package_line(lab, name, read_packages) for name in lab.driver_packages)
+    if lab.coordinator is not None:  # docs/coordinator.md; the password is a reference
+        c = lab.coordinator
+        lines.append(f"Coordinator: {c.url} (user {c.user or '-'}, sslmode {c.sslmode})")
     return lines
 
 

@@ -82,6 +82,10 @@ def test_status_command_watches_and_needs_a_coordinator(coordinated: Coordinated
     watched = harness("lab", "status", str(coordinated.lab), "--watch", "0.2", "--count", "2")
     assert watched.returncode == 0, watched.stderr
     assert watched.stdout.count("tb-01: free") == 2 and watched.stdout.count("m2-01: free") == 2
+    valid = harness("lab", "validate", str(coordinated.lab))
+    assert valid.returncode == 0, valid.stderr
+    assert f"Coordinator: {coordinated.url} (user labuser, sslmode disable)" in valid.stdout
+    assert coordinated.password not in valid.stdout
     plain = harness("lab", "status", "lab_config/virtual.yaml")
     assert plain.returncode == 2 and "no 'coordinator:' section" in plain.stderr
 
