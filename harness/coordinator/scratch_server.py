@@ -95,6 +95,7 @@ class ScratchServer:
                 "--auth-host=scram-sha-256",
                 "-E",
                 "UTF8",
+                "--no-locale",  # whatever LANG says (a locale CI never generated, say)
                 "--no-sync",
             ]
         )
