@@ -54,7 +54,7 @@ from harness.outcomes import Outcome, run_exit_code
 from harness.private_files import open_private
 from harness.report.allure_prune import prune_results
 from harness.report.changes import summary_lines
-from harness.report.disk_errors import EXIT_REPORTS_DISK, is_disk_error
+from harness.report.disk_errors import EXIT_REPORTS_DISK, NOTICE_FD_ENV, is_disk_error
 from harness.report.journal import Journal
 from harness.report.junit_merge import add_journal_cases, merge_junit
 from harness.report.qualification import write_bundle
@@ -113,9 +113,9 @@ class RunJob:
         """The reports folder refused a write: a clear message and exit 3, no traceback."""
         self.out.write(
             f"\nerror: the reports folder {self.reports} takes no more writes: {what}\n"
-            "the run stopped; the end-of-run teardown put the DUTs back to their baseline, but "
-            "its records and the journal may be incomplete: free space, then check the DUTs "
-            f"with `harness lab restore {self.lab.path}`\n"
+            "the run stopped after its end-of-run teardown (a teardown record the disk "
+            "refused is printed above); the journal and the report may be incomplete: free "
+            f"space, then check the DUTs with `harness lab restore {self.lab.path}`\n"
             f"exit code {int(ExitCode.INFRASTRUCTURE)}\n"
         )
         return ExitCode.INFRASTRUCTURE
@@ -249,16 +249,20 @@ class RunJob:
                     log.flush()
                 # pytest runs in its own session: a Ctrl-C at the terminal reaches this
                 # process only, which forwards exactly one SIGINT (also after a SIGTERM).
+                # our stderr, for what pytest must say even when pytest.log's disk is full
+                notice = os.dup(2)
                 try:
                     proc = subprocess.Popen(
                         self._command(rd, attempt["attempt"], endpoints, life_read),
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        pass_fds=(life_read, *keep),
+                        pass_fds=(life_read, notice, *keep),
+                        env={**os.environ, NOTICE_FD_ENV: str(notice)},
                     )
                 finally:
                     os.close(life_read)
+                    os.close(notice)
                 note_process(rd, info, attempt, "pytest_pid", proc.pid)
                 try:
                     while True:

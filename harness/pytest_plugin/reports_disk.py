@@ -22,7 +22,12 @@ from typing import Any, TextIO
 
 import pytest
 
-from harness.report.disk_errors import EXIT_REPORTS_DISK, disk_error, is_disk_error
+from harness.report.disk_errors import (
+    EXIT_REPORTS_DISK,
+    NOTICE_FD_ENV,
+    disk_error,
+    is_disk_error,
+)
 
 __all__ = ["EXIT_REPORTS_DISK", "ReportsDiskGuard", "is_disk_error", "make_output_tolerant", "note"]
 
@@ -49,10 +54,27 @@ def failure() -> str | None:
     return _failure[0] if _failure else None
 
 
+_notice_fd: list[int] = []
+
+
+def take_notice_fd() -> None:
+    """Adopt the descriptor `harness run` passed (once, in the process it was passed to); the
+    variable is removed so that xdist workers, which do not inherit the descriptor, never
+    write to whatever file gets that number in them."""
+    value = os.environ.pop(NOTICE_FD_ENV, "")
+    if value.isdigit() and not _notice_fd:
+        with contextlib.suppress(OSError):
+            os.fstat(int(value))
+            _notice_fd.append(int(value))
+
+
 def say(line: str) -> None:
-    """One line on stderr, never raising (stderr may be the full disk too)."""
-    with contextlib.suppress(OSError):
-        os.write(2, (line + "\n").encode("utf-8", "replace"))
+    """One line on stderr (pytest.log) and on the controller's stderr when it passed it; never
+    raising (either may be refused: the full disk, a closed terminal)."""
+    data = (line + "\n").encode("utf-8", "replace")
+    for fd in (2, *_notice_fd):
+        with contextlib.suppress(OSError):
+            os.write(fd, data)
 
 
 class TolerantStream:
@@ -84,7 +106,9 @@ class TolerantStream:
 
 
 def make_output_tolerant() -> None:
-    """pytest's stdout and stderr (pytest.log under `harness run`) drop refused writes."""
+    """pytest's stdout and stderr (pytest.log under `harness run`) drop refused writes; the
+    controller's stderr, when passed, is taken for `say`."""
+    take_notice_fd()
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, TolerantStream):

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["DISK_ERRNOS", "EXIT_REPORTS_DISK", "disk_error", "is_disk_error"]
+__all__ = ["DISK_ERRNOS", "EXIT_REPORTS_DISK", "NOTICE_FD_ENV", "disk_error", "is_disk_error"]
 
 #: errno values meaning "the reports folder takes no more writes". EFBIG is a file-size limit
 #: (RLIMIT_FSIZE, or a file system's largest file), handled the same way as ENOSPC.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 #: pytest's exit status when the reports folder refused a write (EX_IOERR of sysexits.h).
 EXIT_REPORTS_DISK = 74
+#: `harness run` passes its own stderr to pytest as the descriptor this variable names (pytest's
+#: output goes to pytest.log, on the reports disk): the plugin's notices reach the user even then.
+NOTICE_FD_ENV = "HARNESS_NOTICE_FD"
 
 
 def disk_error(exc: BaseException | None) -> OSError | None:

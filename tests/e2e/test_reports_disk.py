@@ -44,8 +44,9 @@ def _fill(directory: Path) -> str:
 def test_the_reports_disk_fills_mid_run(tmp_path: Path) -> None:
     """The first scenario is journaled, then the reports disk is full: the run stops without a
     traceback, the end-of-run teardown still puts tb-01 back to its baseline (driver removed,
-    DMAGuard absent again, by the lab's truth), run.json is not torn, and the run ends with
-    exit 3 and a message naming the folder and the refusal."""
+    DMAGuard absent again, by the lab's truth), its record (refused by the disk) is shown on
+    the controller's stderr, run.json is not torn, and the run ends with exit 3 and a message
+    naming the folder and the refusal."""
     plan = plan_file(tmp_path, "disk-full", dmaguard=["1"], session=["locked", "unlocked"])
     reports, kept, tmpdir = tmp_path / "reports", tmp_path / "kept", tmp_path / "tmp"
     reports.mkdir()
@@ -80,6 +81,10 @@ def test_the_reports_disk_fills_mid_run(tmp_path: Path) -> None:
     assert proc.returncode == 3, out
     assert f"the reports folder {reports} takes no more writes" in out, out
     assert "No space left on device" in out, out
+    # the teardown record could not be written: it reached the user on the controller's stderr
+    (line,) = [x for x in out.splitlines() if "teardown record of tb-01 not written" in x]
+    record = json.loads(line[line.index("{") :])
+    assert record["ok"] and record["dut"] == "tb-01" and record["uninstalled"], record
     # after the fill tb-01 was off its baseline (DMAGuard 1, the driver installed), then back
     after = [truth for t, truth in truths if t >= filled[0][0]]
     assert after and not _at_baseline(after[0]), after[:1]
