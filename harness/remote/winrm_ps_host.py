@@ -17,18 +17,23 @@ import logging
 import threading
 import time
 
-from winrm.exceptions import WinRMOperationTimeoutError
+from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
 from winrm.protocol import Protocol
 
 from harness.errors import InfrastructureError
 from harness.remote import ps_host
 from harness.remote.base import CommandResult
 from harness.remote.deadline import Deadline
+from harness.remote.shell_core import HostUnavailable
 from harness.remote.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
 HOST_SEND_CHUNK = 192 * 1024
+#: HRESULT_FROM_WIN32(ERROR_BROKEN_PIPE): a Send to a process that has ended ("The pipe has been
+#: ended"); on a host's first Send it means the host ended before reading a line (nothing ran).
+BROKEN_PIPE_FAULT = 2147942509
+HOST_ERROR_READ_S = 5.0  # the one Receive that reads a failed host's error text
 SHELL_GONE_FAULT = 2150858843  # the shell is not on the server any more (InvalidSelectors)
 
 
@@ -67,6 +72,22 @@ class WinRMHostedPowerShell:
     ) -> tuple[Protocol, str, str]:
         raise NotImplementedError
 
+    def _why_host_ended(self, proto: Protocol, shell_id: str, host_id: str, dl: Deadline) -> str:
+        """What a host that ended before its first statement printed (one bounded Receive)."""
+        said, rc = "", None
+        try:
+            self._set_timeouts(dl.child(HOST_ERROR_READ_S, "the host's error"), receive=True)
+            _, e, rc, _ = proto.get_command_output_raw(shell_id, host_id)
+            said = ps_host.combine_errors("", e)[:300]
+            proto.cleanup_command(shell_id, host_id)
+        except Exception as exc:  # the message is a courtesy; the fallback does not need it
+            log.info("reading the failed host's error on %s: %s", self._where, type(exc).__name__)
+        return (
+            f"the persistent PowerShell host could not start (exit {rc} before its first "
+            f"statement; the Send faulted 2147942509, the pipe has been ended): "
+            f"{said or 'no message'}"
+        )
+
     def _run_hosted(self, script: str, dl: Deadline) -> CommandResult:
         req = ps_host.new_request(script)
         reader = ps_host.AnswerReader(req.nonce)
@@ -97,7 +118,8 @@ class WinRMHostedPowerShell:
     ) -> ps_host.Answer:
         if self._proto is None or self._shell_id is None:
             self._open(dl)
-        if self._host_id is None:
+        fresh = self._host_id is None
+        if fresh:
             # stdin a pipe (in console mode, pywinrm's default, ReadLine returns at most 254
             # characters of a request line); a new shell before the operations quota
             _, _, self._host_id = self._start_command(
@@ -107,15 +129,24 @@ class WinRMHostedPowerShell:
         proto, shell_id = self._proto, self._shell_id
         assert proto is not None and shell_id is not None
         host_id = self._host_id
+        assert host_id is not None
         i = 0
         try:
             try:
                 with self._translate(dl, "sending the script to the persistent PowerShell host"):
                     for i in range(0, len(req.line), HOST_SEND_CHUNK):
                         self._set_timeouts(dl)
-                        proto.send_command_input(
-                            shell_id, host_id, req.line[i : i + HOST_SEND_CHUNK], end=False
-                        )
+                        try:
+                            proto.send_command_input(
+                                shell_id, host_id, req.line[i : i + HOST_SEND_CHUNK], end=False
+                            )
+                        except WSManFaultError as fault:
+                            if fresh and i == 0 and fault.wsman_fault_code == BROKEN_PIPE_FAULT:
+                                # the new host ended before reading its stdin: nothing ran
+                                raise HostUnavailable(
+                                    self._why_host_ended(proto, shell_id, host_id, dl)
+                                ) from fault
+                            raise
             except InfrastructureError as exc:
                 gone = getattr(exc.__cause__, "wsman_fault_code", None) == SHELL_GONE_FAULT
                 if gone and i == 0 and not reader.partial_stdout:

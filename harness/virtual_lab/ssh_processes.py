@@ -43,16 +43,12 @@ from harness.virtual_lab.winrm.executor import (
     FinishedCommand,
     RunningCommand,
 )
+from harness.virtual_lab.winrm.ps_host import HOST_BLOCKED
 
 CMD_LINE_LIMIT = 8191  # cmd.exe, counted on what it parses (including OpenSSH's two quotes)
 CREATE_PROCESS_LIMIT = 32767  # CreateProcess's lpCommandLine, for a PowerShell DefaultShell
 TOO_LONG = "The command line is too long.\r\n"
 KEEP_EXIT_CODE = "; exit $LASTEXITCODE"
-HOST_BLOCKED = (  # Constrained Language refusing the loop's first method call, as CLIXML
-    '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
-    '<S S="Error">Cannot invoke method. Method invocation is supported only on core types in '
-    "this language mode._x000D__x000A_</S></Objs>"
-)
 HOST_MARKER = "# harness-ps-host: v1"
 UTF8_STATEMENT = "[Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false"
 PID_STATEMENT = "[Console]::Out.Write('#<harness-pid:' + $PID + '>' + [char]13 + [char]10)"

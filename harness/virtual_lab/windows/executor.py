@@ -37,7 +37,12 @@ from harness.virtual_lab.winrm.builtin import (
     split_statements,
 )
 from harness.virtual_lab.winrm.executor import FinishedCommand, RunningCommand
-from harness.virtual_lab.winrm.ps_host import POWERSHELL_START_S, PsHostLoop, is_ps_host
+from harness.virtual_lab.winrm.ps_host import (
+    HOST_BLOCKED,
+    POWERSHELL_START_S,
+    PsHostLoop,
+    is_ps_host,
+)
 
 _OPERATION = re.compile(r"^# Operation: ([a-z0-9_]+)\s*$", re.MULTILINE)
 _PARAMS = re.compile(r"-ParamsBase64 '([A-Za-z0-9+/=]*)'\s*$")
@@ -179,6 +184,8 @@ class WindowsExecutor:
         self.powershell_starts += 1
         startup = self._machine.scaled(POWERSHELL_START_S)
         if is_ps_host(script):
+            if self._machine.quirks.get("ps_host_blocked"):  # ends before reading stdin
+                return FinishedCommand("", HOST_BLOCKED, 1)
             return PsHostLoop(self._script, startup_s=startup, on_request=self._count_request)
         return WindowsScript(self._machine, script, clixml=clixml, startup_s=startup)
 

@@ -46,6 +46,15 @@ FIRST_USE_PROGRESS = (
 )
 
 
+#: What powershell.exe prints when the loop cannot run (quirk `ps_host_blocked`: Constrained
+#: Language refusing its first method call, as under an application control policy), as CLIXML.
+HOST_BLOCKED = (
+    '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<S S="Error">Cannot invoke method. Method invocation is supported only on core types in '
+    "this language mode._x000D__x000A_</S></Objs>"
+)
+
+
 def is_ps_host(script: str | None) -> bool:
     """True if `script` (a decoded -EncodedCommand) is the harness's persistent host loop."""
     if script is None:
