@@ -46,17 +46,19 @@ def test_the_reports_disk_fills_mid_run(tmp_path: Path) -> None:
     traceback, the end-of-run teardown still puts tb-01 back to its baseline (driver removed,
     DMAGuard absent again, by the lab's truth), its record (refused by the disk) is shown on
     the controller's stderr, run.json is not torn, and the run ends with exit 3 and a message
-    naming the folder and the refusal."""
+    naming the folder and the refusal; once there is space, --resume runs the other scenario."""
     plan = plan_file(tmp_path, "disk-full", dmaguard=["1"], session=["locked", "unlocked"])
     reports, kept, tmpdir = tmp_path / "reports", tmp_path / "kept", tmp_path / "tmp"
     reports.mkdir()
     tmpdir.mkdir()
     harness = [sys.executable, "-m", "harness", "run", str(plan), "--lab", str(lab_with(tmp_path))]
+    resume = [sys.executable, "-m", "harness", "run", "--resume", str(reports / "latest")]
     argv = _in_namespace(
         f"mount -t tmpfs -o size=8m tmpfs {shlex.quote(str(reports))}",
         [*harness, "--reports", str(reports)],
-        # what the run left, copied out of the tmpfs before the namespace goes
-        after=f"rm -f {reports}/filler; mkdir {kept}; cp -a {reports}/. {kept}/; ",
+        # space again: --resume finishes the run; then what it left is copied out of the tmpfs
+        after=f"rm -f {reports}/filler; {shlex.join(resume)} >{tmp_path}/resume.txt 2>&1; "
+        f"echo $? >{tmp_path}/resume-rc; mkdir {kept}; cp -a {reports}/. {kept}/; ",
     )
     env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen(
@@ -93,7 +95,11 @@ def test_the_reports_disk_fills_mid_run(tmp_path: Path) -> None:
     info = json.loads((run_dir / "run.json").read_text())  # whole, not torn
     assert len(info["scenarios"]) == 2
     lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
-    assert [x["outcome"] for x in lines] == ["passed"]  # the first scenario kept; resumable
+    # the first scenario was kept, and --resume ran the second once there was space again
+    assert [x["outcome"] for x in lines] == ["passed", "passed"], lines
+    resumed = (tmp_path / "resume.txt").read_text()
+    assert (tmp_path / "resume-rc").read_text().strip() == "0", resumed
+    assert "1 of 2 scenarios have no final outcome" in resumed, resumed
 
 
 def _no_lab_was_started(tmpdir: Path) -> None:
