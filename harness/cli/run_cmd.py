@@ -78,6 +78,13 @@ def run(
         help="With a lab coordinator: wait up to DURATION (2h, 30m, 90s) for DUTs that other "
         "runs hold, in priority order (docs/coordinator.md).",
     ),
+    together: str = typer.Option(
+        None,
+        "--together",
+        metavar="NAME",
+        help="With a lab coordinator: run the plan's pool together with the other controllers "
+        "started with the same NAME, plan and selection (docs/coordinator.md).",
+    ),
 ) -> None:
     """Run a test plan against the lab: report, journal and exit code."""
     if native_windows():
@@ -96,6 +103,7 @@ def run(
                 ("--last-failed", last_failed),
                 ("-n", workers),
                 ("--wait", wait),
+                ("--together", together),
                 ("arguments after --", ctx.args),
             )
             if value
@@ -143,6 +151,23 @@ def run(
         if not chosen:
             typer.echo(f"--last-failed: nothing failed in {earlier[-1].path}; nothing to run")
             raise typer.Exit(0)
+    if together is not None:  # one plan, several controllers (harness/cli/together_cmd.py)
+        from harness.cli.together_cmd import run_together_cmd
+
+        with config_errors_exit():
+            check_writable(reports)
+        raise typer.Exit(
+            run_together_cmd(
+                lab=lab,
+                plan=plan,
+                chosen=chosen,
+                effort=together,
+                wait=wait,
+                reports=reports,
+                pytest_args=list(ctx.args),
+                filters={"duts": duts or [], "scenario": scenario, "last_failed": last_failed},
+            )
+        )
     with config_errors_exit():  # each scenario's DUT, in run order (harness/lab/schedule.py)
         planned = schedule(chosen, lab, package_drivers(lab, chosen))
         chosen = planned.ordered()

@@ -16,15 +16,17 @@ import contextlib
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.config.lab import Lab
-from harness.coordinator.connection import Endpoint, connect, require_psycopg
+from harness.coordinator import together
+from harness.coordinator.connection import Endpoint, connect, require_psycopg, who
 from harness.coordinator.drive import DEFAULT_WAIT_S, ENV_LAB, ENV_WAIT_S
 from harness.coordinator.history import HistoryWriter
-from harness.coordinator.leases import Claim, LeaseHolder
+from harness.coordinator.leases import POLL_S, Claim, DutBusy, LeaseHolder
 from harness.coordinator.schema import require_current
 from harness.errors import ConfigError
 from harness.remote.deadline import Deadline
@@ -122,3 +124,90 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def run_together(
+    lab: Lab,
+    effort: str,
+    pool: list[str],
+    units: list[list[str]],
+    claim: Claim,
+    wait_s: float | None,
+    reports: Path,
+    run_unit: Callable[[str, list[str]], int],
+    echo: Callable[[str], None],
+    drive_wait_s: float = DEFAULT_WAIT_S,
+) -> int:
+    """`harness run --together EFFORT`: hold one free DUT of `pool` (waiting up to `wait_s`),
+    publish the units if first, then run units from the shared queue on it until none is left
+    (`together.py`); the worst exit code of the runs made here (0 if the others ran them all)."""
+    endpoint = endpoint_of(lab)
+    work = connect(endpoint)  # the claims' connection: units die with it, not with a lease
+    try:
+        require_current(work, endpoint.describe())
+        row = work.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+        assert row is not None
+        me = {**who(), "backend_pid": row[0], "backend_start": row[1]}
+        history_lock = threading.Lock()
+        current: list[HistoryWriter] = []
+
+        def beat() -> None:
+            with history_lock:
+                if current:
+                    current[0].sync()
+
+        holder = LeaseHolder(endpoint, claim, on_beat=beat, echo=echo)
+        try:
+            dut = _any_free(holder, pool, wait_s)
+            echo(f"coordinator: holding {dut} lab-wide")
+            if together.publish(work, effort, units):
+                echo(f"together {effort}: {len(units)} units published")
+
+            def one(unit: together.Unit) -> tuple[str, int]:
+                writer = HistoryWriter(endpoint, str(lab.path), reports, time.time())
+                with history_lock:
+                    current[:] = [writer]
+                env = {ENV_LAB: str(Path(lab.path).resolve()), ENV_WAIT_S: str(drive_wait_s)}
+                with _environment(env):
+                    code = run_unit(dut, unit.scenarios)
+                with history_lock:
+                    current.clear()
+                    try:
+                        run_id = writer.sync(exit_code=code) or ""
+                    except Exception as exc:  # the run directory holds it all
+                        echo(f"coordinator: history not written: {type(exc).__name__}")
+                        run_id = ""
+                    writer.close()
+                return run_id, code
+
+            codes = together.work_through(work, effort, me, dut, one, echo)
+            echo(
+                f"together {effort}: {len(codes)} units run here; {together.progress(work, effort)}"
+            )
+            return max(codes, default=0)
+        finally:
+            holder.close()
+    finally:
+        work.close()
+
+
+def _any_free(holder: LeaseHolder, pool: list[str], wait_s: float | None) -> str:
+    """The first DUT of `pool` free now; with `wait_s`, the first to come free by then."""
+    deadline = Deadline.after(wait_s or 0.0, f"a DUT of {', '.join(pool)}")
+    told = False
+    while True:
+        refusals = []
+        for dut in pool:
+            try:
+                holder.acquire(dut)
+                return dut
+            except DutBusy as exc:
+                refusals.append(str(exc))
+        if wait_s is None or deadline.expired:
+            raise DutBusy("no DUT of the pool is free: " + "; ".join(refusals))
+        if not told:
+            holder.echo(f"waiting for a DUT of {', '.join(pool)}: all held")
+            told = True
+        threading.Event().wait(min(POLL_S, deadline.remaining()))

@@ -90,6 +90,28 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "shared units: one plan run by several controllers",
+        """
+        CREATE TABLE shared_units (
+            effort text NOT NULL,
+            unit integer NOT NULL,
+            scenarios text[] NOT NULL,
+            state text NOT NULL DEFAULT 'todo' CHECK (state IN ('todo', 'claimed', 'done')),
+            backend_pid integer,
+            backend_start timestamptz,
+            host text,
+            pid integer,
+            dut text,
+            run_id text,
+            exit_code integer,
+            claimed timestamptz,
+            finished timestamptz,
+            PRIMARY KEY (effort, unit)
+        );
+        """,
+    ),
 )
 
 

@@ -32,8 +32,13 @@ def pg_server() -> Iterator[tuple[ScratchServer, str]]:
 
 @pytest.fixture
 def coordinated(
-    pg_server: tuple[ScratchServer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_server: tuple[ScratchServer, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Coordinated]:
+    """A fresh database and a lab file using it: the shipped virtual.yaml, or the shipped lab
+    named by indirect parametrization."""
     server, password = pg_server
     dbname = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(server.superuser_conninfo(), autocommit=True) as conn:
@@ -50,6 +55,7 @@ def coordinated(
         "  keepalives_idle_s: 2\n"
         "  keepalives_interval_s: 1\n"
         "  keepalives_count: 2\n",
+        getattr(request, "param", "virtual.yaml"),
     )
     try:
         yield Coordinated(server, dbname, password, lab)

@@ -37,13 +37,13 @@ class Coordinated:
         return {**os.environ, PASSWORD_ENV: self.password}
 
 
-def write_lab(folder: Path, coordinator: str) -> Path:
-    """The shipped virtual lab with a `coordinator:` section (packages linked beside it)."""
+def write_lab(folder: Path, coordinator: str, shipped_lab: str = "virtual.yaml") -> Path:
+    """A shipped virtual lab with a `coordinator:` section (packages linked beside it)."""
     folder.mkdir(parents=True, exist_ok=True)
     shipped = ROOT / "lab_config"
     if not (folder / "packages").exists():
         (folder / "packages").symlink_to(shipped / "packages")
-    text = (shipped / "virtual.yaml").read_text(encoding="utf-8")
+    text = (shipped / shipped_lab).read_text(encoding="utf-8")
     lab = folder / "lab.yaml"
     lab.write_text(text.rstrip("\n") + "\n" + coordinator, encoding="utf-8")
     return lab
