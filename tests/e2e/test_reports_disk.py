@@ -128,3 +128,69 @@ def test_a_read_only_reports_folder_is_refused_before_any_lab_action(tmp_path: P
         assert "Read-only file system" in r.stderr, out
         assert "starting the virtual lab" not in out, out
         _no_lab_was_started(tmpdir)
+
+
+def _two_dut_plan(tmp_path: Path) -> Path:
+    """Both DUTs (each on its own xdist worker with -n 2), DMAGuard 1, two scenarios each."""
+    plan = {
+        "name": "disk-full-xdist",
+        "purpose": "manual",
+        "duts": {"names": ["tb-01", "m2-01"]},
+        "devices": ["nvme-tb", "nvme-m2"],
+        "driver_packages": ["nvme-inf0"],
+        "matrix": {
+            "kdp": ["on"],
+            "dmaguard": ["1"],
+            "session": ["locked", "unlocked"],
+            "port": ["external", "exposed"],
+        },
+        "timeouts": {"scenario_s": 300, "step_s": 120, "reboot_s": 120, "plug_s": 30},
+    }
+    path = tmp_path / "two.yaml"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def test_the_reports_disk_fills_mid_run_with_xdist_workers(tmp_path: Path) -> None:
+    """With -n 2 (a worker per DUT; the xdist controller journals for both): the run stops once
+    the disk is full, both DUTs' teardowns run in their workers (both at baseline by the lab's
+    truth), exit 3 with the message, no traceback."""
+    from harness.virtual_lab.control import ControlClient
+
+    reports, tmpdir = tmp_path / "reports", tmp_path / "tmp"
+    reports.mkdir()
+    tmpdir.mkdir()
+    harness = [sys.executable, "-m", "harness", "run", str(_two_dut_plan(tmp_path))]
+    harness += ["--lab", str(lab_with(tmp_path)), "-n", "2", "--reports", str(reports)]
+    argv = _in_namespace(f"mount -t tmpfs -o size=8m tmpfs {shlex.quote(str(reports))}", harness)
+    env = {**os.environ, SECRET_ENV: SECRET, "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    inside = Path(f"/proc/{proc.pid}/root{reports}")
+    filled: list[tuple[float, str]] = []
+    m2: list[dict[str, Any]] = []
+    clients: list[ControlClient] = []
+
+    def act(_truth: dict[str, Any], _ops: list[str]) -> None:
+        if not clients:
+            for ep_file in tmpdir.glob("harness-vlab-*/endpoints.json"):
+                control = json.loads(ep_file.read_text())["control"]
+                clients.append(ControlClient(control["url"], control["token"], timeout_s=2))
+        if clients:
+            m2.append(clients[0].dut("m2-01"))
+        journals = list(inside.glob("*/journal.jsonl"))
+        if not filled and journals and journals[0].read_text(encoding="utf-8").count("\n") >= 1:
+            filled.append((time.monotonic(), _fill(inside)))
+
+    try:
+        truths = _watch_truth(tmpdir, proc, "tb-01", act)
+    finally:
+        out = _finish(proc)
+    assert filled and "No space left on device" in filled[0][1], f"never filled:\n{out}"
+    assert "Traceback" not in out, out
+    assert proc.returncode == 3, out
+    assert f"the reports folder {reports} takes no more writes" in out, out
+    assert _at_baseline(truths[-1][1]), truths[-1][1]
+    assert any(not _at_baseline(t) for t in m2), "m2-01 was never off its baseline"
+    assert _at_baseline(m2[-1]), m2[-1]
