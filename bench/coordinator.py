@@ -8,7 +8,10 @@ password, the harness's own connection settings):
   after its holder process is killed with SIGKILL (the server sees the socket close at once;
   a network partition would instead take up to the keepalive bound).
 
-    python3 bench/coordinator.py [--rounds 200] [--kills 5]
+- with `--controllers`: the wall time of `harness run --together` on the virtual pool (4
+  units of one scenario each) by one controller, then by two at once, and the speed-up.
+
+    python3 bench/coordinator.py [--rounds 200] [--kills 5] [--controllers]
 
 Needs initdb/pg_ctl (PATH or /usr/lib/postgresql/*/bin) and psycopg (the 'coordinator' extra).
 """
@@ -29,6 +32,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import yaml
 
 from harness.config.lab_models import Coordinator
 from harness.coordinator.connection import Endpoint, keepalive_bound_s
@@ -63,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--controllers", action="store_true", help="also time one vs two controllers")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)  # not the takeover warnings, once per kill
     server = ScratchServer.start()
@@ -109,8 +114,44 @@ def main() -> None:
             f"max {max(takeovers) * 1000:.0f} ms (keepalive bound for a partition: "
             f"{keepalive_bound_s(cfg)} s)"
         )
+        if args.controllers:
+            one = time_controllers(cfg, 1, "solo")
+            two = time_controllers(cfg, 2, "duo")
+            print(
+                f"harness run --together, virtual pool, 4 units: one controller {one:.1f} s, "
+                f"two controllers {two:.1f} s (speed-up {one / two:.2f})"
+            )
     finally:
         server.stop()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PATTERN = "tb-pool.*.inf0.external.dv-off.kdp-on.*.unlocked"
+
+
+def time_controllers(cfg: Coordinator, n: int, effort: str) -> float:
+    """Wall time of `n` controllers running the pattern's units of the nightly together."""
+    work = Path(tempfile.mkdtemp(prefix="bench-together-"))
+    (work / "packages").symlink_to(ROOT / "lab_config" / "packages")
+    lab = work / "lab.yaml"
+    section = {"coordinator": cfg.model_dump(mode="json", exclude_defaults=True)}
+    shipped = (ROOT / "lab_config" / "virtual_pool.yaml").read_text(encoding="utf-8")
+    lab.write_text(shipped + "\n" + yaml.safe_dump(section), encoding="utf-8")
+    harness = [sys.executable, "-m", "harness"]
+    subprocess.run([*harness, "lab", "coordinator", "init", str(lab)], check=True, cwd=ROOT)
+    t = time.perf_counter()
+    procs = []
+    for i in range(n):
+        cmd = [*harness, "run", "testplans/nightly.yaml", "--lab", str(lab)]
+        cmd += ["--scenario", PATTERN, "--reports", str(work / f"reports-{i}")]
+        cmd += ["--together", effort]
+        out = subprocess.DEVNULL
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out))
+    codes = [p.wait(timeout=900) for p in procs]
+    wall = time.perf_counter() - t
+    if any(codes):
+        raise SystemExit(f"a controller failed: exit codes {codes} (reports in {work})")
+    return wall
 
 
 def take_over_after_kill(ep: Endpoint, cfg: Coordinator) -> float:
