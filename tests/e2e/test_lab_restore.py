@@ -71,7 +71,6 @@ def test_lab_restore_puts_back_what_a_sigkilled_run_left(tmp_path: Path) -> None
 
         r = _restore(lab, endpoints)
         out = r.stdout + r.stderr
-        print(out)
         assert r.returncode == 0, out
         assert "Traceback" not in out and SECRET not in out, out
         found = [line.strip() for line in r.stdout.splitlines() if "found:" in line]
