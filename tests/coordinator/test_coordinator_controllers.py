@@ -157,6 +157,14 @@ def test_two_controllers_take_turns_on_one_dut(coordinated: Coordinated, tmp_pat
     assert hist.stdout.count("passed") == 2  # the runs of a and b, newest first
     runs = [line.split(" run ")[1].split()[0] for line in hist.stdout.splitlines()]
     assert runs == [f.parent.name for f in (b.journal_file(), a.journal_file())]
+    as_json = harness(
+        coordinated, "history", str(ja["scenario"]), "--lab", str(coordinated.lab), "--json"
+    )
+    rows = json.loads(as_json.stdout)
+    assert [(r["run_id"], r["outcome"], r["dut"]) for r in rows] == [
+        (f.parent.name, "passed", "tb-01") for f in (b.journal_file(), a.journal_file())
+    ]
+    assert rows[0]["plan"] == "smoke" and rows[0]["purpose"] == "manual"
     with coordinated.connect() as conn:  # each run's DUT facts, as written in facts/
         facts = conn.execute("SELECT run_id, facts->>'build' FROM dut_facts WHERE dut = 'tb-01'")
         assert sorted(facts.fetchall()) == sorted(
