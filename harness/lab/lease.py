@@ -44,6 +44,8 @@ from harness.private_files import private_dir, write_private
 log = logging.getLogger(__name__)
 
 ENV_LEASE_DIR = "HARNESS_LEASE_DIR"
+#: Set by `harness run` for its children when the lab has a coordinator (= drive.ENV_LAB).
+ENV_COORDINATOR_LAB = "HARNESS_COORDINATOR_LAB"
 HEARTBEAT_S = 15.0
 STALE_S = 4 * HEARTBEAT_S
 
@@ -189,11 +191,11 @@ def _lab_wide(dut: str) -> Lease | None:
     """With a coordinator (`harness run` names its lab in the environment of the processes
     that drive DUTs), the DUT's drive lock (`harness.coordinator.drive`); else None. A previous
     driver still busy past the bound is LeaseRefused."""
-    from harness.coordinator.drive import DEFAULT_WAIT_S, ENV_LAB, ENV_WAIT_S, hold_to_drive
-
-    lab_file = os.environ.get(ENV_LAB)
+    lab_file = os.environ.get(ENV_COORDINATOR_LAB)
     if not lab_file:
         return None
+    from harness.coordinator.drive import DEFAULT_WAIT_S, ENV_WAIT_S, hold_to_drive
+
     try:
         return hold_to_drive(Path(lab_file), dut, float(os.environ.get(ENV_WAIT_S, DEFAULT_WAIT_S)))
     except InfrastructureError as exc:

@@ -208,7 +208,9 @@ def test_a_driver_waits_for_the_previous_driver_then_is_refused(
     DutLease.acquire) holds its drive lock: a previous driver still busy (a killed
     controller's child tearing down) is waited for, and refused past the bound."""
     from harness.coordinator.drive import ENV_LAB, ENV_WAIT_S, drive_key
-    from harness.lab.lease import DutLease, LeaseRefused
+    from harness.lab.lease import ENV_COORDINATOR_LAB, DutLease, LeaseRefused
+
+    assert ENV_LAB == ENV_COORDINATOR_LAB  # what harness run sets is what the seam reads
 
     ready(coordinated)
     monkeypatch.setenv(ENV_LAB, str(coordinated.lab))
