@@ -250,19 +250,21 @@ class RunJob:
                 # pytest runs in its own session: a Ctrl-C at the terminal reaches this
                 # process only, which forwards exactly one SIGINT (also after a SIGTERM).
                 # our stderr, for what pytest must say even when pytest.log's disk is full
-                notice = os.dup(2)
+                notice = _dup_stderr()
+                extra = {NOTICE_FD_ENV: str(notice)} if notice is not None else {}
                 try:
                     proc = subprocess.Popen(
                         self._command(rd, attempt["attempt"], endpoints, life_read),
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        pass_fds=(life_read, notice, *keep),
-                        env={**os.environ, NOTICE_FD_ENV: str(notice)},
+                        pass_fds=(life_read, *keep, *([notice] if notice is not None else [])),
+                        env={**os.environ, **extra},
                     )
                 finally:
                     os.close(life_read)
-                    os.close(notice)
+                    if notice is not None:
+                        os.close(notice)
                 note_process(rd, info, attempt, "pytest_pid", proc.pid)
                 try:
                     while True:
@@ -340,6 +342,17 @@ class RunJob:
         if len(info.attempts) > 1:
             self.out.write(f"attempts: {len(info.attempts)} (run.json)\n")
         self.out.write(f"exit code {code}\n")
+
+
+def _dup_stderr() -> int | None:
+    """A copy of our stderr for pytest's notices; None when there is none (a daemon's `2>&-`:
+    Python then has no sys.stderr, and descriptor 2 may be some file opened since)."""
+    if sys.stderr is None:
+        return None
+    try:
+        return os.dup(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return None
 
 
 def _close(fd: int) -> None:

@@ -194,3 +194,21 @@ def test_the_reports_disk_fills_mid_run_with_xdist_workers(tmp_path: Path) -> No
     assert _at_baseline(truths[-1][1]), truths[-1][1]
     assert any(not _at_baseline(t) for t in m2), "m2-01 was never off its baseline"
     assert _at_baseline(m2[-1]), m2[-1]
+
+
+def test_a_run_with_its_stderr_closed(tmp_path: Path) -> None:
+    """A controller started without a stderr (a daemon's `2>&-`) has none to hand pytest for
+    its notices: the run goes on without."""
+    plan = plan_file(tmp_path, "no-stderr")
+    harness = [sys.executable, "-m", "harness", "run", str(plan), "--lab", str(lab_with(tmp_path))]
+    harness += ["--reports", str(tmp_path / "reports")]
+    r = subprocess.run(
+        ["sh", "-c", f"exec 2>&-; exec {shlex.join(harness)}"],
+        cwd=ROOT,
+        env={**os.environ, SECRET_ENV: SECRET},
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 0, r.stdout
+    assert "1 of 1 scenarios: 1 passed" in r.stdout, r.stdout
