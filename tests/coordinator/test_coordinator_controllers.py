@@ -25,25 +25,36 @@ from tests.coordinator.pg import Coordinated
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180
 SCENARIO = "*.inf0.*.unlocked"
+GUARD1 = "tb-01.*.inf0.external.dv-off.kdp-on.guard1.unlocked"
+GUARDX = "tb-01.*.inf0.external.dv-off.kdp-on.guardx.unlocked"
+#: appended to the lab's `virtual:` section (the last one of virtual.yaml): 4 x 2 s reboots
+SLOW_REBOOTS = "  faults:\n    - {kind: slow-reboot, dut: tb-01, factor: 4}\n"
 
 
 class Controller:
     """A `harness run` process whose output lines are collected as they come."""
 
-    def __init__(self, c: Coordinated, reports: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        c: Coordinated,
+        reports: Path,
+        *extra: str,
+        plan: str = "testplans/smoke.yaml",
+        scenario: str = SCENARIO,
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "harness",
                 "run",
-                "testplans/smoke.yaml",
+                plan,
                 "--lab",
                 str(c.lab),
                 "--dut",
                 "tb-01",
                 "--scenario",
-                SCENARIO,
+                scenario,
                 "--reports",
                 str(reports),
                 *extra,
@@ -82,6 +93,15 @@ class Controller:
 
     def output(self) -> str:
         return "\n".join(line for _, line in self.lines)
+
+    def step(self) -> str | None:
+        """The step this controller's run is at on tb-01 (its progress file), if any."""
+        for f in self.reports.glob("*/progress/tb-01.json"):
+            try:
+                return str(json.loads(f.read_text())["step"])
+            except (OSError, ValueError, KeyError):
+                return None
+        return None
 
     def journal_file(self) -> Path:
         (run,) = [
@@ -177,15 +197,23 @@ def test_two_controllers_take_turns_on_one_dut(coordinated: Coordinated, tmp_pat
 def test_kill_9_of_the_holding_controller_frees_the_dut(
     coordinated: Coordinated, tmp_path: Path
 ) -> None:
+    # A's scenario needs DMAGuard policy 1 (a reboot into it, and one back in teardown), and
+    # reboots are slow, so A's pytest child is still tearing tb-01 down well after B, whose
+    # scenario needs no reboot, has started: B must wait for it (the drive lock)
+    text = coordinated.lab.read_text()
+    coordinated.lab.write_text(text.replace("coordinator:\n", SLOW_REBOOTS + "coordinator:\n", 1))
     init(coordinated)
-    a = Controller(coordinated, tmp_path / "reports-a")
+    nightly = "testplans/nightly.yaml"
+    a = Controller(coordinated, tmp_path / "reports-a", plan=nightly, scenario=GUARD1)
     a.wait_for("coordinator: holding tb-01")
-    b = Controller(coordinated, tmp_path / "reports-b", "--wait", "2m")
+    b = Controller(
+        coordinated, tmp_path / "reports-b", "--wait", "2m", plan=nightly, scenario=GUARDX
+    )
     b.wait_for("waiting for DUT tb-01: held by")
     end = time.monotonic() + 60
-    while not list((tmp_path / "reports-a").glob("*/facts/tb-01.json")):  # A drives tb-01
+    while a.step() not in ("unplug", "plug"):  # A's tb-01 is in DMAGuard policy 1 by now
         assert time.monotonic() < end and a.proc.poll() is None, a.output()
-        time.sleep(0.05)
+        time.sleep(0.02)
     a.proc.kill()  # SIGKILL: no release, no goodbye; the server sees the connection end
     killed = time.monotonic()
     taken = b.wait_for("coordinator: holding tb-01", timeout=30)
@@ -202,6 +230,7 @@ def test_kill_9_of_the_holding_controller_frees_the_dut(
         if not p.parent.parent.is_symlink()
     ]
     (jb,) = b.journal()
+    assert json.loads(teardown.read_text())["rebooted"] is True  # back to the baseline
     assert teardown.stat().st_mtime <= _span(jb)[0]
 
 
