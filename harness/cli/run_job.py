@@ -31,6 +31,7 @@ from filelock import FileLock
 
 from harness import __version__
 from harness.cli.common import ExitCode
+from harness.cli.previous_run import previous_from_coordinator
 from harness.cli.progress_view import ProgressView, count_by_dut
 from harness.cli.run_attempts import begin_attempt, lock_run, note_process, now_iso
 from harness.cli.run_support import (
@@ -300,7 +301,10 @@ class RunJob:
         if rerender:
             drop_history_entry(history, title)
         try:
-            self.pages = write_run_pages(rd)
+            previous = previous_from_coordinator(
+                self.lab, rd, warn=lambda m: self.out.write(m + "\n")
+            )
+            self.pages = write_run_pages(rd, previous)
         except (HarnessError, OSError, ValueError) as exc:
             self.out.write(f"matrix.html not written: {exc}\n")
         try:

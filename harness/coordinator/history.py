@@ -150,3 +150,31 @@ def scenario_history(conn: Any, scenario: str, limit: int = 50) -> list[dict[str
         )
         cols = [d.name for d in cur.description or ()]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def previous_run_records(
+    conn: Any, plan: str, run_id: str, started: str, duts: list[str]
+) -> dict[str, Any] | None:
+    """The newest other run of `plan` on any controller of this lab that started before
+    `started` (ISO-8601), shared at least one DUT and recorded a scenario: its id, its journal
+    entries in the order they were written and its DUT facts; None when there is none."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT r.run_id, r.host FROM runs r WHERE r.plan = %s AND r.run_id <> %s "
+            "AND r.started < %s::timestamptz AND r.duts && %s::text[] "
+            "AND EXISTS (SELECT 1 FROM scenario_outcomes o WHERE o.run_id = r.run_id) "
+            "ORDER BY r.started DESC LIMIT 1",
+            (plan, run_id, started, duts),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        prev_id, host = row
+        cur.execute(
+            "SELECT entry FROM scenario_outcomes WHERE run_id = %s ORDER BY started",
+            (prev_id,),
+        )
+        entries = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT dut, facts FROM dut_facts WHERE run_id = %s", (prev_id,))
+        facts = {dut: f for dut, f in cur.fetchall()}
+    return {"run_id": prev_id, "host": host, "entries": entries, "facts": facts}

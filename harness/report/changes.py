@@ -4,7 +4,9 @@ A nightly catches a Windows update that changed behaviour here: new failures, fi
 values that changed (the undocumented cells included, whose outcome stays "observed"), and DUT
 facts that changed (OS build and UBR, edition, Kernel DMA Protection, driver package versions).
 The previous run is the newest other run directory beside this one whose run.json names the same
-plan and the same lab file and that journaled at least one scenario.
+plan and the same lab file and that journaled at least one scenario; or, when the lab has a
+coordinator, the newest such run any controller recorded there (`PreviousRun`, read by the CLI:
+the report layer knows no database).
 
 >>> changes = compare_with_previous(RunDir(Path("reports/latest")))   # doctest: +SKIP
 >>> [c["text"] for c in changes["new_failures"]]                      # doctest: +SKIP
@@ -14,6 +16,7 @@ plan and the same lab file and that journaled at least one scenario.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,23 @@ def previous_run(rd: RunDir) -> RunDir | None:
         if best is None or info.started > best[0]:
             best = (info.started, other)
     return best[1] if best else None
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """A previous run read from somewhere other than the reports folder (the coordinator)."""
+
+    name: str
+    source: str  # e.g. "coordinator, controller lab-pc-2"
+    entries: list[dict[str, Any]]  # journal lines in the order written
+    facts: dict[str, dict[str, Any]]  # per DUT
+
+    def latest(self) -> dict[str, JournalEntry]:
+        out: dict[str, JournalEntry] = {}
+        for data in self.entries:
+            e = JournalEntry.from_json(data)
+            out[e.scenario] = e  # a resume's line supersedes
+        return out
 
 
 def _failing(o: Outcome) -> bool:
@@ -144,15 +164,21 @@ def _facts_changes(
     return out
 
 
-def compare_with_previous(rd: RunDir) -> dict[str, Any]:
-    """The changes of `rd` against its previous run (`previous_run: null` when there is none)."""
-    prev = previous_run(rd)
+def compare_with_previous(rd: RunDir, previous: PreviousRun | None = None) -> dict[str, Any]:
+    """The changes of `rd` against its previous run (`previous_run: null` when there is none):
+    `previous` when given, else the newest earlier run beside it in the reports folder."""
     result: dict[str, Any] = {"run": rd.path.name, "previous_run": None}
+    now = Journal(rd.journal).latest()
+    if previous is not None:
+        result["previous_run"], result["previous_source"] = previous.name, previous.source
+        result.update(_scenario_changes(now, previous.latest()))
+        result["facts_changed"] = _facts_changes(rd.read_facts(), previous.facts)
+        return result
+    prev = previous_run(rd)
     if prev is None:
         return result
-    now, before = Journal(rd.journal).latest(), Journal(prev.journal).latest()
-    result["previous_run"] = prev.path.name
-    result.update(_scenario_changes(now, before))
+    result["previous_run"], result["previous_source"] = prev.path.name, "reports folder"
+    result.update(_scenario_changes(now, Journal(prev.journal).latest()))
     result["facts_changed"] = _facts_changes(rd.read_facts(), prev.read_facts())
     return result
 
@@ -165,7 +191,9 @@ def summary_lines(changes: dict[str, Any], limit: int = 10) -> list[str]:
     """Terminal lines: one per change, `limit` per kind at most."""
     if not changes.get("previous_run"):
         return ["changes: no previous run of this plan on this lab"]
-    lines = [f"changes since {changes['previous_run']}:"]
+    source = changes.get("previous_source")
+    where = f" ({source})" if source and source != "reports folder" else ""
+    lines = [f"changes since {changes['previous_run']}{where}:"]
     kinds = (
         ("new_failures", "new failure"),
         ("fixed", "fixed"),

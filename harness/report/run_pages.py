@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.private_files import write_private
-from harness.report.changes import compare_with_previous, write_changes
+from harness.report.changes import PreviousRun, compare_with_previous, write_changes
 from harness.report.journal import JournalEntry
 from harness.report.matrix import Matrix, build_matrix, write_matrix_json
 from harness.report.matrix_html import render_matrix_html
@@ -36,10 +36,11 @@ class RunPages:
     changes_json: Path
 
 
-def write_run_pages(rd: RunDir) -> RunPages:
-    """Build and write matrix.json, changes.json and matrix.html of the run in `rd`."""
+def write_run_pages(rd: RunDir, previous: PreviousRun | None = None) -> RunPages:
+    """Build and write matrix.json, changes.json and matrix.html of the run in `rd` (changes
+    against `previous` when given: a run the coordinator recorded)."""
     matrix = build_matrix(rd)
-    changes = compare_with_previous(rd)
+    changes = compare_with_previous(rd, previous)
     matrix_json = write_matrix_json(rd, matrix)
     changes_json = write_changes(rd, changes)
     page = render_matrix_html(matrix, changes=changes)

@@ -8,7 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.report.changes import compare_with_previous, previous_run, summary_lines
+from harness.report.changes import (
+    PreviousRun,
+    compare_with_previous,
+    previous_run,
+    summary_lines,
+)
 from harness.report.matrix import build_matrix
 from harness.report.matrix_html import cell_text, render_matrix_html
 from harness.report.run_dir import RunDir, RunInfo
@@ -149,6 +154,33 @@ def test_the_previous_run_is_the_newest_earlier_one_of_the_same_plan_on_the_same
     assert summary_lines(changes)[-1] == "  nothing"
     first = compare_with_previous(RunDir(tmp_path / "20261201T020000Z-nightly"))
     assert first == {"run": "20261201T020000Z-nightly", "previous_run": None}
+    assert changes["previous_source"] == "reports folder"
+
+
+def test_a_previous_run_from_the_coordinator_is_compared_instead_of_the_folder(
+    tmp_path: Path,
+) -> None:
+    """Another controller's run (read from the coordinator by the CLI) is the previous run even
+    when this folder has an older one of its own; a resume's line supersedes the first."""
+    _run(tmp_path, "20261201T020000Z-nightly", [_entry(A, "failed")], facts=FACTS)
+    now = _run(tmp_path, "20261203T020000Z-nightly", [_entry(A, "passed")], facts=FACTS)
+    other = PreviousRun(
+        name="20261202T020000Z-nightly",
+        source="coordinator, controller lab-pc-2",
+        entries=[_entry(A, "failed"), _entry(A, "passed", policy=2)],
+        facts={"tb-01": {**FACTS["tb-01"], "ubr": 4300}},
+    )
+    changes = compare_with_previous(now, other)
+    assert changes["previous_run"] == "20261202T020000Z-nightly"
+    assert changes["previous_source"] == "coordinator, controller lab-pc-2"
+    assert changes["fixed"] == []  # against the resumed (passed) line, not the first
+    assert [c["scenario"] for c in changes["changed_observations"]] == [A]
+    assert [(f["fact"], f["before"]) for f in changes["facts_changed"]] == [("ubr", 4300)]
+    head = summary_lines(changes)[0]
+    assert head == "changes since 20261202T020000Z-nightly (coordinator, controller lab-pc-2):"
+    local = compare_with_previous(now)
+    assert local["previous_run"] == "20261201T020000Z-nightly"
+    assert local["previous_source"] == "reports folder"
 
 
 def test_matrix_rows_are_packages_and_columns_conditions(tmp_path: Path) -> None:
