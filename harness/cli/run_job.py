@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from harness import __version__
 from harness.cli.common import ExitCode
-from harness.cli.previous_run import previous_from_coordinator
+from harness.cli.coordinator_records import previous_from_coordinator
 from harness.cli.progress_view import ProgressView, count_by_dut
 from harness.cli.run_attempts import begin_attempt, lock_run, note_process, now_iso
 from harness.cli.run_support import (

@@ -178,3 +178,17 @@ def previous_run_records(
         cur.execute("SELECT dut, facts FROM dut_facts WHERE run_id = %s", (prev_id,))
         facts = {dut: f for dut, f in cur.fetchall()}
     return {"run_id": prev_id, "host": host, "entries": entries, "facts": facts}
+
+
+def all_run_entries(conn: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every run the coordinator recorded with its journal entries in the order written (for
+    `harness atlas --lab`), oldest run first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT r.run_id, o.entry FROM runs r JOIN scenario_outcomes o USING (run_id) "
+            "ORDER BY r.started, r.run_id, o.started"
+        )
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for run_id, entry in cur.fetchall():
+            runs.setdefault(run_id, []).append(entry)
+    return list(runs.items())

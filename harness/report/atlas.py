@@ -15,8 +15,9 @@ Microsoft left undocumented (the `unverified` cells).
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,23 +169,32 @@ def run_dirs(paths: Iterable[Path]) -> list[RunDir]:
     return list(found.values())
 
 
-def build_atlas(paths: Iterable[Path]) -> Atlas:
-    """The atlas of every observation in the run directories found in `paths`."""
-    atlas = Atlas()
-    cells: dict[str, AtlasCell] = {}
+def journals(paths: Iterable[Path]) -> Iterator[tuple[str, list[JournalEntry]]]:
+    """(run name, journal entries) of each run directory found in `paths`."""
     for rd in run_dirs(paths):
         try:
-            entries = Journal(rd.journal).read()
+            yield rd.path.name, Journal(rd.journal).read()
         except HarnessError:
             continue  # a run whose journal is unreadable adds nothing, it does not stop the atlas
-        if not entries:
+
+
+def build_atlas(
+    paths: Iterable[Path], more: Iterable[tuple[str, list[JournalEntry]]] = ()
+) -> Atlas:
+    """The atlas of every observation in the run directories found in `paths`, and in `more`
+    (runs read elsewhere, e.g. the coordinator's; a run already found in `paths` is not
+    counted twice)."""
+    atlas = Atlas()
+    cells: dict[str, AtlasCell] = {}
+    for name, entries in itertools.chain(journals(paths), more):
+        if not entries or name in atlas.runs:
             continue
-        atlas.runs.append(rd.path.name)
+        atlas.runs.append(name)
         for entry in entries:
             build = _build_of(entry.scenario)
             if entry.outcome in NOT_OBSERVED or build is None or not entry.extra.get("observed"):
                 continue
-            _add(cells, rd.path.name, build, entry)
+            _add(cells, name, build, entry)
     atlas.cells = sorted(cells.values(), key=lambda c: json.dumps(c.key, sort_keys=True))
     for cell in atlas.cells:
         cell.behaviours.sort(key=lambda b: -b.count)

@@ -1,6 +1,7 @@
-"""The previous run of a plan as the lab's coordinator recorded it, for `changes.json`: with a
-coordinator, "what changed since the last run" spans every controller of the lab, not only the
-runs in this controller's reports folder.
+"""What the lab's coordinator recorded, for the report pages: the previous run of a plan (for
+`changes.json`) and every run's journal (for `harness atlas --lab`). With a coordinator, "what
+changed since the last run" and the atlas span every controller of the lab, not only the runs in
+this controller's reports folder.
 
 >>> previous = previous_from_coordinator(lab, rd, warn=print)         # doctest: +SKIP
 >>> write_run_pages(rd, previous)                                     # doctest: +SKIP
@@ -11,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.config.lab import Lab
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.report.changes import PreviousRun
+from harness.report.journal import JournalEntry
 from harness.report.run_dir import RunDir
 
 
@@ -52,3 +54,24 @@ def previous_from_coordinator(
         entries=list(found["entries"]),
         facts=dict(found["facts"]),
     )
+
+
+def runs_from_coordinator(lab: Lab) -> list[tuple[str, list[JournalEntry]]]:
+    """Every run the lab's coordinator recorded, with its journal entries (ConfigError when the
+    lab has none, InfrastructureError when it cannot be read)."""
+    if lab.coordinator is None:
+        raise ConfigError(f"{lab.path}: the lab has no 'coordinator:' section", path=str(lab.path))
+    from harness.coordinator.connection import connect
+    from harness.coordinator.history import all_run_entries
+    from harness.coordinator.run_leases import endpoint_of
+
+    try:
+        with connect(endpoint_of(lab)) as conn:
+            rows = all_run_entries(conn)
+    except HarnessError:
+        raise
+    except Exception as exc:  # psycopg's errors
+        raise InfrastructureError(
+            f"the coordinator of {lab.path} could not be read: {type(exc).__name__}"
+        ) from exc
+    return [(run_id, [JournalEntry.from_json(e) for e in entries]) for run_id, entries in rows]
