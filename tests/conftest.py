@@ -2,7 +2,8 @@
 
 The README's test command runs the suite on pytest-xdist workers (`--dist worksteal`). The
 end-to-end tests (whole `harness run`s on a virtual lab, tens of seconds each) go first, then
-the integration tests, then the fast ones; a worker that runs out of work takes half of another
+the coordinator's (two controllers and a PostgreSQL server), the integration tests, then the
+fast ones; a worker that runs out of work takes half of another
 worker's queue, so the run ends with short tests instead of waiting for one long one.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-_FIRST = ("e2e", "integration", "coordinator", "conformance")
+_FIRST = ("e2e", "coordinator", "integration", "conformance")
 
 
 def _rank(item: pytest.Item) -> int:
