@@ -1,14 +1,18 @@
-"""The harness's own test suite: the slowest tests are started first.
+"""The harness's own test suite on pytest-xdist workers: the slowest tests first, and a module
+that shares one virtual lab between its tests kept on one worker.
 
-The README's test command runs the suite on pytest-xdist workers (`--dist worksteal`): a worker
-that runs out of work takes half of another worker's queue, so a run ends well only when its
-last tests are short. So the modules whose tests take 20-50 s each (whole `harness run`s,
-two controllers and a PostgreSQL server) go first, then the other end-to-end tests, the other
-coordinator tests, the integration tests, and the fast ones last. The order of the tests inside
-a module is kept.
+- Order: the modules whose tests take 20-50 s each (whole `harness run`s, two controllers and a
+  PostgreSQL server) go first, longest first; then the other end-to-end tests, the other
+  coordinator tests, the integration tests, and the fast ones last. A parallel run ends well only
+  when its last tests are short. The order of the tests inside a module is kept.
+- Distribution (`SuiteScheduling`): each test of those slow modules is a unit of its own (each
+  starts its own lab), so they spread over every worker; any other module is one unit, since many
+  share a module-scoped virtual lab whose state one test leaves for the next.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -39,3 +43,21 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: a module's tests keep their order
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pytest-xdist is a dev dependency; without it the suite runs serially
+    pass
+else:
+
+    class SuiteScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with the units described above."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module.rsplit("/", 1)[-1] in SLOW_MODULES else module
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SuiteScheduling:
+        return SuiteScheduling(config, log)
