@@ -37,6 +37,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _labs_under(pid: int) -> set[int]:
+    """The virtual lab processes under `pid`. A lab's own children are not labs: between fork
+    and exec a child of the lab (a subprocess it starts) still shows the lab's command line."""
     labs = set()
     for child in _descendants(pid):
         try:
@@ -45,7 +47,8 @@ def _labs_under(pid: int) -> set[int]:
             continue
         if b"harness.virtual_lab" in cmdline:
             labs.add(child)
-    return labs
+    inside = {c for lab in labs for c in _descendants(lab)}
+    return labs - inside
 
 
 def test_two_workers_one_lab_each_dut_on_one_worker(tmp_path: Path) -> None:
