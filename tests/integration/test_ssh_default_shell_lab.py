@@ -18,6 +18,7 @@ from harness.lab.connect import LabConnector
 from harness.remote.ssh_transport import SshShell
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
+from tests.integration.labs import virtual_lab_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PS_SHELL = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
@@ -27,10 +28,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    text = (ROOT / "lab_config" / "virtual.yaml").read_text(encoding="utf-8")
-    base = (ROOT / "lab_config").as_posix()
-    text = text.replace("path: packages/", f"path: {base}/packages/")
-    text = text.replace("[packages/", f"[{base}/packages/")
+    text = virtual_lab_text()
     m201 = "      quirks:\n        inf3_on_win10: like-2"
     assert m201 in text, "lab changed shape"
     text = text.replace(

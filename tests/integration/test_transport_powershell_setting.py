@@ -20,6 +20,7 @@ from harness.remote.ssh_transport import SshShell
 from harness.remote.winrm_transport import WinRMShell
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
+from tests.integration.labs import virtual_lab_text
 from tests.unit.test_config_lab import LAB, lab_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    text = (ROOT / "lab_config" / "virtual.yaml").read_text(encoding="utf-8")
-    base = (ROOT / "lab_config").as_posix()
-    text = text.replace("path: packages/", f"path: {base}/packages/")
-    text = text.replace("[packages/", f"[{base}/packages/")
+    text = virtual_lab_text()
     winrm, m201 = "      auth: ntlm\n", "      quirks:\n        inf3_on_win10: like-2"
     assert text.count(winrm) == 1 and m201 in text, "lab changed shape"
     text = text.replace(winrm, winrm + "      persistent_powershell: false\n")

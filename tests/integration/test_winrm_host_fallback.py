@@ -14,6 +14,7 @@ from harness.lab.connect import LabConnector
 from harness.remote.winrm_transport import WinRMShell
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
+from tests.integration.labs import virtual_lab_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,10 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    text = (ROOT / "lab_config" / "virtual.yaml").read_text(encoding="utf-8")
-    base = (ROOT / "lab_config").as_posix()
-    text = text.replace("path: packages/", f"path: {base}/packages/")
-    text = text.replace("[packages/", f"[{base}/packages/")
+    text = virtual_lab_text()
     tb01 = "      secure_boot: true\n      boot_time_s: 45\n      quirks: {}"
     assert text.count(tb01) == 1, "lab changed shape"
     text = text.replace(tb01, tb01.replace("quirks: {}", "quirks:\n        ps_host_blocked: true"))
