@@ -36,6 +36,7 @@ from harness.windows.polling import Backoff, Sleep, WaitTimeout
 from harness.windows.results import (
     CommandOutput,
     CrashEvidence,
+    CrashKey,
     DmaGuardChange,
     DriverInfo,
     FileHash,
@@ -84,6 +85,7 @@ class WindowsHost(Stepping):
         self.transcript = transcript
         self.default_timeout_s = default_timeout_s
         self.crash_seen_until: datetime | None = None  # newest crash event reported so far
+        self._crashes_reported: set[CrashKey] = set()  # stop code and parameters, as reported
         self.sleep = sleep
         shell_transcript = getattr(shell, "transcript", None)
         self._shell_transcript = (
@@ -428,6 +430,9 @@ class WindowsHost(Stepping):
         times = [b.time_utc for b in evidence.bugchecks] + list(evidence.unexpected_shutdowns)
         if times and (self.crash_seen_until is None or max(times) > self.crash_seen_until):
             self.crash_seen_until = max(times)
+        evidence = evidence.without_late_reports(self._crashes_reported)
+        self._crashes_reported.update(b.key for b in evidence.bugchecks)
+        self._crashes_reported.update(b.key for b in evidence.shutdown_bugchecks)
         return evidence
 
     def unseen_since(self, since_utc: datetime) -> datetime:

@@ -16,6 +16,8 @@ infrastructure, never a product observation.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -39,6 +41,8 @@ Sha256 = Annotated[
     Expect("64 hexadecimal digits"),
 ]
 FourInts = Annotated[tuple[int, int, int, int], Expect("a list of 4 integers")]
+#: one crash as the logs tell it: stop code and its four parameters
+CrashKey = tuple[int, tuple[int, ...]]
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -296,6 +300,11 @@ class BugCheck:
     #: boot, used when WER has not written 1001 within the op's wait)
     source: Annotated[str, null_as("wer-1001")] = "wer-1001"
 
+    @property
+    def key(self) -> CrashKey:
+        """What tells one crash from another in the logs: stop code and parameters."""
+        return self.stop_code, tuple(self.parameters)
+
     def describe(self) -> str:
         """`bugcheck 0x000000E6 (0x26, 0x0, 0xFFFFC30A1B2C3D40, 0x0)`"""
         params = ", ".join(f"0x{p:X}" for p in self.parameters)
@@ -339,6 +348,26 @@ class CrashEvidence:
     @property
     def crashed(self) -> bool:
         return bool(self.bugchecks or self.shutdown_bugchecks)
+
+    def without_late_reports(self, reported: Collection[CrashKey]) -> CrashEvidence:
+        """This evidence without WER's late 1001 for a crash already reported.
+
+        Kernel-Power 41 carries the stop code at the boot after a crash; WER logs its 1001 for
+        the same crash later, stamped with its own later time, so a caller that reported the
+        crash from 41 would see it again as new. A 1001 is that late report when its stop code
+        and parameters are a reported crash's and no Kernel-Power 41 here could be its own (every
+        41 here carries a stop code, and none is that crash's): a crash that happens again logs
+        a 41 of its own first.
+        """
+        own = {b.key for b in self.shutdown_bugchecks}
+        if len(self.shutdown_bugchecks) < len(self.unexpected_shutdowns):
+            return self  # a 41 without a stop code could be any crash's
+        kept = tuple(
+            b
+            for b in self.bugchecks
+            if b.source != "wer-1001" or b.key not in reported or b.key in own
+        )
+        return self if kept == self.bugchecks else replace(self, bugchecks=kept)
 
     @classmethod
     def from_json(cls, op: str, d: Any) -> CrashEvidence:

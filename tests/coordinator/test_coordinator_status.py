@@ -58,7 +58,10 @@ def test_status_shows_the_holder_and_the_queue(coordinated: Coordinated) -> None
         t.join(timeout=10)
         waiter.close()
     assert failed  # the waiter gave up after 2 s
-    holder.conn.close()  # the holder's connection ends without releasing: its row stays
+    # The holder's connection ends without releasing (its process died): its row stays. Its
+    # heartbeat is stopped first, or it would reopen the connection and lock tb-01 again.
+    holder.stop_heartbeat()
+    holder.conn.close()
     with coordinated.connect() as conn:
         assert conn.execute("SELECT count(*) FROM leases").fetchone() == (1,)
         end = time.monotonic() + 10

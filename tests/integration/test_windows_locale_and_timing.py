@@ -16,6 +16,7 @@ with those settings would show:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from harness.virtual_lab.runtime import VirtualLabRuntime
 from harness.windows.actions import reboot_and_wait, upload_package, wait_for_device
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
-from harness.windows.polling import Backoff
+from harness.windows.polling import Backoff, poll_until
 from harness.windows.results import HostFacts
 from tests.integration.reboots import wait_back
 
@@ -259,6 +260,42 @@ def test_crash_evidence_waits_for_a_1001_that_comes_within_its_bound(
     asked = [o for o in runtime.operations("tb-01") if o["operation"] == "crash_evidence"]
     assert asked[-1]["params"]["report_wait_s"] == 5.0  # bounded by the call's own deadline
     assert evidence.bugchecks[0].stop_code == 0xE6
+
+
+def test_a_1001_logged_after_its_crash_was_reported_is_not_a_second_crash(
+    tb01: WindowsHost, runtime: VirtualLabRuntime
+) -> None:
+    """The crash is reported from Kernel-Power 41 (WER is late); WER's 1001 for the same stop
+    then reaches the log, with its own later time. The next reboot must not report it again."""
+    machine = runtime.node("tb-01").machine
+    with machine.lock:
+        machine.quirks["wer_report_delay_s"] = 150  # 3 s real at this lab's time scale
+    try:
+        old = tb01.host_facts().last_boot_utc
+        tb01.crash_evidence(old)  # as at first contact: what earlier tests left counts as seen
+        fault = VirtualFault(kind="bugcheck", dut="tb-01", operation="pnp_devices", count=1)
+        runtime.add_fault(fault)
+        with pytest.raises(InfrastructureError, match="pnp_devices"):
+            tb01.pnp_devices(HWID_TB, timeout_s=5)
+        back = wait_back(tb01, old, Deadline.after(8, "tb-01 back after the bugcheck"))
+        evidence = tb01.crash_evidence(tb01.unseen_since(old), timeout_s=2)  # waits 1 s at most
+        assert [b.source for b in evidence.bugchecks] == ["kernel-power-41"]
+        poll_until(
+            lambda: [
+                e
+                for e in list(machine.events)
+                if e["id"] == 1001 and e["time"] > back.last_boot_utc
+            ],
+            bool,
+            deadline=Deadline.after(10, "WER's late 1001 in the lab's System log"),
+            sleep=time.sleep,
+            backoff=FAST_POLL,
+        )
+    finally:
+        with machine.lock:
+            machine.quirks["wer_report_delay_s"] = 3000
+    _reboot(tb01)  # raised DutCrashed for the crash reported above
+    assert not tb01.crash_evidence(tb01.unseen_since(old)).crashed
 
 
 # -- F13: unknown session state ------------------------------------------------------------------

@@ -236,6 +236,44 @@ def test_crash_evidence_and_bugcheck_description() -> None:
         CrashEvidence.from_json("crash_evidence", bad)
 
 
+def _late_1001(*shutdowns: dict[str, object]) -> CrashEvidence:
+    """WER's 1001 for an 0xE6, with the given Kernel-Power 41 events beside it."""
+    return CrashEvidence.from_json(
+        "crash_evidence",
+        {
+            "bugchecks": [
+                {
+                    "time_utc": "2026-11-21T12:05:00Z",
+                    "stop_code": 0xE6,
+                    "parameters": [0x26, 1, 2, 3],
+                    "dump_path": None,
+                }
+            ],
+            "unexpected_shutdowns": list(shutdowns),
+            "dumps": [],
+            "setupapi_tail": "",
+        },
+    )
+
+
+def test_a_late_1001_of_a_reported_crash_is_not_new_but_a_crash_again_is() -> None:
+    e6 = (0xE6, (0x26, 1, 2, 3))
+    assert not _late_1001().without_late_reports({e6}).crashed  # the late report alone
+    assert _late_1001().without_late_reports(set()).crashed  # nothing reported: a crash
+    assert _late_1001().without_late_reports({(0xE6, (0x26, 9, 9, 9))}).crashed
+    again = {
+        "time_utc": "2026-11-21T12:04:00Z",
+        "bugcheck_code": 0xE6,
+        "parameters": [0x26, 1, 2, 3],
+    }
+    assert _late_1001(again).without_late_reports({e6}).bugchecks  # its own 41 came first
+    other = {**again, "bugcheck_code": 0xD1}
+    late = _late_1001(other).without_late_reports({e6})
+    assert not late.bugchecks and late.crashed  # the 1001 is old; the 0xD1 from 41 is new
+    no_code = {"time_utc": "2026-11-21T12:04:00Z"}  # a 41 read without its stop code
+    assert _late_1001(no_code).without_late_reports({e6}).bugchecks
+
+
 def test_other_results() -> None:
     r = InstallResult.from_json(
         "driver_install",
