@@ -79,6 +79,9 @@ class DutNode:
         self.machine = machine
         self.account = account
         cert_dir = workdir / "winrm-pki"
+        # the host's WSMan:\localhost\Shell\IdleTimeout (quirk) and the lab's time scale
+        idle_ms = int(getattr(machine, "quirks", {}).get("winrm_idle_timeout_ms", 7_200_000))
+        scale = float(getattr(machine, "time_scale", 1.0))
         self.winrm_http = WinRMEndpoint(
             machine.executor,
             account.username,
@@ -86,6 +89,8 @@ class DutNode:
             https=False,
             allow_unencrypted=allow_unencrypted,
             cert_dir=cert_dir,
+            shell_idle_timeout_ms=idle_ms,
+            time_scale=scale,
         )
         self.winrm_https = WinRMEndpoint(
             machine.executor,
@@ -94,6 +99,8 @@ class DutNode:
             https=True,
             allow_unencrypted=False,
             cert_dir=cert_dir,
+            shell_idle_timeout_ms=idle_ms,
+            time_scale=scale,
         )
         self.ssh = SshEndpoint(
             machine.executor,

@@ -11,7 +11,8 @@
 2. Faults: every fault response of the corpus (PSRP ones included) is served as the answer to the
    harness's Command: each becomes an InfrastructureError naming the recorded WSManFault code.
 3. The virtual lab answers the recorded Create and an unknown-CommandId Receive with the shapes
-   Windows uses (actions, fault code).
+   Windows uses (actions, fault code), and every recorded Create request, sent to the lab as
+   recorded, with the IdleTimeOut the real server echoed.
 """
 
 from __future__ import annotations
@@ -274,3 +275,48 @@ def test_the_virtual_lab_faults_an_unknown_command_id_as_windows_does(tmp_path: 
         real[1],
         real[2],
     )
+
+
+def test_the_virtual_lab_echoes_every_recorded_create_idle_timeout(tmp_path: Path) -> None:
+    """Every recorded Create request, sent as recorded to the virtual lab (Basic over HTTP,
+    AllowUnencrypted, Windows' default IdleTimeout setting): the lab's CreateResponse carries
+    the IdleTimeOut the real server answered (`PT60S` asked -> `PT60.000S`; none asked -> the
+    server's `PT7200.000S`)."""
+    import requests
+
+    from harness.virtual_lab.winrm import BuiltinExecutor, WinRMEndpoint
+
+    creates = [
+        (path.name, str(m["request"]), str(m["response"]))
+        for path in sorted(corpus("wsman-recordings").glob("*.yml"))
+        for m in _messages(path)
+        if _action(str(m["request"])) == "Create"
+    ]
+    assert len(creates) >= 10
+    compared: dict[str, int] = defaultdict(int)
+    with WinRMEndpoint(
+        BuiltinExecutor(),
+        "lab",
+        "Passw0rd!",
+        https=False,
+        allow_unencrypted=True,
+        cert_dir=tmp_path,
+    ) as ep:
+        for name, request, response in creates:
+            recorded = ET.fromstring(response).findtext(".//rsp:Shell/rsp:IdleTimeOut", None, NS)
+            assert recorded, f"{name}: the recorded CreateResponse has no IdleTimeOut"
+            answer = requests.post(
+                ep.url,
+                data=request.encode("utf-8"),
+                auth=("lab", "Passw0rd!"),
+                headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, (name, answer.status_code, answer.text[:300])
+            root = ET.fromstring(answer.content)
+            assert _action(answer.text) == "CreateResponse", name
+            lab = root.findtext(".//rsp:Shell/rsp:IdleTimeOut", None, NS)
+            assert lab == recorded, (name, lab, recorded)
+            compared[recorded] += 1
+    print(f"\nwsman-recordings: {len(creates)} Create IdleTimeOut echoes equal: {dict(compared)}")
+    assert set(compared) == {"PT7200.000S", "PT60.000S"}

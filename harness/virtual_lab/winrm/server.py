@@ -36,6 +36,7 @@ from harness.virtual_lab.winrm.auth import (
 )
 from harness.virtual_lab.winrm.certs import LabPki
 from harness.virtual_lab.winrm.executor import Executor
+from harness.virtual_lab.winrm.idle import DEFAULT_IDLE_MS
 from harness.virtual_lab.winrm.shells import ShellService
 from harness.virtual_lab.winrm.wsman import MalformedRequest, parse_request
 
@@ -68,6 +69,14 @@ class _Server(ThreadingHTTPServer):
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__((LOOPBACK, port), _Handler)
+
+    def service_actions(self) -> None:
+        """Each turn of the accept loop (every 50 ms at most): shells idle past their
+        IdleTimeOut go even when no request comes (their commands are terminated)."""
+        try:
+            self.endpoint._service.expire_idle()
+        except Exception:  # the accept loop must outlive a command that fails to terminate
+            log.exception("expiring idle shells")
 
     def process_request(self, request: Any, client_address: Any) -> None:
         t = threading.Thread(
@@ -213,8 +222,11 @@ class WinRMEndpoint(Service):
     `allow_unencrypted=True` accepts Basic and plaintext SOAP over HTTP (WinRM's
     AllowUnencrypted). `cbt_strict` enforces NTLM channel binding over HTTPS
     (CbtHardeningLevel=Strict). `port=0` picks a free port; `start()` after `stop()` listens on
-    the same port again ("reboot"). Faults: `drop_next()`, and `reject_auth = True` answers 401
-    to every request until set back to False.
+    the same port again ("reboot"). `shell_idle_timeout_ms` is the host's
+    `WSMan:\\localhost\\Shell\\IdleTimeout` (Windows' default 7,200,000): a shell idle longer than
+    its IdleTimeOut (that, or what the Create asked for; see `idle`) times `time_scale` wall-clock
+    seconds is deleted. Faults: `drop_next()`, and `reject_auth = True` answers 401 to every
+    request until set back to False.
     """
 
     def __init__(
@@ -228,6 +240,8 @@ class WinRMEndpoint(Service):
         cert_dir: Path,
         port: int = 0,
         cbt_strict: bool = False,
+        shell_idle_timeout_ms: int = DEFAULT_IDLE_MS,
+        time_scale: float = 1.0,
     ) -> None:
         self.executor = executor
         self.https = https
@@ -236,6 +250,8 @@ class WinRMEndpoint(Service):
         self._creds = Credentials.parse(username, password)
         self._requested_port = port
         self._cbt_strict = cbt_strict
+        self.shell_idle_timeout_ms = shell_idle_timeout_ms
+        self.time_scale = time_scale
         self._cbt: GssChannelBindings | None = None
         self._ssl_ctx: ssl.SSLContext | None = None
         self._pki: LabPki | None = None
@@ -264,7 +280,13 @@ class WinRMEndpoint(Service):
         server = _Server(self, self._requested_port)
         self.port = server.server_address[1]
         self._requested_port = self.port  # a restart after stop() ("reboot") reuses the port
-        self._service = ShellService(self.executor, address=self.url, stopping=self._stopping)
+        self._service = ShellService(
+            self.executor,
+            address=self.url,
+            stopping=self._stopping,
+            idle_timeout_ms=self.shell_idle_timeout_ms,
+            time_scale=self.time_scale,
+        )
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -315,8 +337,9 @@ class WinRMEndpoint(Service):
         self._service.operations_quota = count
 
     def expire_idle_shells(self) -> None:
-        """Delete every shell and its commands, as Windows does once a shell has been idle for
-        longer than its IdleTimeOut (the next request on it faults 2150858843)."""
+        """Delete every shell and its commands now, as Windows does once a shell has been idle
+        for longer than its IdleTimeOut (the next request on it faults 2150858843); the lab's
+        clock does the same by itself after the (scaled) IdleTimeOut."""
         assert self._service is not None, "start the endpoint first"
         self._service.close_all()
 
@@ -333,6 +356,12 @@ class WinRMEndpoint(Service):
     @property
     def ca_file(self) -> Path:
         return LabPki.at(self.cert_dir).ca_file
+
+    @property
+    def shell_count(self) -> int:
+        """Shells open now (0 before the first start)."""
+        service = getattr(self, "_service", None)
+        return service.shell_count if service is not None else 0
 
     @property
     def requests_total(self) -> int:

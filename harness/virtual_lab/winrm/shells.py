@@ -1,10 +1,13 @@
 """The Windows Remote Shell resource: shells, their commands, and the six actions on them.
 
 `ShellService.handle(request, user=..., client_ip=...)` answers Create (honours a client-chosen
-`ShellId`), Command, Receive (holds until output, exit or the request's OperationTimeout, then
+`ShellId` and `rsp:IdleTimeOut`, see `idle`), Command, Receive (holds until output, exit or the request's OperationTimeout, then
 fault 2150858793), Send (stdin), Signal (terminate / ctrl_c) and Delete. Command lines run through
 cmd.exe are limited to 8191 characters like cmd.exe, unless `WINRS_SKIP_CMD_SHELL` is TRUE on the
 Create or the Command; a process started directly is limited by CreateProcess (32767).
+A shell with no request on it for longer than its IdleTimeOut (times the lab's time_scale) is
+deleted with its commands: checked at every request and by `expire_idle()`, which the endpoint
+calls from its accept loop.
 
 >>> svc = ShellService(BuiltinExecutor(), address="http://127.0.0.1:5985/wsman")  # doctest: +SKIP
 >>> svc.handle(parse_request(body), user="tester", client_ip="127.0.0.1")        # doctest: +SKIP
@@ -23,6 +26,13 @@ from dataclasses import dataclass, field
 
 from harness.virtual_lab.winrm.console_stdin import ConsoleModeStdin, console_mode
 from harness.virtual_lab.winrm.executor import Executor, FinishedCommand, RunningCommand
+from harness.virtual_lab.winrm.idle import (
+    DEFAULT_IDLE_MS,
+    NotADuration,
+    echo,
+    effective_idle_s,
+    requested_idle_s,
+)
 from harness.virtual_lab.winrm.wsman import (
     NS,
     Action,
@@ -81,6 +91,9 @@ class Shell:
     operations: int = 0  # Commands started in this shell's life (the operations quota)
     #: output taken from a command but not yet sent (it did not fit one Receive), by CommandId
     held: dict[str, _Held] = field(default_factory=dict)
+    idle_s: float = DEFAULT_IDLE_MS / 1000  # its IdleTimeOut, unscaled (what Windows echoes)
+    last_active: float = 0.0  # clock() when the last request on it began or was answered
+    busy: int = 0  # requests on it being answered now (a held Receive is not idleness)
 
 
 def _encoding_for(codepage: str) -> str:
@@ -102,8 +115,16 @@ class ShellService:
         address: str,
         stopping: threading.Event | None = None,
         machine: str = "127.0.0.1",
+        idle_timeout_ms: int = DEFAULT_IDLE_MS,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`idle_timeout_ms` is the server's `WSMan:\\localhost\\Shell\\IdleTimeout`; idle
+        timeouts last that many seconds times `time_scale` on `clock`."""
         self._executor = executor
+        self.idle_timeout_ms = idle_timeout_ms
+        self._time_scale = time_scale
+        self._clock = clock
         self._address = address
         self._stopping = stopping or threading.Event()
         self._machine = machine
@@ -142,7 +163,39 @@ class ShellService:
                 "The WS-Management service cannot process the request because the "
                 f"OperationTimeout value {req.bad_operation_timeout} is not valid.",
             )
-        return handler(req, user, client_ip)
+        # a shell idle too long is gone before this request reaches it; else it is busy now
+        shell_id = req.selectors.get("ShellId", "").upper()
+        self.expire_idle(claim=shell_id)
+        try:
+            return handler(req, user, client_ip)
+        finally:
+            with self._lock:
+                shell = self._shells.get(shell_id) if shell_id else None
+                if shell is not None:
+                    shell.busy = max(0, shell.busy - 1)
+                    shell.last_active = self._clock()
+
+    def expire_idle(self, claim: str = "") -> int:
+        """Delete every shell (and terminate its commands) with no request on it for longer
+        than its scaled IdleTimeOut; how many went. The shell `claim`, if it is still there, is
+        then marked busy (a request on it has begun), in the same step."""
+        now = self._clock()
+        with self._lock:
+            gone = [
+                s
+                for s in self._shells.values()
+                if s.busy == 0 and now - s.last_active > s.idle_s * self._time_scale
+            ]
+            for shell in gone:
+                del self._shells[shell.shell_id]
+            claimed = self._shells.get(claim) if claim else None
+            if claimed is not None:
+                claimed.busy += 1
+                claimed.last_active = now
+        for shell in gone:
+            for cmd in shell.commands.values():
+                cmd.terminate()
+        return len(gone)
 
     def close_all(self) -> None:
         with self._lock:
@@ -187,18 +240,32 @@ class ShellService:
     def _create(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:
         wanted = req.body.get("ShellId") if req.body is not None else None
         shell_id = (wanted or str(uuid.uuid4())).upper()
+        asked = req.body.findtext("rsp:IdleTimeOut", None, NS) if req.body is not None else None
+        try:
+            idle_s = effective_idle_s(requested_idle_s(asked), self.idle_timeout_ms)
+        except NotADuration:  # as a Windows Server answers it (pywinrm issue 377)
+            return self._fault(
+                req,
+                WsmanFaultCode.SCHEMA_VALIDATION,
+                "The SOAP XML in the message does not match the corresponding XML schema "
+                "definition. Change the XML and retry. ",
+            )
         shell = Shell(
             shell_id=shell_id,
             owner=user,
             encoding=_encoding_for(req.options.get("WINRS_CODEPAGE", "437")),
             skip_cmd_shell=req.option_true("WINRS_SKIP_CMD_SHELL"),
+            idle_s=idle_s,
+            last_active=self._clock(),
         )
         with self._lock:
             self._shells[shell_id] = shell
         return reply(
             req,
             Action.CREATE.response_action,
-            create_body(wanted or shell_id, self._address, user, client_ip),
+            create_body(
+                wanted or shell_id, self._address, user, client_ip, idle_timeout=echo(idle_s)
+            ),
         )
 
     def _command(self, req: WsmanRequest, user: str, client_ip: str) -> WsmanReply:

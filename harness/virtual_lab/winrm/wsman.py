@@ -70,6 +70,9 @@ class WsmanFaultCode(enum.IntEnum):
     #: HRESULT_FROM_WIN32(ERROR_BROKEN_PIPE) "The pipe has been ended": a Send to a command whose
     #: process has exited (ansible#69595 quotes the message; the code is inferred from it)
     BROKEN_PIPE = 2147942509
+    #: the body does not match the XML schema, e.g. an rsp:IdleTimeOut that is not an
+    #: xs:duration (pywinrm issue 377 quotes the fault from a Windows Server)
+    SCHEMA_VALIDATION = 2150858817
 
 
 _FAULT_SUBCODE = {
@@ -79,6 +82,7 @@ _FAULT_SUBCODE = {
     WsmanFaultCode.QUOTA_LIMIT: "w:QuotaLimit",
     WsmanFaultCode.PARAMETER_INCORRECT: "w:InvalidParameter",
     WsmanFaultCode.INVALID_HEADER: "a:InvalidMessageInformationHeader",
+    WsmanFaultCode.SCHEMA_VALIDATION: "w:SchemaValidationError",
 }
 _FAULT_DETAIL = {
     WsmanFaultCode.SHELL_NOT_FOUND: "UnexpectedSelectors",
@@ -189,6 +193,7 @@ def fault(
         WsmanFaultCode.INVALID_PARAMETER,
         WsmanFaultCode.PARAMETER_INCORRECT,
         WsmanFaultCode.INVALID_HEADER,
+        WsmanFaultCode.SCHEMA_VALIDATION,
     )
     detail = (
         "<w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
@@ -213,7 +218,11 @@ def fault(
     return WsmanReply(500, _envelope(FAULT_ACTION, req.message_id, body))
 
 
-def create_body(shell_id: str, address: str, owner: str, client_ip: str) -> str:
+def create_body(
+    shell_id: str, address: str, owner: str, client_ip: str, *, idle_timeout: str
+) -> str:
+    """The CreateResponse body; `idle_timeout` is the shell's rsp:IdleTimeOut as Windows writes
+    it (`harness.virtual_lab.winrm.idle.echo`)."""
     sel = f'<w:Selector Name="ShellId">{escape(shell_id)}</w:Selector>'
     return (
         f"<x:ResourceCreated><a:Address>{escape(address)}</a:Address><a:ReferenceParameters>"
@@ -222,7 +231,8 @@ def create_body(shell_id: str, address: str, owner: str, client_ip: str) -> str:
         f"<rsp:Shell><rsp:ShellId>{escape(shell_id)}</rsp:ShellId>"
         f"<rsp:ResourceUri>{CMD_RESOURCE_URI}</rsp:ResourceUri>"
         f"<rsp:Owner>{escape(owner)}</rsp:Owner><rsp:ClientIP>{escape(client_ip)}</rsp:ClientIP>"
-        "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut><rsp:InputStreams>stdin</rsp:InputStreams>"
+        f"<rsp:IdleTimeOut>{escape(idle_timeout)}</rsp:IdleTimeOut>"
+        "<rsp:InputStreams>stdin</rsp:InputStreams>"
         "<rsp:OutputStreams>stdout stderr</rsp:OutputStreams>"
         "<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
         "<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
