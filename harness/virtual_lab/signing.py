@@ -21,6 +21,7 @@ The PE images themselves come from :mod:`harness.virtual_lab.pe_image`.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import hashlib
 import io
@@ -40,7 +41,7 @@ from harness.domain.inf_lexer import (
     unquote,
 )
 from harness.virtual_lab.pe_image import build_driver_image
-from harness.virtual_lab.signing_pki import TestPki
+from harness.virtual_lab.signing_pki import ROOT_KEY_NAME, TestPki
 
 _OSCRYPTO_BAD_VERSION_RE = r"'\\b(\\d\\.\\d\\.\\d[a-z]*)\\b'"
 _OSCRYPTO_GOOD_VERSION_RE = r"'\\b(\\d+\\.\\d+\\.\\d+[a-z]*)\\b'"
@@ -105,6 +106,7 @@ __all__ = [
     "SigningError",
     "TestPki",
     "build_driver_image",
+    "issue_signer",
     "package_driver_files",
     "sign_file",
     "verify_file",
@@ -204,6 +206,54 @@ def sign_file(src: Path, dst: Path, pki: TestPki, *, timeout_s: float = 30) -> N
             f"osslsigncode failed (exit {result.returncode}) signing {src}: {output}"
         )
     os.replace(tmp, dst)
+
+
+def issue_signer(pki: TestPki, directory: Path, *, signer_cn: str, days: int = 3650) -> TestPki:
+    """A second code-signing leaf under `pki`'s root (e.g. the catalog publisher beside the
+    vendor's), as a :class:`TestPki` in `directory` sharing the root certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    root = x509.load_pem_x509_certificate(pki.root_cert_path.read_bytes())
+    root_key = serialization.load_pem_private_key(
+        (pki.directory / ROOT_KEY_NAME).read_bytes(), password=None
+    )
+    if not isinstance(root_key, rsa.RSAPrivateKey):
+        raise SigningError(f"{pki.directory / ROOT_KEY_NAME}: not an RSA key")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, signer_cn),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DMA Lab"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False)
+        .sign(root_key, hashes.SHA256())
+    )
+    issued = TestPki(directory)
+    pem = serialization.Encoding.PEM
+    shutil.copyfile(pki.root_cert_path, issued.root_cert_path)
+    issued.signer_cert_path.write_bytes(cert.public_bytes(pem))
+    fd = os.open(issued.signer_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+    return issued
 
 
 def package_driver_files(inf_path: Path, arch: str = "amd64") -> list[str]:

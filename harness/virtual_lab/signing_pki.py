@@ -26,6 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 ROOT_CERT_NAME = "root.pem"
 SIGNER_CERT_NAME = "signer.pem"
 SIGNER_KEY_NAME = "signer.key"
+ROOT_KEY_NAME = "root.key"  # kept so more leaves can be issued (signing.issue_signer)
 
 
 def _name(cn: str) -> x509.Name:
@@ -108,6 +109,10 @@ class TestPki:
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         _write(pki.signer_key_path, key_pem, mode=0o600)
+        root_key_pem = root_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write(directory / ROOT_KEY_NAME, root_key_pem, mode=0o600)
         return pki
 
     @property
