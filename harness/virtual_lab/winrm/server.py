@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,9 @@ class WinRMEndpoint(Service):
         cbt_strict: bool = False,
         shell_idle_timeout_ms: int = DEFAULT_IDLE_MS,
         time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (seconds, monotonic) is what shells' idleness is measured on."""
         self.executor = executor
         self.https = https
         self.allow_unencrypted = allow_unencrypted
@@ -252,6 +255,7 @@ class WinRMEndpoint(Service):
         self._cbt_strict = cbt_strict
         self.shell_idle_timeout_ms = shell_idle_timeout_ms
         self.time_scale = time_scale
+        self._clock = clock
         self._cbt: GssChannelBindings | None = None
         self._ssl_ctx: ssl.SSLContext | None = None
         self._pki: LabPki | None = None
@@ -286,6 +290,7 @@ class WinRMEndpoint(Service):
             stopping=self._stopping,
             idle_timeout_ms=self.shell_idle_timeout_ms,
             time_scale=self.time_scale,
+            clock=self._clock,
         )
         self._server = server
         self._thread = threading.Thread(
