@@ -1,8 +1,8 @@
-"""Issue 14 / G4 / F26 through the whole virtual lab: tb-01's `WSMan:\\localhost\\Shell\\IdleTimeout`
-is 60000 ms (quirk `winrm_idle_timeout_ms`, the documented minimum) and the lab runs at
-time_scale 0.02, so a shell with no request for 1.2 s is deleted by the lab's clock. A
-`WindowsHost` over the harness's WinRM transport left idle past that still answers its next
-operation (a new shell, once)."""
+"""Issue 14 / G4 / F26 through the whole virtual lab: tb-01's
+`WSMan:\\localhost\\Shell\\IdleTimeout` is 60000 ms (quirk `winrm_idle_timeout_ms`, the
+documented minimum) and the lab runs at time_scale 0.02, so a shell with no request for 1.2 s is
+deleted by the lab's clock. A `WindowsHost` over the harness's WinRM transport left idle past
+that still answers its next operation (a new shell, once)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _endpoint(cert_dir: Path, **kw: object) -> WinRMEndpoint:
     opts: dict[str, object] = {"https": False, "allow_unencrypted": True, "cert_dir": cert_dir}
     opts.update(kw)
-    return WinRMEndpoint(BuiltinExecutor(hostname="DUT-01"), USER, PASSWORD, **opts)  # type: ignore[arg-type]
+    executor = BuiltinExecutor(hostname="DUT-01")
+    return WinRMEndpoint(executor, USER, PASSWORD, **opts)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
 """The Windows Remote Shell resource: shells, their commands, and the six actions on them.
 
 `ShellService.handle(request, user=..., client_ip=...)` answers Create (honours a client-chosen
-`ShellId` and `rsp:IdleTimeOut`, see `idle`), Command, Receive (holds until output, exit or the request's OperationTimeout, then
-fault 2150858793), Send (stdin), Signal (terminate / ctrl_c) and Delete. Command lines run through
-cmd.exe are limited to 8191 characters like cmd.exe, unless `WINRS_SKIP_CMD_SHELL` is TRUE on the
-Create or the Command; a process started directly is limited by CreateProcess (32767).
+`ShellId` and `rsp:IdleTimeOut`, see `idle`), Command, Receive (holds until output, exit or the
+request's OperationTimeout, then fault 2150858793), Send (stdin), Signal (terminate / ctrl_c) and
+Delete. Command lines run through cmd.exe are limited to 8191 characters like cmd.exe, unless
+`WINRS_SKIP_CMD_SHELL` is TRUE on the Create or the Command; a process started directly is
+limited by CreateProcess (32767).
 A shell with no request on it for longer than its IdleTimeOut (times the lab's time_scale) is
 deleted with its commands: checked at every request and by `expire_idle()`, which the endpoint
 calls from its accept loop.
