@@ -19,6 +19,7 @@ from harness.outcomes import Outcome
 from harness.report.allure_files import message_regex
 from harness.report.qualification import verify_manifest
 from harness.report.run_dir import RunDir
+from harness.virtual_lab.catalog import verify_catalog
 from tests.chromium import render_page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,6 +262,15 @@ def test_a_qualification_run_writes_a_bundle_whose_manifest_checks_out(tmp_path:
     # the certificate pnputil judged it by (SHA-1 thumbprint), and each file's signature as seen
     assert pkg["signer_thumbprints"], pkg
     assert all(re.fullmatch(r"[0-9A-F]{40}", t) for t in pkg["signer_thumbprints"])
+    # judged by its catalog (F5): the catalog's signer, not the vendor's signature on the .sys
+    packages = ROOT / "lab_config" / "packages"
+    catalog = verify_catalog(
+        packages / "dmalab_nvme_inf2.cat",
+        [(packages / "dmalab-virtual-release-root.cer").read_bytes()],
+    )
+    assert pkg["signer_thumbprints"] == [catalog.signer_thumbprint], pkg
+    assert pkg["signer"] == catalog.signer_cn == "Virtual Windows Hardware Compatibility Publisher"
+    assert "dmalab_nvme_inf2.cat: Valid" in pkg["signature_evidence"]
     assert "Valid" in pkg["signature_evidence"] and ".sys" in pkg["signature_evidence"]
     assert results["virtual_lab"] is True
     summary = (run_dir / "qualification" / "summary.html").read_text()

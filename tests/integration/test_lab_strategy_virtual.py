@@ -77,10 +77,9 @@ def test_install_is_idempotent_and_uninstall_all_removes_it(
     assert pkg.version == "03/14/2025 1.4.102.0"
     assert pkg.signer  # as the driver store reports it
     assert pkg.drivers == ("dmalab_nvme.sys",)
-    sys_file = inf.parent / "dmalab_nvme.sys"
     assert pkg.files == {
-        inf.name: hashlib.sha256(inf.read_bytes()).hexdigest(),
-        "dmalab_nvme.sys": hashlib.sha256(sys_file.read_bytes()).hexdigest(),
+        name: hashlib.sha256((inf.parent / name).read_bytes()).hexdigest()
+        for name in (inf.name, "dmalab_nvme_inf2.cat", "dmalab_nvme.sys")
     }
     store = {d.published_name for d in tb01.list_drivers()}
     assert pkg.published_name in store

@@ -21,8 +21,8 @@ from harness.errors import TestFailure
 from harness.lab.connect import LabConnector
 from harness.lab.packages import PackageInstaller
 from harness.remote.deadline import Deadline
+from harness.virtual_lab.catalog import verify_catalog
 from harness.virtual_lab.runtime import VirtualLabRuntime
-from harness.virtual_lab.signing import verify_file
 from harness.windows.host import WindowsHost
 from harness.windows.ops import OperationCatalog
 
@@ -75,7 +75,8 @@ def test_code_52_after_install_is_the_packages_failure_with_evidence(
     while runtime.dut_truth("tb-01")["devices"]["tb4"]["problem_code"] != 28:
         deadline.check()  # added without a driver first (Code 28)
         time.sleep(0.02)
-    publisher = verify_file(PACKAGES / "dmalab_nvme.sys", [ROOT_CER.read_bytes()])
+    # the package's publisher: its catalog's signer (the .sys carries the vendor's signature)
+    publisher = verify_catalog(PACKAGES / "dmalab_nvme_inf1.cat", [ROOT_CER.read_bytes()])
     assert publisher.signer_der is not None
     cfg = lab.driver_packages["nvme-inf1"]
     installer = PackageInstaller(tb01, remote_root="C:\\dmalab\\kernel", step_s=5)

@@ -135,7 +135,7 @@ def test_german_pnputil_output_is_localized_and_the_driver_list_still_reads(
         drivers = tb01.list_drivers()
         entry = next(d for d in drivers if d.published_name == installed.published_name)
         assert entry.original_name == "dmalab_nvme_inf1.inf"
-        assert entry.signer == "DMA Lab Virtual Publisher"
+        assert entry.signer == "Virtual Windows Hardware Compatibility Publisher"  # the catalog's
     finally:
         tb01.uninstall_driver(installed.published_name)
 

@@ -86,8 +86,9 @@ def test_package_lifecycle_and_device(
     hashes_before = sum(o["operation"] == "file_hash" for o in runtime.operations(dut))
     remote_inf = upload_package(host, inf, f"C:\\harness\\pkg-{dut}")
     hashes = sum(o["operation"] == "file_hash" for o in runtime.operations(dut)) - hashes_before
-    # WinRM checks each file with the file_hash operation; SFTP's read-back already did
-    assert hashes == (2 if dut == "tb-01" else 0)
+    # WinRM checks each file (INF, catalog, .sys) with the file_hash operation; SFTP's
+    # read-back already did
+    assert hashes == (3 if dut == "tb-01" else 0)
     sys_path = remote_inf.rsplit("\\", 1)[0] + "\\dmalab_nvme.sys"
     sig = host.driver_signature([sys_path], "DMA Lab Virtual Publisher")
     assert sig[0].status == "Valid" and sig[0].signer_matches

@@ -19,8 +19,8 @@ from harness.errors import DutError
 from harness.lab.connect import LabConnector
 from harness.lab.packages import PackageInstaller
 from harness.remote.deadline import Deadline
+from harness.virtual_lab.catalog import verify_catalog
 from harness.virtual_lab.runtime import VirtualLabRuntime
-from harness.virtual_lab.signing import verify_file
 from harness.windows import readiness
 from harness.windows.actions import reboot_and_wait
 from harness.windows.host import WindowsHost
@@ -83,8 +83,9 @@ def _inf(lab: Lab, package: str) -> tuple[Path, str]:
 
 
 def _publisher() -> tuple[bytes, str]:
-    """The lab packages' signing certificate (DER) and thumbprint, from a signed binary."""
-    check = verify_file(PACKAGES / "dmalab_nvme.sys", [ROOT_CER.read_bytes()])
+    """The lab packages' publisher (DER) and thumbprint: the signer of their catalogs, whom the
+    Windows Security dialog names (the .sys carry the vendor's embedded signature)."""
+    check = verify_catalog(PACKAGES / "dmalab_nvme_inf1.cat", [ROOT_CER.read_bytes()])
     assert check.signer_der is not None and check.signer_thumbprint is not None
     return check.signer_der, check.signer_thumbprint
 

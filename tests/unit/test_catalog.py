@@ -24,6 +24,7 @@ from harness.virtual_lab.signing import (
     TestPki,
     build_driver_image,
     issue_signer,
+    package_driver_files,
     sign_file,
 )
 
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INF = ROOT / "lab_config" / "packages" / "dmalab_nvme_inf1.inf"
 VENDOR = "Vendor Test Publisher"
 PUBLISHER = "Virtual Windows Hardware Compatibility Publisher"
+PACKAGES = ROOT / "lab_config" / "packages"
 
 
 class _Roots(CertificateStore):
@@ -204,3 +206,23 @@ def test_catalog_name_and_a_package_without_one(
     cat = sign_package(inf, pkis[1])
     assert cat.name == "plain.cat" and catalog_name(inf.read_text(encoding="utf-8")) == cat.name
     assert is_member(inf, cat.read_bytes())  # edited first, then hashed
+
+
+def test_the_committed_packages_are_catalogued_by_the_labs_publisher() -> None:
+    """Each committed INF names its catalog; the committed root verifies it, its signer is the
+    `expected_signer` of lab_config/virtual.yaml, and the INF and its files are members."""
+    root = [(PACKAGES / "dmalab-virtual-release-root.cer").read_bytes()]
+    infs = sorted(PACKAGES.glob("*.inf"))
+    assert len(infs) == 7
+    lab = (ROOT / "lab_config" / "virtual.yaml").read_text(encoding="utf-8")
+    assert lab.count(f"expected_signer: {PUBLISHER}") == len(infs)
+    for inf in infs:
+        name = catalog_name(inf.read_text(encoding="utf-8"))
+        assert name == f"{inf.stem}.cat", inf.name
+        cat = PACKAGES / name
+        check = verify_catalog(cat, root)
+        assert check.status is SignatureStatus.Valid and check.signer_cn == PUBLISHER, inf.name
+        files = [inf.name, *package_driver_files(inf)]
+        for file_name in files:
+            assert signify_verifies_member(PACKAGES / file_name, cat.read_bytes(), root)
+            assert catalog_check(PACKAGES / file_name, cat, root).signer_cn == PUBLISHER

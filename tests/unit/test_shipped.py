@@ -39,7 +39,7 @@ def test_packaged_files_are_those_of_the_package() -> None:
     for name in ("virtual.yaml", "virtual_pool.yaml", "example_lab.yaml"):
         assert (packaged_lab_dir() / name).is_file(), name
     assert sorted(p.suffix for p in (packaged_lab_dir() / "packages").iterdir()) == sorted(
-        [".cer", ".sys", ".sys", *[".inf"] * 7]
+        [".cer", ".sys", ".sys", *[".inf"] * 7, *[".cat"] * 7]  # each INF with its catalog
     )
 
 

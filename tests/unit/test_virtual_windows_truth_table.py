@@ -115,7 +115,12 @@ class Dut:
         self.settle()
 
     def install(self, package: str) -> None:
-        for f in [f"dmalab_nvme_{package}.inf", "dmalab_nvme.sys", "dmalab_flt.sys"]:
+        for f in [
+            f"dmalab_nvme_{package}.inf",
+            f"dmalab_nvme_{package}.cat",
+            "dmalab_nvme.sys",
+            "dmalab_flt.sys",
+        ]:
             data = base64.b64encode((PACKAGES / f).read_bytes()).decode()
             self.op("file_write", path=f"C:\\pkg\\{f}", mode="create", data_base64=data)
         r = self.op("driver_install", inf_path=f"C:\\pkg\\dmalab_nvme_{package}.inf")

@@ -7,6 +7,8 @@ Over WinRM or SSH pnputil runs in session 0, where nobody sees that dialog, so
 `pnputil /add-driver ... /install` simply does not return (a real host's exact behaviour there is
 review risk 2; the lab models the wait). A package whose files are signed under a release root
 (`virtual.trusted_roots`, the lab's Microsoft) installs without a prompt, as WHQL packages do.
+The dialog names the package's publisher: the signer of its catalog (`CatalogFile=`), not of
+the binaries' embedded signatures.
 Quirk `signing_cert_provisioned: false` takes the lab's roots out of the release roots for a DUT:
 its packages are then test-signed and install silently only once the root is in `Root` and the
 signing certificate in `TrustedPublisher` (`cert_provision`, `Import-Certificate`).
@@ -19,7 +21,8 @@ import binascii
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from harness.virtual_lab.signing import SignatureStatus, package_driver_files, verify_file
+from harness.virtual_lab.catalog import catalog_name, verify_catalog
+from harness.virtual_lab.signing import SignatureStatus
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,20 +81,19 @@ def install_prompt(m: WindowsMachine, inf: Path) -> str | None:
     installs without one)."""
     if not inf.is_file():
         return None
-    root_certs = list(m.cert_stores["Root"])
-    for name in package_driver_files(inf):
-        path = next((f for f in inf.parent.iterdir() if f.name.lower() == name.lower()), None)
-        if path is None:
-            return None  # pnputil refuses the package before any prompt
-        if verify_file(path, m.release_roots).status is SignatureStatus.Valid:
-            continue
-        check = verify_file(path, root_certs)
-        if check.status is not SignatureStatus.Valid:
-            return f"{name}: publisher cannot be verified (root not in LocalMachine\\Root)"
-        if check.signer_thumbprint is None or not _held(
-            m, "TrustedPublisher", check.signer_thumbprint
-        ):
-            return f"{name}: signer {check.signer_thumbprint} not in LocalMachine\\TrustedPublisher"
+    name = catalog_name(inf.read_text(encoding="utf-8", errors="replace"))
+    cat = next((f for f in inf.parent.iterdir() if name and f.name.lower() == name.lower()), None)
+    if cat is None:
+        return None  # pnputil refuses the package before any prompt
+    if verify_catalog(cat, m.release_roots).status is SignatureStatus.Valid:
+        return None
+    check = verify_catalog(cat, list(m.cert_stores["Root"]))
+    if check.status is SignatureStatus.NotTrusted:
+        return f"{cat.name}: publisher cannot be verified (root not in LocalMachine\\Root)"
+    if check.status is not SignatureStatus.Valid:
+        return None  # refused for its signature (driver_store), no prompt
+    if check.signer_thumbprint is None or not _held(m, "TrustedPublisher", check.signer_thumbprint):
+        return f"{cat.name}: signer {check.signer_thumbprint} not in LocalMachine\\TrustedPublisher"
     return None
 
 

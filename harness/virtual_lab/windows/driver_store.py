@@ -1,14 +1,21 @@
 """The simulated driver store with pnputil's semantics (docs/domain.md §6).
 
-`add(inf_path)` stages a package as `oemNN.inf` after checking the Authenticode signature of
-every file in its `[SourceDisksFiles]` for real (signify, through `harness.virtual_lab.signing`):
-trusted are the machine's release roots, and test roots only while test signing is on. A package
-with the same original name and content is not staged twice. `delete(published)` removes it.
-Installing a package on devices, and what that writes to the registry, is the PnP manager's job
-(`harness.virtual_lab.windows.machine`).
+`add(inf_path)` stages a package as `oemNN.inf` after checking it as SetupAPI does, by its
+catalog (learn.microsoft.com "Catalog Files and Digital Signatures"): the INF must name one
+(`CatalogFile=` / `CatalogFile.NTamd64=` in `[Version]`), the catalog's signature must chain to
+a trusted root (the machine's release roots, and LocalMachine Root: the user-mode policy; the
+kernel-mode policy applies at load, `pnp_install.kernel_refusal`), and the INF and every file of
+its `[SourceDisksFiles]` must be catalog members with their current hash
+(`harness.virtual_lab.catalog`, signify). Embedded signatures of the binaries are not consulted
+for staging. A package with the same original name and content is not staged twice.
+`delete(published)` removes it, and its catalog from the system catalog database
+(`catalogs()`). Installing a package on devices, and what that writes to the registry, is the
+PnP manager's job (`harness.virtual_lab.windows.machine`).
 
 Exit codes and messages follow pnputil: 0 success, 2 file not found, 259 (`ERROR_NO_MORE_ITEMS`)
-no device to install on, and signature failures as their HRESULTs (signed 32-bit).
+no device to install on, and signature failures as their SetupAPI / trust HRESULTs (signed
+32-bit; values from setupapi.h and winerror.h, e.g.
+https://microsoft.github.io/windows-docs-rs/doc/windows/Win32/Foundation/constant.ERROR_FILE_HASH_NOT_IN_CATALOG.html).
 """
 
 from __future__ import annotations
@@ -20,26 +27,30 @@ from pathlib import Path
 
 from harness.domain.inf import InfError, InfInfo, parse_inf
 from harness.domain.inf_lexer import decode_inf, logical_lines, split_fields, split_sections
-from harness.virtual_lab.signing import SignatureStatus, verify_file
+from harness.virtual_lab.catalog import catalog_name, is_member, verify_catalog
+from harness.virtual_lab.signing import SignatureStatus
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_NO_MORE_ITEMS = 259
 ERROR_SUCCESS_REBOOT_REQUIRED = 3010
 ERROR_INVALID_INF = -536870397  # 0xE0000203 ERROR_GENERAL_SYNTAX
-ERROR_NO_CATALOG_FOR_OEM_INF = -536870353  # 0xE000022F
-TRUST_E_BAD_DIGEST = -2146869232  # 0x80096010
-CERT_E_UNTRUSTEDROOT = -2146762487  # 0x800B0109
+ERROR_NO_CATALOG_FOR_OEM_INF = -536870353  # 0xE000022F: the INF names no catalog
+ERROR_FILE_HASH_NOT_IN_CATALOG = -536870325  # 0xE000024B: a file is not a catalog member
+TRUST_E_NOSIGNATURE = -2146762496  # 0x800B0100: the catalog is no signed catalog
+TRUST_E_BAD_DIGEST = -2146869232  # 0x80096010: the catalog changed after signing
+CERT_E_UNTRUSTEDROOT = -2146762487  # 0x800B0109: the catalog's root is not trusted
 ERROR_IN_USE = -536870339  # 0xE000023D, devices still use the package (no /force)
 
+NO_CATALOG_MESSAGE = "The third-party INF does not contain digital signature information."
+HASH_NOT_IN_CATALOG_MESSAGE = (
+    "The hash for the file is not present in the specified catalog file. The file is likely "
+    "corrupt or the victim of tampering."
+)
 _SIGNATURE_ERRORS = {
-    SignatureStatus.NotSigned: (
-        ERROR_NO_CATALOG_FOR_OEM_INF,
-        "The third-party INF does not contain digital signature information.",
-    ),
+    SignatureStatus.NotSigned: (TRUST_E_NOSIGNATURE, "No signature was present in the subject."),
     SignatureStatus.HashMismatch: (
         TRUST_E_BAD_DIGEST,
-        "The hash for the file is not present in the specified catalog file. The file is likely "
-        "corrupt or the victim of tampering.",
+        "The digital signature of the object did not verify.",
     ),
     SignatureStatus.NotTrusted: (
         CERT_E_UNTRUSTEDROOT,
@@ -57,6 +68,8 @@ class StagedPackage:
     info: InfInfo
     content_sha256: str
     signer: str | None
+    #: the package's signed catalog (DER): in the system catalog database while staged
+    catalog: bytes | None = None
 
     @property
     def provider(self) -> str:
@@ -106,10 +119,24 @@ class DriverStore:
             files = source_disk_files(data, inf.name)
         except InfError as exc:
             return StoreResult(ERROR_INVALID_INF, f"The INF file is invalid: {exc.message}")
+        cat_name = catalog_name(decode_inf(data, inf.name))
+        if cat_name is None:
+            return StoreResult(ERROR_NO_CATALOG_FOR_OEM_INF, NO_CATALOG_MESSAGE)
+        cat_path = _find(inf.parent, cat_name)
+        if cat_path is None:
+            return StoreResult(
+                ERROR_FILE_NOT_FOUND, f"The system cannot find the file specified. ({cat_name})"
+            )
+        cat = cat_path.read_bytes()
+        check = verify_catalog(cat, trusted_roots)
+        if check.status is not SignatureStatus.Valid:
+            code, message = _SIGNATURE_ERRORS.get(
+                check.status, (TRUST_E_NOSIGNATURE, check.message)
+            )
+            return StoreResult(code, f"{message} ({cat_path.name})")
         digest = hashlib.sha256(data)
-        signer: str | None = None
-        if not files:
-            return StoreResult(*_SIGNATURE_ERRORS[SignatureStatus.NotSigned])
+        digest.update(cat)
+        members = [inf]
         for file_name in files:
             path = _find(inf.parent, file_name)
             if path is None:
@@ -117,14 +144,15 @@ class DriverStore:
                     ERROR_FILE_NOT_FOUND,
                     f"The system cannot find the file specified. ({file_name})",
                 )
-            check = verify_file(path, trusted_roots)
-            if check.status is not SignatureStatus.Valid:
-                code, message = _SIGNATURE_ERRORS.get(
-                    check.status, (ERROR_NO_CATALOG_FOR_OEM_INF, check.message)
+            members.append(path)
+        for path in members:
+            if not is_member(path, cat):
+                return StoreResult(
+                    ERROR_FILE_HASH_NOT_IN_CATALOG, f"{HASH_NOT_IN_CATALOG_MESSAGE} ({path.name})"
                 )
-                return StoreResult(code, f"{message} ({file_name})")
-            signer = signer or check.signer_cn
-            digest.update(path.read_bytes())
+            if path is not inf:
+                digest.update(path.read_bytes())
+        signer = check.signer_cn
         content = digest.hexdigest()
         for staged in self._packages.values():
             if (
@@ -134,9 +162,13 @@ class DriverStore:
                 return StoreResult(0, "Driver package is up-to-date.", staged, already_present=True)
         published = f"oem{self._next}.inf"
         self._next += 1
-        staged = StagedPackage(published, inf.name, inf.parent, info, content, signer)
+        staged = StagedPackage(published, inf.name, inf.parent, info, content, signer, cat)
         self._packages[published] = staged
         return StoreResult(0, "Driver package added successfully.", staged)
+
+    def catalogs(self) -> list[bytes]:
+        """The system catalog database: the catalogs of the staged packages, oldest first."""
+        return [p.catalog for p in self.packages() if p.catalog is not None]
 
     def delete(self, published_name: str) -> StagedPackage | None:
         return self._packages.pop(published_name.lower(), None)

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness.virtual_lab.signing import SignatureStatus, verify_file
+from harness.virtual_lab.catalog import authenticode_signature
+from harness.virtual_lab.signing import SignatureStatus
 from harness.virtual_lab.ssh_server import windows_to_local
 from harness.virtual_lab.windows import boot_security, cert_stores, commands, sources, verifier
 from harness.virtual_lab.windows import kernel_rules as rules
@@ -182,14 +183,15 @@ def op_command_run(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 def op_driver_signature(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     expected = _need(p, "expected_signer", str)
     # Get-AuthenticodeSignature applies the user-mode policy: LocalMachine Root is trusted
-    # whether or not test signing is on.
+    # whether or not test signing is on. It asks the system catalog database first (the
+    # catalogs of staged packages), then the file's own signature.
     roots = list(m.release_roots) + list(m.cert_stores["Root"])
     files = []
     for path in _need(p, "paths", list):
         local = _local(m, str(path))
         if not local.is_file():
             raise OperationError(f"Cannot find path '{path}' because it does not exist.")
-        check = verify_file(local, roots)
+        check = authenticode_signature(local, m.store.catalogs(), roots)
         status = check.status
         if status is SignatureStatus.NotTrusted:
             # Get-AuthenticodeSignature reports an untrusted root (CERT_E_UNTRUSTEDROOT) as

@@ -8,9 +8,12 @@ plus the package's other services (its filters). `AddReg` only adds values: a va
 earlier package stays unless `delete-driver /uninstall` removed the service, as on Windows.
 
 `kernel_refusal` is the kernel-mode code-signing policy at driver load: pnputil stages and
-installs a package whose signatures are valid for user mode (a root in LocalMachine Root), but
-the kernel loads a binary only under a release root, or under a Root certificate while test
-signing is in effect; otherwise the device gets problem code 52 (CM_PROB_UNSIGNED_DRIVER,
+installs a package whose catalog is valid for user mode (a root in LocalMachine Root), but the
+kernel loads a binary only when it is validly signed, by its embedded signature or by the
+package's installed catalog (its hash a member), under a release root, or under a Root
+certificate while test signing is in effect; a broken embedded signature (HashMismatch) is
+refused whatever the catalog says. Otherwise the device gets problem code 52
+(CM_PROB_UNSIGNED_DRIVER,
 https://learn.microsoft.com/windows-hardware/drivers/install/cm-prob-unsigned-driver).
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.domain.inf import InfModel
+from harness.virtual_lab.catalog import catalog_check
 from harness.virtual_lab.signing import SignatureStatus, verify_file
 from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.devices import Device
@@ -78,8 +82,14 @@ def kernel_refusal(machine: WindowsMachine, package: StagedPackage) -> str | Non
             if path is None:
                 continue
             check = verify_file(path, roots)
-            if check.status is not SignatureStatus.Valid:
-                return f"{binary}: {check.status.name} under the kernel-mode signing policy"
+            if check.status is SignatureStatus.Valid:
+                continue
+            if check.status is not SignatureStatus.HashMismatch and package.catalog is not None:
+                by_catalog = catalog_check(path, package.catalog, roots)
+                if by_catalog.status is SignatureStatus.Valid:
+                    continue
+                check = by_catalog if check.status is SignatureStatus.NotSigned else check
+            return f"{binary}: {check.status.name} under the kernel-mode signing policy"
     return None
 
 
