@@ -36,6 +36,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from harness.domain.inf_lexer import decode_inf
 from harness.virtual_lab import signing as _signing
 from harness.virtual_lab.signing import (
     SignatureCheck,
@@ -243,20 +244,13 @@ def catalog_name(inf_text: str, arch: str = "amd64") -> str | None:
     return None
 
 
-def _read_inf_text(inf: Path) -> str:
-    data = inf.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig", errors="replace")
-
-
 def sign_package(inf: Path, pki: TestPki, *, catalog: str | None = None) -> Path:
     """Catalog the package of `inf`: the INF and every `[SourceDisksFiles]` file, signed by
     `pki`; written beside the INF under the INF's `CatalogFile=` name. An INF without one gets
     `CatalogFile=<catalog or stem.cat>` in `[Version]` first (the INF is a member, so it is
-    edited before it is hashed). Returns the catalog's path."""
+    edited, as UTF-8, before it is hashed). Returns the catalog's path."""
     inf = Path(inf)
-    text = _read_inf_text(inf)
+    text = decode_inf(inf.read_bytes(), inf.name)
     name = catalog_name(text)
     if name is None:
         name = catalog or f"{inf.stem}.cat"

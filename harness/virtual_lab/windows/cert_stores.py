@@ -21,6 +21,8 @@ import binascii
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from harness.domain.inf import InfError
+from harness.domain.inf_lexer import decode_inf
 from harness.virtual_lab.catalog import catalog_name, verify_catalog
 from harness.virtual_lab.signing import SignatureStatus
 
@@ -81,7 +83,10 @@ def install_prompt(m: WindowsMachine, inf: Path) -> str | None:
     installs without one)."""
     if not inf.is_file():
         return None
-    name = catalog_name(inf.read_text(encoding="utf-8", errors="replace"))
+    try:
+        name = catalog_name(decode_inf(inf.read_bytes(), inf.name))
+    except InfError:
+        return None  # pnputil refuses the INF before any prompt
     cat = next((f for f in inf.parent.iterdir() if name and f.name.lower() == name.lower()), None)
     if cat is None:
         return None  # pnputil refuses the package before any prompt
