@@ -5,7 +5,11 @@
     harness run testplans/nightly.yaml --scenario 'tb-01.*.locked'
     harness run testplans/nightly.yaml --last-failed
     harness run testplans/smoke.yaml -- -x          # arguments after -- go to pytest
+    harness run testplans/smoke.yaml -- -p pytest_randomly  # a plugin the run would not load
     harness run --resume reports/20261121T101500Z-nightly
+
+pytest runs with the harness's own plugins only (scenario_process.py): other plugins installed
+in the same environment are not loaded unless named after `--`.
 
 `--resume RUN_DIR` continues a run whose controller was killed: the same plan, lab, selection,
 -n and pytest arguments (from its run.json), only the scenarios without a final outcome in its

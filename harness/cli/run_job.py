@@ -47,6 +47,7 @@ from harness.cli.run_support import (
     tail,
     utc_stamp,
 )
+from harness.cli.scenario_process import plugin_args, scenario_env
 from harness.config.lab import Lab
 from harness.config.plan import Plan
 from harness.config.scenarios import Scenario
@@ -202,7 +203,7 @@ class RunJob:
         if attempt > 1:
             rd.write_private(listing.name, "\n".join(s.id for s in self.scenarios) + "\n")
         cmd = [sys.executable, "-m", "pytest", *map(str, scenario_tests(Path(self.plan.path)))]
-        cmd += ["-p", "no:cacheprovider", "-q", "-rN", "--color=no"]
+        cmd += ["-p", "no:cacheprovider", *plugin_args(), "-q", "-rN", "--color=no"]
         cmd += ["-p", "harness.pytest_plugin.lifeline", "--lifeline-fd", str(life)]
         cmd += ["--lifeline-grace", str(self.grace_s)]
         cmd += ["--rootdir", str(Path(self.plan.path).resolve().parent)]
@@ -260,7 +261,7 @@ class RunJob:
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
                         pass_fds=(life_read, *keep, *([notice] if notice is not None else [])),
-                        env={**os.environ, **extra},
+                        env=scenario_env({**os.environ, **extra}),
                     )
                 finally:
                     os.close(life_read)

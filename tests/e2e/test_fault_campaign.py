@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.cli.scenario_process import plugin_args, scenario_env
 from harness.outcomes import Outcome, run_exit_code
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,7 +232,7 @@ def run_case(case: Case, folder: Path) -> Run:
         reports = folder / "run"
         reports.mkdir()
         cmd = [sys.executable, "-m", "pytest", "testplans/test_scenarios.py"]
-        cmd += ["-p", "no:cacheprovider", "-q", "-rN", "--color=no"]
+        cmd += ["-p", "no:cacheprovider", *plugin_args(), "-q", "-rN", "--color=no"]
         cmd += [
             "--rootdir",
             str(ROOT / "testplans"),
@@ -244,7 +245,12 @@ def run_case(case: Case, folder: Path) -> Run:
         cmd += ["--alluredir", str(reports / "allure-results")]
     try:
         r = subprocess.run(
-            cmd, cwd=ROOT, capture_output=True, text=True, timeout=CASE_TIMEOUT_S, env=os.environ
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=CASE_TIMEOUT_S,
+            env=scenario_env(os.environ),  # the plugins of `harness run`, no others
         )
         rc, out = r.returncode, r.stdout + r.stderr
     except subprocess.TimeoutExpired as exc:
