@@ -72,6 +72,19 @@ def _wait_for_records(proc: subprocess.Popen[str], reports: Path, count: int) ->
         time.sleep(0.1)
 
 
+def _wait_for_run_dir(proc: subprocess.Popen[str], reports: Path) -> Path:
+    """The run directory, once run.json names the attempt's pytest (the run is under way)."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the run did not start pytest in 120 s"
+        for info in reports.glob("*/run.json"):
+            with contextlib.suppress(ValueError, KeyError, IndexError):  # being written
+                if json.loads(info.read_text())["attempts"][-1].get("pytest_pid"):
+                    return info.parent
+        time.sleep(0.1)
+
+
 def _pids(run_dir: Path) -> list[tuple[int, str | None]]:
     info = json.loads((run_dir / "run.json").read_text())
     return [
@@ -93,10 +106,12 @@ def _kill_mid_run(tmp_path: Path, *, everything: bool) -> tuple[Path, list[dict[
     reports = tmp_path / "reports"
     proc = _start(_plan(tmp_path), reports)
     try:
-        run_dir = _wait_for_records(proc, reports, 2)
         if everything:  # while the controller lives, the run cannot be resumed
-            busy = harness_run("--resume", str(run_dir))
+            # Asked before the scenarios end: after the second one, the rest of the run takes
+            # about 2 s, and a busy machine can take that long to start `harness`.
+            busy = harness_run("--resume", str(_wait_for_run_dir(proc, reports)))
             assert busy.returncode == 2 and "being run right now" in busy.stderr, busy.stderr
+        run_dir = _wait_for_records(proc, reports, 2)
         attempt = json.loads((run_dir / "run.json").read_text())["attempts"][-1]
         before = journal(run_dir)
         os.kill(proc.pid, signal.SIGKILL)
@@ -106,7 +121,7 @@ def _kill_mid_run(tmp_path: Path, *, everything: bool) -> tuple[Path, list[dict[
                 # lifeline), and under load that can come first.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(attempt[key], signal.SIGKILL)
-        proc.wait(timeout=30)
+        assert proc.wait(timeout=30) == -signal.SIGKILL, "the run ended before it was killed"
     finally:
         if proc.poll() is None:
             proc.kill()
