@@ -28,8 +28,6 @@ from harness.config.endpoints import LabEndpoints
 from harness.config.lab import Lab, load_lab
 from harness.config.plan import Timeouts
 from harness.errors import ConfigError, InfrastructureError
-from harness.lab.connect import LabConnector
-from harness.lab.restore import restore_lab
 
 
 @contextlib.contextmanager
@@ -73,6 +71,9 @@ def restore(
     for name in duts or ():
         if name not in lab.duts:
             raise usage_error(f"--dut: no DUT '{name}' in {lab.path}")
+    from harness.lab.connect import LabConnector  # the transports: only when it runs
+    from harness.lab.restore import restore_lab
+
     try:
         with _endpoints(lab, endpoints_file) as endpoints:
             results = restore_lab(lab, LabConnector(lab, endpoints), timeouts, duts or None)

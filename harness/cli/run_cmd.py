@@ -216,7 +216,7 @@ def _execute(job: RunJob, duts: list[str], wait: str | None) -> int:
                 job.execute,
                 echo=lambda line: typer.echo(line),
                 # a killed controller's pytest child may still be tearing the DUT down
-                drive_wait_s=job.plan.timeouts.reboot_s + 4 * job.plan.timeouts.step_s + 60,
+                drive_wait_s=job.plan.timeouts.teardown_s + 60,
             )
         except (DutBusy, InfrastructureError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from harness.config.plan import Timeouts
 from harness.errors import ConfigError
-from harness.lab.restore import teardown_budget_s
 from harness.private_files import write_private
 from harness.report.journal import Journal
 from harness.report.run_dir import RunDir
@@ -36,9 +35,9 @@ def interrupt_grace_s(timeouts: Timeouts, duts: int) -> float:
     """Seconds pytest gets after the SIGINT before SIGTERM: the interrupted scenario's own
     teardown (unplug and unlock, a step each), then the end-of-run teardown of every DUT the
     run opened, one after the other in one process (`DutPool.close`, each bounded by
-    `teardown_budget_s`; an xdist worker may have opened every DUT), and a margin; never less
+    `Timeouts.teardown_s`; an xdist worker may have opened every DUT), and a margin; never less
     than INTERRUPT_GRACE_S."""
-    needed = 2 * timeouts.step_s + max(1, duts) * teardown_budget_s(timeouts) + GRACE_MARGIN_S
+    needed = 2 * timeouts.step_s + max(1, duts) * timeouts.teardown_s + GRACE_MARGIN_S
     return max(INTERRUPT_GRACE_S, needed)
 
 

@@ -88,7 +88,7 @@ def run_together_cmd(
                 reports,
                 run_unit,
                 echo=lambda line: typer.echo(line),
-                drive_wait_s=plan.timeouts.reboot_s + 4 * plan.timeouts.step_s + 60,
+                drive_wait_s=plan.timeouts.teardown_s + 60,
             )
         except InfrastructureError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -126,6 +126,12 @@ class Timeouts(ConfigModel):
                 raise ValueError(f"{inner} must not exceed {outer}")
         return self
 
+    @property
+    def teardown_s(self) -> float:
+        """The deadline of one DUT's return to its baseline at the end of a run (and of
+        `harness lab restore`): one reboot and four steps."""
+        return self.reboot_s + 4 * self.step_s
+
 
 class Retries(ConfigModel):
     infrastructure: int = Field(

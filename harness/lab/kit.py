@@ -83,6 +83,7 @@ class DutKit:
     strategy: DutStrategy
     packages: DriverPackages
     transcript: Transcript
+    timeouts: Timeouts
     time_scale: float = 1.0
     _switches: dict[str, HotPlugSwitch] = field(default_factory=dict)
     _opened: list[Any] = field(default_factory=list)
@@ -172,6 +173,7 @@ def open_kit(
         host=host,
         session=session,
         strategy=strategy,
+        timeouts=timeouts,
         packages=DriverPackages(lab, installer),
         transcript=transcript,
         time_scale=scale,

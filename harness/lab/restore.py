@@ -36,13 +36,7 @@ from harness.lab.kit import DutKit, open_kit
 from harness.lab.lease import DutLease, LeaseRefused
 from harness.remote.deadline import Deadline
 
-__all__ = ["DutRestore", "restore_lab", "teardown_budget_s"]
-
-
-def teardown_budget_s(timeouts: Timeouts) -> float:
-    """The deadline of one DUT's teardown (`restore_baseline`), as the end-of-run teardown
-    gives it: one reboot and four steps."""
-    return timeouts.reboot_s + 4 * timeouts.step_s
+__all__ = ["DutRestore", "restore_lab"]
 
 
 @dataclass(frozen=True)
@@ -123,9 +117,7 @@ def restore_dut(
             kit = open_dut(lab, connector, name, timeouts)
         except HarnessError as exc:
             return DutRestore(name, error=f"cannot connect: {exc}")
-        deadline = Deadline.after(
-            teardown_budget_s(timeouts) + 2 * timeouts.step_s, f"{name} restore"
-        )
+        deadline = Deadline.after(timeouts.teardown_s + 2 * timeouts.step_s, f"{name} restore")
         try:
             stray = lab_packages_installed(kit, deadline)
             found = tuple(_survey(kit, stray, deadline))

@@ -211,8 +211,7 @@ class DutPool:
         problems and drift, one line per DUT that is not at its baseline."""
         problems: list[str] = []
         for name, kit in self.kits.items():
-            t = kit.strategy
-            dl = Deadline.after(t.reboot_s + 4 * t.step_s, f"{name} back to baseline")
+            dl = Deadline.after(kit.timeouts.teardown_s, f"{name} back to baseline")
             check = restore_baseline(kit, dl, quarantined=self.quarantine.reason(name))
             self.teardown[name] = check
             try:

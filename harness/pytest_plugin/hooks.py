@@ -78,7 +78,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         planned = _planned(item)
         if planned is not None:
             t, r = planned.plan.timeouts, planned.plan.retries
-            backstop = t.scenario_s * (r.infrastructure + 1) + t.reboot_s + 4 * t.step_s + 60
+            backstop = t.scenario_s * (r.infrastructure + 1) + t.teardown_s + 60
             item.add_marker(pytest.mark.timeout(backstop, method="signal"))
 
 
