@@ -199,10 +199,8 @@ def test_operations_share_one_powershell_and_per_call_pays_its_start(
     executor = _executor(runtime, dut)
     host.session_state()  # warm: connection, shell, host loop
     starts = executor.powershell_starts
-    t0 = time.perf_counter()
     for _ in range(5):
         host.session_state()
-    warm = (time.perf_counter() - t0) / 5
     assert executor.powershell_starts == starts
     start_s = _machine(runtime, dut).scaled(virtual_ps_host.POWERSHELL_START_S)
     per_call = connector.shell(dut)
@@ -217,7 +215,10 @@ def test_operations_share_one_powershell_and_per_call_pays_its_start(
     finally:
         per_call.close()
     assert executor.powershell_starts == starts + 4
-    assert one_off >= start_s and one_off > warm
+    # Each per-call operation waits for its own PowerShell start (a lower bound the lab's clock
+    # guarantees). Which path is faster is a benchmark's question (bench/), not a test's: under
+    # load a warm call once took longer than a per-call one.
+    assert one_off >= start_s
 
 
 def test_secret_parameter_never_in_transcripts(host: WindowsHost) -> None:
