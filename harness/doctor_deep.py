@@ -261,6 +261,7 @@ def _read_only_operations(
         ("driver_list", lambda: host.list_drivers(timeout_s=timeout_s)),
         ("verifier_state", lambda: host.verifier_state(timeout_s=timeout_s)),
         ("session_state", lambda: host.session_state(timeout_s=timeout_s)),
+        ("autologon_state", lambda: host.autologon_state(timeout_s=timeout_s)),
         ("pnp_devices", lambda: host.pnp_devices(hardware_id, False, timeout_s=timeout_s)),
         ("crash_evidence", lambda: host.crash_evidence(since, timeout_s=timeout_s)),
     ]

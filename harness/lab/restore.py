@@ -10,7 +10,8 @@ lab's driver packages found in the driver store, which no process of this run in
 Per DUT, first under the DUT's lease (a DUT a run holds now is left alone and reported busy):
 
 1. the survey: what is not at the baseline (settings in effect or at the next boot, the lab's
-   driver packages in the store, a session that is not unlocked): the drift reported;
+   driver packages in the store, a session that is not unlocked, Winlogon autologon left on
+   for a DUT unlocked by `autologon-reboot`): the drift reported;
 2. the teardown's steps, then the post-check: restored, or not with the reason.
 
 >>> results = restore_lab(lab, LabConnector(lab, endpoints), Timeouts())  # doctest: +SKIP
@@ -82,6 +83,14 @@ def _survey(kit: DutKit, stray: dict[str, str], deadline: Deadline) -> list[str]
     session = kit.session.state(deadline.child(kit.strategy.step_s, "session state"))
     if session is not SessionState.UNLOCKED:
         found.append(f"session {session.value}, baseline unlocked")
+    if kit.config.session_control.unlock == "autologon-reboot":
+        # a run killed after an unlock by autologon leaves the DUT signing itself in at each boot
+        logon = kit.host.autologon_state(deadline=deadline.child(kit.strategy.step_s, "autologon"))
+        if logon.enabled:
+            line = f"autologon on for {logon.user or 'no user named'} (baseline off)"
+            if logon.password_in_registry:
+                line += " and its password in the registry in plain text"
+            found.append(line)
     return found
 
 

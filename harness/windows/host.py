@@ -34,6 +34,7 @@ from harness.steps import Stepping, step
 from harness.windows.ops import OperationCatalog, parse_result
 from harness.windows.polling import Backoff, Sleep, WaitTimeout
 from harness.windows.results import (
+    AutologonState,
     CommandOutput,
     CrashEvidence,
     CrashKey,
@@ -379,6 +380,14 @@ class WindowsHost(Stepping):
         params = {"enabled": enabled, "user": user, "domain": domain, "password": password}
         d = self.call("autologon_set", params, deadline=deadline, timeout_s=timeout_s)
         return JsonObject("autologon_set", d).flag("enabled")
+
+    @step()
+    def autologon_state(
+        self, *, deadline: Deadline | None = None, timeout_s: float | None = None
+    ) -> AutologonState:
+        """Winlogon autologon as the registry has it (read-only; no password travels)."""
+        d = self.call("autologon_state", {}, deadline=deadline, timeout_s=timeout_s)
+        return AutologonState.from_json("autologon_state", d)
 
     # -- PnP -------------------------------------------------------------------------------------
     @step("hardware_id", "present_only")

@@ -410,6 +410,15 @@ class TokenState(Result):
 
 
 @dataclass(frozen=True, config=STRICT)
+class AutologonState(Result):
+    """`autologon_state`: Winlogon autologon as the registry has it (read-only)."""
+
+    enabled: bool
+    user: str | None
+    password_in_registry: bool  # a plain-text DefaultPassword value exists
+
+
+@dataclass(frozen=True, config=STRICT)
 class _Stores:
     Root: bool
     TrustedPublisher: bool

@@ -13,6 +13,7 @@ import pytest
 
 from harness.errors import InfrastructureError
 from harness.windows.results import (
+    AutologonState,
     BugCheck,
     CertificateState,
     CrashEvidence,
@@ -168,6 +169,21 @@ def test_session_state_unknown_is_none_and_null_is_refused() -> None:
         SessionInfo.from_json("session_state", {"state": None})
     with pytest.raises(InfrastructureError, match=r"'locked', 'unlocked', 'unknown'$"):
         SessionInfo.from_json("session_state", {"state": "away"})
+
+
+def test_autologon_state_reads_its_three_fields_and_refuses_a_string_flag() -> None:
+    on = AutologonState.from_json(
+        "autologon_state", {"enabled": True, "user": "labuser", "password_in_registry": True}
+    )
+    assert (on.enabled, on.user, on.password_in_registry) == (True, "labuser", True)
+    off = AutologonState.from_json(
+        "autologon_state", {"enabled": False, "password_in_registry": False}
+    )
+    assert off.user is None and not off.enabled
+    with pytest.raises(InfrastructureError, match=r"autologon_state.*result.enabled = '1'"):
+        AutologonState.from_json(
+            "autologon_state", {"enabled": "1", "user": None, "password_in_registry": False}
+        )
 
 
 EVIDENCE: dict[str, Any] = {"bugchecks": [], "dumps": [], "setupapi_tail": ""}

@@ -26,7 +26,7 @@ from harness.virtual_lab.windows import kernel_rules as rules
 from harness.virtual_lab.windows.machine import WindowsMachine, iso
 from harness.virtual_lab.windows.pnp_install import verified_services
 from harness.virtual_lab.windows.ps_syntax import check_syntax
-from harness.virtual_lab.windows.registry import DMAGUARD, FVE, SERVICES
+from harness.virtual_lab.windows.registry import DMAGUARD, FVE, SERVICES, WINLOGON
 
 
 class OperationError(Exception):
@@ -442,6 +442,18 @@ def op_session_signout(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
 def op_autologon_set(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
     _need(p, "enabled", bool)
     return boot_security.autologon_set(m, p)
+
+
+@operation
+def op_autologon_state(m: WindowsMachine, p: dict[str, Any]) -> dict[str, Any]:
+    """Winlogon's registry values; an LSA secret (autologon_set, quirk `stale_lsa_autologon`)
+    is not a registry value, so it never counts as `password_in_registry`."""
+    user = m.registry.get(WINLOGON, "DefaultUserName")
+    return {
+        "enabled": str(m.registry.get(WINLOGON, "AutoAdminLogon") or "0") == "1",
+        "user": str(user) if user else None,
+        "password_in_registry": m.registry.value(WINLOGON, "DefaultPassword") is not None,
+    }
 
 
 @operation
