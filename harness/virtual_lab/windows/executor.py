@@ -25,7 +25,12 @@ import json
 import re
 from typing import Any
 
-from harness.virtual_lab.windows import operations
+from harness.virtual_lab.windows import (  # noqa: F401  (importing them registers their handlers)
+    crash_ops,
+    driver_ops,
+    op_registry,
+    operations,
+)
 from harness.virtual_lab.windows.commands import run_command_line
 from harness.virtual_lab.windows.machine import MachineCrashed, WindowsMachine
 from harness.virtual_lab.winrm.builtin import (
@@ -127,7 +132,7 @@ class WindowsScript(PowerShellScript):
             return None
         with m.lock:
             m.record_operation(name, params_b64, params)
-            handler = operations.HANDLERS.get(name)
+            handler = op_registry.HANDLERS.get(name)
             if handler is None:
                 self._fail(f"{name}: no such operation on this host")
                 return None
@@ -144,10 +149,10 @@ class WindowsScript(PowerShellScript):
             except MachineCrashed:
                 self._hung = True  # the connection drops with the machine; nothing comes back
                 return None
-            except operations.OperationError as exc:
+            except op_registry.OperationError as exc:
                 self._fail(f"{name}: {exc}")
                 return None
-            delay = m.scaled(operations.duration_s(name, params) + m.op_wait_s)
+            delay = m.scaled(op_registry.duration_s(name, params) + m.op_wait_s)
         self._op_result = json.dumps(result, separators=(",", ":")) + "\r\n"
         return now + delay
 
