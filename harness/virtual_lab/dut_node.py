@@ -115,6 +115,9 @@ class DutNode:
         self.refusing = False
         self._listening = False
         self._changed = threading.Condition()
+        #: reconcile() runs on this DUT's worker (power events) and on the runtime's (faults,
+        #: clear): one at a time
+        self._reconciling = threading.RLock()
 
     @property
     def listening(self) -> bool:
@@ -130,9 +133,13 @@ class DutNode:
             self._listening = listening
             self._changed.notify_all()
 
-    # -- worker-thread only ---------------------------------------------------------------------
+    # -- worker threads (this DUT's own, the runtime's) ------------------------------------------
     def reconcile(self) -> None:
         """Listen iff powered and not refusing; same ports as before after a pause."""
+        with self._reconciling:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
         want = self.powered and not self.refusing
         if want and not self._listening:
             self.winrm_http.start()
@@ -146,8 +153,9 @@ class DutNode:
 
     def on_power(self, state: str) -> None:
         """`state` is a PowerEvent's value: "down" or "up"."""
-        self.powered = state != "down"
-        self.reconcile()
+        with self._reconciling:
+            self.powered = state != "down"
+            self._reconcile()
 
     def set_reject_auth(self, reject: bool) -> None:
         for ep in (self.winrm_http, self.winrm_https, self.ssh):

@@ -29,6 +29,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,6 +131,9 @@ class VirtualLabRuntime(Service):
         self.instruments: dict[str, LineServer] = {}
         self._faults: list[VirtualFault] = []
         self._worker: _Worker | None = None
+        #: one worker per DUT for its power events: a DUT whose endpoints are slow to stop (a
+        #: request thread that does not end) must not delay another DUT's boot
+        self._dut_workers: dict[str, _Worker] = {}
         self._control: ControlServer | None = None
         self._token = secrets.token_urlsafe(32)
         self._stopped = False
@@ -143,6 +147,7 @@ class VirtualLabRuntime(Service):
         try:
             for name in self.virtual.duts:
                 self.nodes[name] = self._make_node(name)
+                self._dut_workers[name] = _Worker(f"vlab-{name}")
             for node in self.nodes.values():
                 node.machine.start()
             self._run(self._reconcile_all)
@@ -164,7 +169,9 @@ class VirtualLabRuntime(Service):
             self._control.stop()
         for inst in self.instruments.values():
             inst.stop()
-        self._worker.stop(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for worker in [self._worker, *self._dut_workers.values()]:
+            worker.stop(max(0.1, deadline - time.monotonic()))
         for node in self.nodes.values():
             node.close()
             try:
@@ -288,8 +295,9 @@ class VirtualLabRuntime(Service):
     def _on_power(self, node: DutNode, event: Any) -> None:
         """Called from a machine thread: queue the work, never block here."""
         state = str(getattr(event, "value", event))
-        if self._worker is not None and not self._stopped:
-            self._worker.submit(lambda: node.on_power(state))
+        worker = self._dut_workers.get(node.name)
+        if worker is not None and not self._stopped:
+            worker.submit(lambda: node.on_power(state))
 
     def _start_instruments(self) -> None:
         for name, vinst in self.virtual.instruments.items():
@@ -365,8 +373,8 @@ class VirtualLabRuntime(Service):
                     self._apply_now(now.model_copy(update={"instrument": switch}), [node])
             else:
                 self._apply_now(now, [node])
-        elif self._worker is not None and not self._stopped:
-            self._worker.submit(lambda: self._apply_now(now, [node]))  # stops endpoints: worker
+        elif node.name in self._dut_workers and not self._stopped:  # stops endpoints: worker
+            self._dut_workers[node.name].submit(lambda: self._apply_now(now, [node]))
 
     def _apply_now(self, fault: VirtualFault, nodes: list[DutNode]) -> None:
         if fault.kind in SWITCH_FAULTS:

@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,35 @@ def test_reboot_refuses_connections_then_accepts_on_the_same_ports(
     assert [node.winrm_http.port, node.winrm_https.port, node.ssh.port] == ports
     assert _ntlm(ep).run_cmd("hostname").std_out == b"TB-01\r\n"
     assert control.dut("tb-01")["boots"] == boots + 1
+
+
+def test_a_dut_slow_to_stop_does_not_hold_up_another_duts_reboot(
+    runtime: VirtualLabRuntime, control: ControlClient
+) -> None:
+    """Each DUT's power events have their own worker: tb-01's endpoints stuck stopping (a
+    request thread that does not end) must not keep m2-01 down after its reboot."""
+    tb, m2 = runtime.nodes["tb-01"], runtime.nodes["m2-01"]
+    entered, release = threading.Event(), threading.Event()
+    real_stop = tb.winrm_http.stop
+
+    def stuck_stop(timeout_s: float = 5.0) -> None:
+        entered.set()
+        release.wait(20)  # bounded: the test releases it
+        real_stop(timeout_s)
+
+    tb.winrm_http.stop = stuck_stop  # type: ignore[method-assign]
+    try:
+        control.reboot("tb-01")
+        assert entered.wait(BOOT_DEADLINE_S), "tb-01 never began to stop its endpoints"
+        control.reboot("m2-01")
+        assert m2.wait_listening(False, 5), "m2-01's shutdown waited for tb-01"
+        assert m2.wait_listening(True, BOOT_DEADLINE_S), "m2-01's boot waited for tb-01"
+        assert not release.is_set() and tb.listening  # tb-01 is still stuck stopping
+    finally:
+        release.set()
+        del tb.winrm_http.stop  # the endpoint's own method again
+    assert tb.wait_listening(False, BOOT_DEADLINE_S)
+    assert tb.wait_listening(True, BOOT_DEADLINE_S)
 
 
 def test_faults_through_the_control_endpoint(ep: LabEndpoints, control: ControlClient) -> None:
