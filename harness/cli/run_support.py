@@ -144,6 +144,8 @@ def stop(proc: subprocess.Popen[bytes], grace_s: float = INTERRUPT_GRACE_S) -> i
         (signal.SIGKILL, 10.0),
     )
     for sig, grace in steps:
+        if proc.returncode is not None:  # reaped: its group id may be another process's now
+            return proc.returncode
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         end = time.monotonic() + grace

@@ -80,8 +80,9 @@ def print_pdf(html: Path, pdf: Path, *, timeout_s: float = 60.0) -> Path | None:
             _kill(proc)
             raise
         finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # its helpers, if any outlived it
+            if proc.returncode is None:  # not reaped: the group id is still chromium's own
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # its helpers, if any outlived it
     if proc.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
         partial.unlink(missing_ok=True)
         tail = (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:]
@@ -94,7 +95,8 @@ def print_pdf(html: Path, pdf: Path, *, timeout_s: float = 60.0) -> Path | None:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:  # once reaped, its group id may be another process's
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)

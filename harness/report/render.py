@@ -150,8 +150,9 @@ def _run(argv: list[str], *, cwd: Path, timeout_s: float) -> subprocess.Complete
     except BaseException as exc:
         # a timeout, or Ctrl-C/SIGTERM (see `_stop_on_sigterm`): the tool runs in its own
         # session, so nothing else stops it; kill its whole group before the caller goes on.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:  # once reaped, its group id may be another process's
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         try:
             out, err = proc.communicate(timeout=_KILL_WAIT_S)
         except subprocess.TimeoutExpired:

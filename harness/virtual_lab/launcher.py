@@ -83,7 +83,14 @@ class RunningLab:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the child's process group (it leads its own session), or the child alone."""
+    """Signal the child's process group (it leads its own session), or the child alone.
+
+    Only while the child is not reaped: until then its pid, and so its group id, stays its own.
+    Once `poll()`/`wait()` has reaped it, the id is free, and on a busy controller (pid_max
+    wraps within minutes: every thread takes an id) it may already be the group of another run's
+    lab or pytest; nothing is sent then."""
+    if process.returncode is not None:
+        return
     try:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
@@ -93,17 +100,27 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
             process.send_signal(sig)
 
 
+def _exited_unreaped(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the child has exited, without reaping it (`waitid` with WNOWAIT)."""
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return False
+
+
 def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
-    if process.poll() is None:
+    if process.returncode is not None:
+        return process.returncode  # reaped earlier: its group id may be someone else's now
+    if _exited_unreaped(process):
+        # the leader is gone but not reaped, so the group id is still its own: make sure
+        # nothing of its group is left either, then reap it
+        _signal_group(process, signal.SIGKILL)
+    else:
         _signal_group(process, signal.SIGTERM)
         try:
             return process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             _signal_group(process, signal.SIGKILL)
-    else:
-        # the leader is gone; make sure nothing of its group is left either
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
     try:
         return process.wait(timeout_s)
     except subprocess.TimeoutExpired:
