@@ -101,9 +101,14 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _exited_unreaped(process: subprocess.Popen[bytes]) -> bool:
-    """Whether the child has exited, without reaping it (`waitid` with WNOWAIT)."""
+    """Whether the child has exited, without reaping it (`waitid` with WNOWAIT; where Python has
+    no `os.waitid`, False: the child is then signalled as if running, which is as safe, since
+    it is still unreaped)."""
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:
+        return False
     try:
-        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:  # reaped already
         return False
 
