@@ -29,6 +29,7 @@ import os
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from asn1crypto import algos, cms, x509
@@ -343,16 +344,7 @@ def catalog_check(
         return _signing._check(
             SignatureStatus.NotSigned, name, detail="its hash is not in the catalog"
         )
-    check = _verify_signed(ctl, name, trusted_roots)
-    return SignatureCheck(
-        status=check.status,
-        signature_type=SignatureType.Catalog,
-        signer_subject=check.signer_subject,
-        signer_cn=check.signer_cn,
-        message=check.message,
-        signer_der=check.signer_der,
-        signer_thumbprint=check.signer_thumbprint,
-    )
+    return replace(_verify_signed(ctl, name, trusted_roots), signature_type=SignatureType.Catalog)
 
 
 def is_member(file: bytes | str | os.PathLike[str], catalog: bytes) -> bool:

@@ -124,9 +124,11 @@ def _kill_mid_run(tmp_path: Path, *, everything: bool) -> tuple[Path, list[dict[
         if everything:
             for key in ("pytest_pid", "lab_pid"):  # each leads its own process group
                 # Gone already is fine: each ends itself when it sees its controller die (the
-                # lifeline), and under load that can come first.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(attempt[key], signal.SIGKILL)
+                # lifeline). Not our children, so their ids are free once they end: signal
+                # only the process that started when run.json says (never a reused id).
+                if alive(attempt[key], attempt.get(f"{key}_start")):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(attempt[key], signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL, "the run ended before it was killed"
     finally:
         if proc.poll() is None:
