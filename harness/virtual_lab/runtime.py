@@ -15,9 +15,10 @@ Instruments: a `scpi-switch` or `mcci-usb4-switch` channel closing plugs the dev
 (`duts.<dut>.ports.<port>.switch/channel`) into its DUT port, opening unplugs it; a
 `hid-keyboard`'s keys go to the console of every DUT whose `session_control.keyboard` names it.
 
-Power and faults: a machine's power callbacks and every fault change are queued to one worker
-thread, which stops a DUT's endpoints when it powers down (or `refuse-connections` is active)
-and restarts them on the same ports when it is up again. `lab.virtual.faults` are applied at
+Power and faults: fault changes are queued to one worker thread, a machine's power callbacks to
+its DUT's own worker, which stops the DUT's endpoints when it powers down (or
+`refuse-connections` is active) and restarts them on the same ports when it is up again;
+`settle()` waits for both. `lab.virtual.faults` are applied at
 start; the control endpoint (`control.py`) adds and clears faults at run time.
 """
 
@@ -222,8 +223,13 @@ class VirtualLabRuntime(Service):
         return self.node(dut).machine.operations_log()
 
     def settle(self, timeout_s: float = _WORK_TIMEOUT_S) -> None:
-        """Return once every power event and fault change queued so far has been applied."""
+        """Return once every power event and fault change queued so far has been applied: the
+        fault worker's queue first (a fault change can queue a power event, e.g. clearing a
+        hang boots the machine), then each DUT's power worker."""
+        deadline = time.monotonic() + timeout_s
         self._run(lambda: None, timeout_s)
+        for worker in list(self._dut_workers.values()):
+            worker.submit(lambda: None).result(max(0.1, deadline - time.monotonic()))
 
     def faults(self) -> list[VirtualFault]:
         return list(self._faults)

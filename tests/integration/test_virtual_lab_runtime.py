@@ -196,6 +196,30 @@ def test_a_dut_slow_to_stop_does_not_hold_up_another_duts_reboot(
     assert tb.wait_listening(True, BOOT_DEADLINE_S)
 
 
+def test_settle_waits_for_each_duts_power_events(runtime: VirtualLabRuntime) -> None:
+    """`settle()` returns only once the power events queued so far have been applied on every
+    DUT's own worker too: clearing a hang boots the machine at once, and its endpoints start on
+    tb-01's worker (before, settle waited on the fault worker only, and a test that reconnected
+    right after it found the endpoint not yet listening)."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        entered.set()
+        gate.wait(20)  # bounded: the test releases it
+
+    runtime._dut_workers["tb-01"].submit(busy)
+    assert entered.wait(5)
+    settled = threading.Thread(target=runtime.settle, daemon=True)
+    settled.start()
+    try:
+        settled.join(0.5)
+        assert settled.is_alive(), "settle returned while tb-01's power events were still queued"
+    finally:
+        gate.set()
+    settled.join(10)
+    assert not settled.is_alive()
+
+
 def test_faults_through_the_control_endpoint(ep: LabEndpoints, control: ControlClient) -> None:
     control.add_fault({"kind": "refuse-connections", "dut": "m2-01"})
     assert not _accepts(ep.duts["m2-01"].ssh.port)
