@@ -38,16 +38,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from harness.domain.inf_lexer import decode_inf
-from harness.virtual_lab import signing as _signing
+from harness.virtual_lab.oscrypto_fix import ensure_oscrypto
 from harness.virtual_lab.signing import (
     SignatureCheck,
     SignatureStatus,
     SignatureType,
     TestPki,
     package_driver_files,
+    signature_check,
+    signer_certificate,
+    trust_store,
+    verify_file,
 )
 
-_signing._ensure_oscrypto()  # before signify (a no-op once signing.py has run it)
+ensure_oscrypto()  # before signify (a no-op once signing.py has run it)
 
 from signify.asn1 import ctl as ctl_asn1  # noqa: E402
 from signify.asn1 import spc  # noqa: E402
@@ -58,7 +62,6 @@ from signify.exceptions import (  # noqa: E402
     InvalidDigestError,
     SignifyError,
 )
-from signify.x509 import Certificate  # noqa: E402
 
 __all__ = [
     "authenticode_signature",
@@ -290,8 +293,8 @@ def _parse(data: bytes) -> CertificateTrustList | None:
 
 
 def _verify_signed(ctl: CertificateTrustList, name: str, roots: Sequence[bytes]) -> SignatureCheck:
-    signer = _signing._signer_certificate(ctl)  # type: ignore[arg-type]
-    store = _signing._TrustStore([Certificate.from_der(der) for der in roots], trusted=True)
+    signer = signer_certificate(ctl)
+    store = trust_store(roots)
     try:
         ctl.verify(
             trusted_certificate_store=store,
@@ -299,12 +302,12 @@ def _verify_signed(ctl: CertificateTrustList, name: str, roots: Sequence[bytes])
             countersignature_mode="permit",
         )
     except InvalidDigestError as exc:
-        return _signing._check(SignatureStatus.HashMismatch, name, signer, str(exc))
+        return signature_check(SignatureStatus.HashMismatch, name, signer, str(exc))
     except CertificateVerificationError as exc:
-        return _signing._check(SignatureStatus.NotTrusted, name, signer, str(exc))
+        return signature_check(SignatureStatus.NotTrusted, name, signer, str(exc))
     except (SignifyError, ValueError) as exc:
-        return _signing._check(SignatureStatus.UnknownError, name, signer, str(exc))
-    return _signing._check(SignatureStatus.Valid, name, signer)
+        return signature_check(SignatureStatus.UnknownError, name, signer, str(exc))
+    return signature_check(SignatureStatus.Valid, name, signer)
 
 
 def _read(data_or_path: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
@@ -322,7 +325,7 @@ def verify_catalog(
     data, name = _read(data_or_path)
     ctl = _parse(data)
     if ctl is None:
-        return _signing._check(SignatureStatus.NotSigned, name)
+        return signature_check(SignatureStatus.NotSigned, name)
     return _verify_signed(ctl, name, trusted_roots)
 
 
@@ -338,10 +341,10 @@ def catalog_check(
     cat_data, _cat_name = _read(catalog)
     ctl = _parse(cat_data)
     if ctl is None:
-        return _signing._check(SignatureStatus.NotSigned, name)
+        return signature_check(SignatureStatus.NotSigned, name)
     digest, _is_pe = file_hash(data)
     if ctl.find_subject(digest) is None:
-        return _signing._check(
+        return signature_check(
             SignatureStatus.NotSigned, name, detail="its hash is not in the catalog"
         )
     return replace(_verify_signed(ctl, name, trusted_roots), signature_type=SignatureType.Catalog)
@@ -369,4 +372,4 @@ def authenticode_signature(
             return check
     if _parse(data) is not None:
         return verify_catalog(path, roots)
-    return _signing.verify_file(path, roots)
+    return verify_file(path, roots)

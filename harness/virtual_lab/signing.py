@@ -40,55 +40,12 @@ from harness.domain.inf_lexer import (
     split_sections,
     unquote,
 )
+from harness.virtual_lab.oscrypto_fix import ensure_oscrypto
 from harness.virtual_lab.pe_image import build_driver_image
 from harness.virtual_lab.signing_pki import ROOT_KEY_NAME, TestPki
 
-_OSCRYPTO_BAD_VERSION_RE = r"'\\b(\\d\\.\\d\\.\\d[a-z]*)\\b'"
-_OSCRYPTO_GOOD_VERSION_RE = r"'\\b(\\d+\\.\\d+\\.\\d+[a-z]*)\\b'"
+ensure_oscrypto()
 
-
-def _ensure_oscrypto() -> None:
-    """Make signify's crypto backend importable on OpenSSL 3.0.10 and later.
-
-    signify verifies signatures through oscrypto, whose last release (1.3.0) cannot parse an
-    OpenSSL version with a two-digit patch number ("3.0.19") and refuses to load
-    (wbond/oscrypto#75, #78; fixed on oscrypto's master, never released). When, and only when,
-    that exact failure happens, its libcrypto binding is loaded again with the corrected
-    version pattern (the upstream fix). A fixed oscrypto imports normally and is left alone.
-    """
-    try:
-        import oscrypto.asymmetric
-    except Exception as exc:
-        if "Error detecting the version of libcrypto" not in str(exc):
-            raise
-    else:
-        return
-    import importlib.util
-    import sys
-
-    from oscrypto import ffi
-
-    name = "oscrypto._openssl._libcrypto_" + ("cffi" if ffi() == "cffi" else "ctypes")
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None or spec.loader is None:
-        raise ImportError(f"cannot locate {name} to work around wbond/oscrypto#78")
-    source = Path(spec.origin).read_text(encoding="utf-8")
-    if _OSCRYPTO_BAD_VERSION_RE not in source:
-        raise ImportError(f"{name}: unexpected source, cannot apply the wbond/oscrypto#78 fix")
-    module = importlib.util.module_from_spec(spec)
-    fixed = source.replace(_OSCRYPTO_BAD_VERSION_RE, _OSCRYPTO_GOOD_VERSION_RE)
-    sys.modules[name] = module
-    try:
-        exec(compile(fixed, spec.origin, "exec"), module.__dict__)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    import oscrypto.asymmetric  # noqa: F401
-
-
-_ensure_oscrypto()
-
-from signify.authenticode import AuthenticodeSignature  # noqa: E402
 from signify.authenticode.signed_file.pe import SignedPEFile  # noqa: E402
 from signify.exceptions import (  # noqa: E402
     AuthenticodeInvalidAdditionalHashError,
@@ -97,6 +54,7 @@ from signify.exceptions import (  # noqa: E402
     InvalidDigestError,
     SignifyError,
 )
+from signify.pkcs7 import SignedData  # noqa: E402
 from signify.x509 import Certificate, CertificateStore  # noqa: E402
 
 __all__ = [
@@ -109,6 +67,9 @@ __all__ = [
     "issue_signer",
     "package_driver_files",
     "sign_file",
+    "signature_check",
+    "signer_certificate",
+    "trust_store",
     "verify_file",
 ]
 
@@ -285,6 +246,11 @@ class _TrustStore(CertificateStore):
         return True
 
 
+def trust_store(roots: Sequence[bytes]) -> CertificateStore:
+    """A store trusting exactly `roots` (DER), never signify's bundled Microsoft roots."""
+    return _TrustStore([Certificate.from_der(der) for der in roots], trusted=True)
+
+
 _MESSAGES = {
     SignatureStatus.Valid: "Signature verified.",
     SignatureStatus.NotSigned: "The file {name} is not digitally signed.",
@@ -310,7 +276,8 @@ def _read(data_or_path: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
     return path.read_bytes(), path.name
 
 
-def _signer_certificate(signature: AuthenticodeSignature) -> Certificate | None:
+def signer_certificate(signature: SignedData) -> Certificate | None:
+    """The certificate that signed `signature` (a PE's Authenticode signature or a catalog)."""
     info = signature.signer_info
     try:
         return signature.certificates.find_certificate(
@@ -320,7 +287,7 @@ def _signer_certificate(signature: AuthenticodeSignature) -> Certificate | None:
         return None
 
 
-def _check(
+def signature_check(
     status: SignatureStatus,
     name: str,
     signer: Certificate | None = None,
@@ -367,18 +334,18 @@ def verify_file(
     data, name = _read(data_or_path)
     pe = SignedPEFile(io.BytesIO(data))
     if not data.startswith(b"MZ") or pe.get_authenticode_omit_sections() is None:
-        return _check(SignatureStatus.NotSupportedFileFormat, name)
+        return signature_check(SignatureStatus.NotSupportedFileFormat, name)
     if "certtable" not in (pe.get_authenticode_omit_sections() or {}):
-        return _check(SignatureStatus.NotSigned, name)
+        return signature_check(SignatureStatus.NotSigned, name)
     try:
         signatures = list(pe.iter_embedded_signatures(ignore_parse_errors=False))
     except Exception as exc:  # a malformed certificate table or PKCS#7 blob
-        return _check(SignatureStatus.UnknownError, name, detail=f"bad signature: {exc}")
+        return signature_check(SignatureStatus.UnknownError, name, detail=f"bad signature: {exc}")
     if not signatures:
-        return _check(SignatureStatus.NotSigned, name)
-    signer = _signer_certificate(signatures[0])
+        return signature_check(SignatureStatus.NotSigned, name)
+    signer = signer_certificate(signatures[0])
 
-    store = _TrustStore([Certificate.from_der(der) for der in trusted_roots], trusted=True)
+    store = trust_store(trusted_roots)
     try:
         results = pe.verify(
             signature_types="embedded",
@@ -388,13 +355,17 @@ def verify_file(
             countersignature_mode="permit",  # no or bad timestamp: check the chain at "now"
         )
     except AuthenticodeNotSignedError as exc:
-        return _check(SignatureStatus.NotSigned, name, detail=str(exc))
+        return signature_check(SignatureStatus.NotSigned, name, detail=str(exc))
     except (InvalidDigestError, AuthenticodeInvalidAdditionalHashError) as exc:
-        return _check(SignatureStatus.HashMismatch, name, signer, str(exc))
+        return signature_check(SignatureStatus.HashMismatch, name, signer, str(exc))
     except CertificateVerificationError as exc:
-        return _check(SignatureStatus.NotTrusted, name, signer, str(exc))
+        return signature_check(SignatureStatus.NotTrusted, name, signer, str(exc))
     except Exception as exc:  # anything else signify trips on: never a crash, as Windows
-        return _check(SignatureStatus.UnknownError, name, signer, f"verification failed: {exc}")
+        return signature_check(
+            SignatureStatus.UnknownError, name, signer, f"verification failed: {exc}"
+        )
     if not results:
-        return _check(SignatureStatus.UnknownError, name, signer, "no signature was verified")
-    return _check(SignatureStatus.Valid, name, signer)
+        return signature_check(
+            SignatureStatus.UnknownError, name, signer, "no signature was verified"
+        )
+    return signature_check(SignatureStatus.Valid, name, signer)
