@@ -6,12 +6,15 @@ the processes its last attempt started are gone: a killed controller's pytest ch
 (`pytest_plugin/lifeline.py`) and tears down like after Ctrl-C, and its virtual lab follows
 (`virtual_lab/lifeline.py`); `claim` waits for that with a deadline. What is left is every
 selected scenario without a final outcome in the journal: no line, or only `not-run`.
+A scenario final in the journal but without an Allure result (the run was killed between the
+two writes) gets one rebuilt from its journal line (`rebuild_allure_results`).
 
 Every refusal comes before anything is written to the run directory.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import shutil
 import tempfile
@@ -23,12 +26,14 @@ from typing import TextIO
 from filelock import FileLock
 
 from harness.cli.run_attempts import leftovers, lock_run, wait_gone
+from harness.cli.run_support import scenario_tests
 from harness.config.lab import Lab, load_lab
 from harness.config.plan import Plan, load_plan
 from harness.config.scenarios import Scenario, expand
 from harness.errors import ConfigError, InfrastructureError
 from harness.outcomes import Outcome
 from harness.report.journal import Journal
+from harness.report.journal_allure import SOURCE_VALUE, rebuild_missing
 from harness.report.run_dir import RunDir, RunInfo
 
 #: Seconds beyond the killed attempt's teardown grace that a resume waits for its processes
@@ -163,3 +168,38 @@ def _remove_lab_tempdir(name: object) -> None:
     path = Path(name)
     if path.parent == Path(tempfile.gettempdir()) and path.name.startswith("harness-vlab-"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def scenario_test_full_name(plan_path: Path) -> str:
+    """The Allure fullName allure-pytest gives the scenario test `harness run` collects for the
+    plan: `<module>#<function>` of the first test function taking `planned` in the plan's
+    scenario test files, the module dotted from the plan's folder (pytest's rootdir) and empty
+    for a file outside it (the packaged module); `journal.jsonl#scenario` if none is found."""
+    rootdir = plan_path.resolve().parent
+    try:
+        files = scenario_tests(plan_path)
+    except ConfigError:
+        files = []
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            if node.name.startswith("test") and any(a.arg == "planned" for a in args):
+                try:
+                    module = ".".join(path.resolve().relative_to(rootdir).with_suffix("").parts)
+                except ValueError:
+                    module = ""
+                return f"{module}#{node.name}"
+    return f"{SOURCE_VALUE}#scenario"
+
+
+def rebuild_allure_results(rd: RunDir, plan: Plan, lab: Lab) -> list[Path]:
+    """Rebuild from journal.jsonl the Allure result of each scenario final in the journal that
+    has none (harness/report/journal_allure.py); returns the files written."""
+    by_id = {s.id: s for s in expand(plan, lab)}
+    return rebuild_missing(rd, by_id, full_name=scenario_test_full_name(Path(plan.path)))

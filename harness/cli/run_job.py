@@ -14,7 +14,8 @@ read end of a lifeline pipe (pytest_plugin/lifeline.py) and stops like after Ctr
 the virtual lab holds another (virtual_lab/lifeline.py) whose write end pytest holds too, so
 the lab outlives pytest's teardown and then stops. A resume appends to the journal, to
 allure-results/ (after removing the interrupted scenarios' partial results) and to pytest.log,
-and merges its JUnit XML into junit.xml.
+merges its JUnit XML into junit.xml, and rebuilds from the journal the Allure result of a
+scenario journaled just before the kill (resume.rebuild_allure_results).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from harness import __version__
 from harness.cli.common import ExitCode
 from harness.cli.coordinator_records import previous_from_coordinator
 from harness.cli.progress_view import ProgressView, count_by_dut
+from harness.cli.resume import rebuild_allure_results
 from harness.cli.run_attempts import begin_attempt, lock_run, note_process, now_iso
 from harness.cli.run_support import (
     drop_history_entry,
@@ -183,6 +185,10 @@ class RunJob:
             if n > 1:
                 merge_junit(rd.junit, self._junit(rd, n), again)
                 add_journal_cases(rd.junit, Journal(rd.journal).latest())
+        if self.resume is not None:  # a kill between a journal line and its Allure result
+            rebuilt = rebuild_allure_results(rd, self.plan, self.lab)
+            if rebuilt:
+                self.out.write(f"rebuilt {len(rebuilt)} Allure results from journal.jsonl\n")
         code = self._exit_code(rd, info, rc)
         attempt["ended"] = info.finished = now_iso()
         attempt["exit_code"] = info.exit_code = code
