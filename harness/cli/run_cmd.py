@@ -7,6 +7,7 @@
     harness run testplans/smoke.yaml -- -x          # arguments after -- go to pytest
     harness run testplans/smoke.yaml -- -p pytest_randomly  # a plugin the run would not load
     harness run --resume reports/20261121T101500Z-nightly
+    harness run testplans/smoke.yaml --no-report    # no report.html now: `harness report` later
 
 pytest runs with the harness's own plugins only (scenario_process.py): other plugins installed
 in the same environment are not loaded unless named after `--`.
@@ -19,7 +20,8 @@ now; processes of the killed attempt that outlive their teardown deadline are ex
 
 Inputs are checked before anything touches the lab (file, line and key; exit 2). The run
 itself is `harness.cli.run_job.RunJob`: reports/<run-id>/ with journal.jsonl, junit.xml,
-allure-results/, report.html (and qualification/ for qualification plans); exit code 0 all
+allure-results/, report.html (not with `--no-report`: the Allure render takes a few seconds;
+`harness report RUN_DIR` renders it later) and qualification/ for qualification plans; exit code 0 all
 passed, 1 a scenario failed, 2 usage or configuration error, 3 only infrastructure errors.
 """
 
@@ -89,6 +91,12 @@ def run(
         help="With a lab coordinator: run the plan's pool together with the other controllers "
         "started with the same NAME, plan and selection (docs/coordinator.md).",
     ),
+    no_report: bool = typer.Option(
+        False,
+        "--no-report",
+        help="Do not render report.html (Allure) at the end; every other file is written. "
+        "Render it later with `harness report RUN_DIR`.",
+    ),
 ) -> None:
     """Run a test plan against the lab: report, journal and exit code."""
     if native_windows():
@@ -121,7 +129,7 @@ def run(
             with config_errors_exit():
                 resume = newest_interrupted(reports)
             typer.echo(f"--resume: the newest interrupted run is {resume}")
-        raise typer.Exit(_resume(resume))
+        raise typer.Exit(_resume(resume, render_html=not no_report))
     if plan_file is None:
         raise usage_error("missing PLAN (or --resume RUN_DIR)")
     if last_failed and lab_file is None:
@@ -170,6 +178,7 @@ def run(
                 reports=reports,
                 pytest_args=list(ctx.args),
                 filters={"duts": duts or [], "scenario": scenario, "last_failed": last_failed},
+                render_html=not no_report,
             )
         )
     with config_errors_exit():  # each scenario's DUT, in run order (harness/lab/schedule.py)
@@ -190,6 +199,7 @@ def run(
         pytest_args=list(ctx.args),
         argv=sys.argv[1:],
         filters={"duts": duts or [], "scenario": scenario, "last_failed": last_failed},
+        render_html=not no_report,
     )
     raise typer.Exit(_execute(job, [d.dut for d in planned.duts], wait))
 
@@ -241,7 +251,7 @@ def _last_run_selection(
     return lab, duts or list(filters.get("duts") or []) or None, scenario or filters.get("scenario")
 
 
-def _resume(run_dir: Path) -> int:
+def _resume(run_dir: Path, *, render_html: bool = True) -> int:
     with config_errors_exit():
         r = resumable(run_dir)
         scenario_tests(Path(r.plan.path))  # before any lab action
@@ -281,6 +291,7 @@ def _resume(run_dir: Path) -> int:
         resume=(r.run_dir, r.info, lock),
         totals=r.totals,
         filters=filters,
+        render_html=render_html,
     )
     return _execute(job, list(estimates), None)
 

@@ -62,7 +62,7 @@ from harness.report.disk_errors import EXIT_REPORTS_DISK, NOTICE_FD_ENV, is_disk
 from harness.report.journal import Journal
 from harness.report.junit_merge import add_journal_cases, merge_junit
 from harness.report.qualification import write_bundle
-from harness.report.render import history_file, render_report
+from harness.report.render import history_file, prepare_results, render_report
 from harness.report.run_dir import RunDir, RunInfo
 from harness.report.run_pages import RunPages, write_run_pages
 
@@ -91,6 +91,8 @@ class RunJob:
     estimates: dict[str, float] = field(default_factory=dict)
     #: matrix.html, matrix.json and changes.json, once written at the end of the attempt
     pages: RunPages | None = None
+    #: render report.html at the end (`--no-report`: no; `harness report` renders it later)
+    render_html: bool = True
 
     @property
     def grace_s(self) -> float:
@@ -314,6 +316,29 @@ class RunJob:
             self.pages = write_run_pages(rd, previous)
         except (HarnessError, OSError, ValueError) as exc:
             self.out.write(f"matrix.html not written: {exc}\n")
+        if not self.render_html:
+            self._skip_report(rd)
+        else:
+            self._render_report(rd, history, title)
+        if info.purpose == "qualification":
+            write_bundle(rd)
+
+    def _skip_report(self, rd: RunDir) -> None:
+        """`--no-report`: allure-results/ completed all the same (a CI's own Allure reads it);
+        an earlier attempt's report.html no longer shows the whole run, so it goes."""
+        try:
+            prepare_results(rd)
+        except ConfigError as exc:
+            self.out.write(f"allure-results not completed: {exc}\n")
+        stale = rd.report_html.exists()
+        rd.report_html.unlink(missing_ok=True)
+        self.out.write(
+            "report.html not rendered (--no-report"
+            + ("; the earlier attempt's one was removed" if stale else "")
+            + f"): render it with `harness report {rd.path}`\n"
+        )
+
+    def _render_report(self, rd: RunDir, history: Path, title: str) -> None:
         try:
             render_report(rd, history=history, title=title)
         except (ConfigError, InfrastructureError) as exc:
@@ -322,8 +347,6 @@ class RunJob:
             self.out.write(
                 f"\ninterrupted: report.html not rendered (render it with `harness report {rd.path}`)\n"
             )
-        if info.purpose == "qualification":
-            write_bundle(rd)
 
     def _summary(self, rd: RunDir, info: RunInfo, code: int) -> None:
         latest = Journal(rd.journal).latest()

@@ -44,6 +44,7 @@ def run_together_cmd(
     reports: Path,
     pytest_args: list[str],
     filters: dict[str, Any],
+    render_html: bool = True,
 ) -> int:
     """Join (or start) the shared run `effort`; the exit code of the units run here."""
     if lab.coordinator is None:
@@ -69,6 +70,7 @@ def run_together_cmd(
             pytest_args=list(pytest_args),
             argv=sys.argv[1:],
             filters={**filters, "duts": [dut], "together": effort},
+            render_html=render_html,
         )
         return job.execute()
 

@@ -165,24 +165,32 @@ def _run(argv: list[str], *, cwd: Path, timeout_s: float) -> subprocess.Complete
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def render_report(
-    run_dir: RunDir, *, history: Path | None, title: str, timeout_s: float = 120
-) -> Path:
-    """Write `run_dir/report.html` from `run_dir/allure-results/` and return its path.
-
-    Adds categories.json, environment.properties and the observation messages to the results
-    first. `history` is the plan's history file (see `history_file`), or None for no trends.
-    Raises ConfigError if allure is not installed, InfrastructureError if rendering fails.
-    """
-    allure = find_allure()
+def prepare_results(run_dir: RunDir) -> Path:
+    """Complete `run_dir/allure-results/` for any Allure reader (report.html, a CI's own
+    Allure): categories.json, environment.properties, the observation messages, and each
+    result's link to its matrix.html cell and its suites (DUT › boot state › package). Safe to
+    run again; ConfigError if the run has no allure-results directory."""
     results = run_dir.allure_results
     if not results.is_dir():
         raise ConfigError(f"{run_dir.path} has no allure-results directory")
     write_categories(results)
     write_environment(results, environment_from(run_dir))
     mark_observations(results)
-    # each test result links to its cell of matrix.html; suites DUT › boot state › package
     add_matrix_links(results, Journal(run_dir.journal).latest())
+    return results
+
+
+def render_report(
+    run_dir: RunDir, *, history: Path | None, title: str, timeout_s: float = 120
+) -> Path:
+    """Write `run_dir/report.html` from `run_dir/allure-results/` and return its path.
+
+    Completes the results first (`prepare_results`). `history` is the plan's history file (see
+    `history_file`), or None for no trends. Raises ConfigError if allure is not installed
+    (the results are complete all the same), InfrastructureError if rendering fails.
+    """
+    results = prepare_results(run_dir)
+    allure = find_allure()
     if history is not None:
         # Allure runs in a temporary directory: a relative path would put the history there
         # (and lose it with the directory), so it is made absolute here.

@@ -33,7 +33,7 @@ def controller(c: Coordinated, reports: Path) -> subprocess.Popen[str]:
         [
             sys.executable, "-m", "harness", "run", "testplans/nightly.yaml",
             "--lab", str(c.lab), "--scenario", PATTERN, "--reports", str(reports),
-            "--together", "nightly-shared",
+            "--together", "nightly-shared", "--no-report",
         ],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=c.env(),
     )  # fmt: skip

@@ -137,7 +137,7 @@ def test_a_quirk_against_an_inferred_expectation_is_labelled_expectation_may_be_
     lab = lab_with(tmp_path, quirks={"dmaguard_policy0_problem": 28})
     plan = plan_file(tmp_path, "quirk", dmaguard=["0"], session=["locked"])
     reports = tmp_path / "reports"
-    r = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports))
+    r = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports), "--no-report")
     assert r.returncode == 1, r.stdout + r.stderr
     run_dir = (reports / "latest").resolve()
     (line,) = journal(run_dir)
@@ -159,7 +159,7 @@ def test_faulty_driver_under_verifier_fails_with_bugcheck_evidence_and_last_fail
     lab = lab_with(tmp_path, faulty_driver="dmalab_nvme")
     plan = plan_file(tmp_path, "faulty", verifier_dma=["off", "on"], session=["unlocked"])
     reports = tmp_path / "reports"
-    r = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports))
+    r = harness_run(str(plan), "--lab", str(lab), "--reports", str(reports), "--no-report")
     assert r.returncode == 1, r.stdout + r.stderr
     first = (reports / "latest").resolve()
     outcomes = {line["scenario"]: line["outcome"] for line in journal(first)}
@@ -177,7 +177,7 @@ def test_faulty_driver_under_verifier_fails_with_bugcheck_evidence_and_last_fail
     assert evidence, "the crash evidence (bugcheck and dump) is attached"
 
     # without --lab: the lab of the run it reads (the faulty one), not the default lab
-    again = harness_run(str(plan), "--reports", str(reports), "--last-failed")
+    again = harness_run(str(plan), "--reports", str(reports), "--last-failed", "--no-report")
     assert again.returncode == 1, again.stdout + again.stderr
     assert f"the lab of run {first.name}: {lab}" in again.stdout
     second = (reports / "latest").resolve()
@@ -236,7 +236,7 @@ def test_sigterm_mid_run_tears_down_keeps_the_journal_and_stops_the_lab(tmp_path
 
 def test_parallel_workers_each_drive_one_dut(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    r = harness_run("testplans/smoke.yaml", "-n", "auto", "--reports", str(reports))
+    r = harness_run("testplans/smoke.yaml", "-n", "auto", "--reports", str(reports), "--no-report")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = journal((reports / "latest").resolve())
     assert len(lines) == 8

@@ -17,9 +17,17 @@ from tests.e2e.test_resume import _plan
 def test_each_run_writes_its_matrix_and_what_changed(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     plan = _plan(tmp_path)  # smoke on tb-01: 2 packages × locked/unlocked
-    first = harness_run(str(plan), "--reports", str(reports))
+    first = harness_run(str(plan), "--reports", str(reports), "--no-report")
     assert first.returncode == 0, first.stdout + first.stderr
     first_dir = (reports / "latest").resolve()
+    # --no-report: every file but report.html, and how to render it later
+    assert not (first_dir / "report.html").exists()
+    assert (first_dir / "matrix.html").is_file() and (first_dir / "junit.xml").is_file()
+    assert (
+        f"report.html not rendered (--no-report): render it with `harness report {first_dir}`"
+        in first.stdout
+    )
+    assert "report: " not in first.stdout
     assert "changes: no previous run of this plan on this lab" in first.stdout
     second = harness_run(str(plan), "--reports", str(reports))
     assert second.returncode == 0, second.stdout + second.stderr

@@ -175,9 +175,15 @@ def test_resume_after_the_controller_is_killed(tmp_path: Path) -> None:
     _check_resumed(run_dir, before)
     # again: nothing is left, the run is re-rendered and keeps its code
     lines = journal(run_dir)
-    again = harness_run("--resume", str(run_dir))
+    again = harness_run("--resume", str(run_dir), "--no-report")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "nothing left to run" in again.stdout
+    # --no-report: the earlier attempt's report.html no longer shows the whole run
+    assert not (run_dir / "report.html").exists()
+    assert (
+        "report.html not rendered (--no-report; the earlier attempt's one was removed): "
+        f"render it with `harness report {run_dir}`" in again.stdout
+    )
     assert journal(run_dir) == lines
     assert len(json.loads((run_dir / "run.json").read_text())["attempts"]) == 3
 

@@ -40,6 +40,7 @@ def test_a_run_loads_only_the_plugins_it_names(tmp_path: Path) -> None:
         str(plan),
         "--reports",
         str(reports),
+        "--no-report",
         "--",
         "-p",
         "planted_named",

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from harness.errors import InfrastructureError
+from harness.report.allure_files import CATEGORIES
 from harness.report.qualification import QUALIFIED, verify_manifest
 from harness.report.render import find_allure, history_file, render_report
 from harness.report.run_dir import RunDir, RunInfo
@@ -406,3 +407,24 @@ def test_a_relative_reports_folder_keeps_its_history(
         render_report(rd, history=history, title="smoke 20261121-1000-smoke")
     kept = tmp_path / "reports" / ".history" / "smoke.jsonl"
     assert len(kept.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_without_allure_the_results_are_completed_all_the_same(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No Node.js on the controller: report.html cannot be rendered, but allure-results/ gets
+    its categories.json and environment.properties, for a CI's own Allure to read."""
+    from harness.errors import ConfigError
+    from harness.report import render
+
+    rd = make_run_dir(tmp_path, "run", purpose="manual", scenarios=[])
+    shutil.copytree(results_dir, rd.allure_results, dirs_exist_ok=True)
+    monkeypatch.delenv("HARNESS_ALLURE", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(render, "repo_root", lambda: tmp_path / "site-packages")
+    with pytest.raises(ConfigError, match="npm install -g allure"):
+        render_report(rd, history=None, title="t")
+    assert not rd.report_html.exists()
+    categories = json.loads((rd.allure_results / "categories.json").read_text())
+    assert [c["name"] for c in categories][:1] == [CATEGORIES[0]["name"]]
+    assert (rd.allure_results / "environment.properties").is_file()
