@@ -173,13 +173,14 @@ def test_a_dut_slow_to_stop_does_not_hold_up_another_duts_reboot(
     """Each DUT's power events have their own worker: tb-01's endpoints stuck stopping (a
     request thread that does not end) must not keep m2-01 down after its reboot."""
     tb, m2 = runtime.nodes["tb-01"], runtime.nodes["m2-01"]
-    entered, release = threading.Event(), threading.Event()
+    entered, release, stopped = threading.Event(), threading.Event(), threading.Event()
     real_stop = tb.winrm_http.stop
 
     def stuck_stop(timeout_s: float = 5.0) -> None:
         entered.set()
         release.wait(20)  # bounded: the test releases it
         real_stop(timeout_s)
+        stopped.set()
 
     tb.winrm_http.stop = stuck_stop  # type: ignore[method-assign]
     try:
@@ -192,7 +193,9 @@ def test_a_dut_slow_to_stop_does_not_hold_up_another_duts_reboot(
     finally:
         release.set()
         del tb.winrm_http.stop  # the endpoint's own method again
-    assert tb.wait_listening(False, BOOT_DEADLINE_S)
+    # tb-01's stop ends, then its queued boot starts the endpoints again at once (too briefly
+    # down to be seen by polling `listening`: that raced)
+    assert stopped.wait(BOOT_DEADLINE_S), "tb-01's endpoints never stopped"
     assert tb.wait_listening(True, BOOT_DEADLINE_S)
 
 
