@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
@@ -88,6 +89,24 @@ class Scenario:
             dmaguard=self.dmaguard,
             session=self.session,
         )
+
+    @property
+    def report_feature(self) -> str:
+        """The report's grouping of the scenario (Allure `feature`): its boot-time conditions."""
+        return (
+            f"kdp-{self.kdp.value} dmaguard-{self.dmaguard.value} "
+            f"verifier-{self.verifier_dma.value} testsigning-{self.test_signing.value}"
+        )
+
+    def report_parameters(self) -> list[tuple[str, str]]:
+        """The report's parameters of the scenario: each condition (a string as it is, any
+        other value as JSON), then the build. The pytest plugin records them and a result
+        rebuilt from the journal (report/journal_allure.py) repeats them: one definition."""
+        params = [
+            (key, value if isinstance(value, str) else json.dumps(value))
+            for key, value in self.conditions_json().items()
+        ]
+        return [*params, ("build", str(self.build))]
 
     def conditions_json(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,6 @@ step); `ConfigError` -> not run; anything else -> harness bug.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from typing import Any
@@ -63,16 +62,12 @@ def label(planned: PlannedScenario, title: str | None = None) -> None:
     s, plan = planned.scenario, planned.plan
     allure.dynamic.title(title or s.id)
     allure.dynamic.epic(plan.purpose)
-    allure.dynamic.feature(
-        f"kdp-{s.kdp.value} dmaguard-{s.dmaguard.value} "
-        f"verifier-{s.verifier_dma.value} testsigning-{s.test_signing.value}"
-    )
+    allure.dynamic.feature(s.report_feature)
     allure.dynamic.story(s.id)
     allure.dynamic.label("host", s.dut)
     allure.dynamic.tag(plan.name)
-    for key, value in s.conditions_json().items():
-        allure.dynamic.parameter(key, value if isinstance(value, str) else json.dumps(value))
-    allure.dynamic.parameter("build", str(s.build))
+    for key, value in s.report_parameters():
+        allure.dynamic.parameter(key, value)
 
 
 def record(

@@ -83,10 +83,7 @@ def parameters_of(scenario: Scenario) -> list[dict[str, str]]:
     """The parameters allure-pytest writes for a plan scenario: `planned` (the scenario's repr,
     its id), then `execute.label`'s dynamic ones (strings, others JSON), each repr'd."""
     params = [{"name": PLANNED, "value": scenario.id}]
-    for key, value in scenario.conditions_json().items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        params.append({"name": key, "value": _quoted(text)})
-    params.append({"name": "build", "value": _quoted(str(scenario.build))})
+    params += [{"name": k, "value": _quoted(v)} for k, v in scenario.report_parameters()]
     return params
 
 
@@ -143,11 +140,7 @@ def build_result(
     conditions = entry.extra.get("conditions") or scenario.conditions_json()
     labels = [
         {"name": "epic", "value": purpose},
-        {
-            "name": "feature",
-            "value": f"kdp-{scenario.kdp.value} dmaguard-{scenario.dmaguard.value} "
-            f"verifier-{scenario.verifier_dma.value} testsigning-{scenario.test_signing.value}",
-        },
+        {"name": "feature", "value": scenario.report_feature},
         {"name": "story", "value": scenario.id},
         {"name": "host", "value": entry.dut},
         {"name": "tag", "value": plan_name},
