@@ -65,7 +65,8 @@ def _sources(node: Any) -> Iterator[str]:
                 yield from _sources(child)
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def load_result(path: Path) -> dict[str, Any] | None:
+    """An Allure JSON file's object; None if it is unreadable, not JSON or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -86,7 +87,7 @@ def prune_results(results_dir: Path, rerun: Iterable[str]) -> Pruned:
     referenced: set[str] = set()
     results = 0
     for path in sorted(results_dir.glob("*-result.json")):
-        data = _load(path)
+        data = load_result(path)
         if data is None:
             continue  # not ours to judge
         if scenario_of(data) in again:
@@ -97,7 +98,7 @@ def prune_results(results_dir: Path, rerun: Iterable[str]) -> Pruned:
             referenced.update(_sources(data))
     containers = 0
     for path in sorted(results_dir.glob("*-container.json")):
-        data = _load(path)
+        data = load_result(path)
         if data is None:
             continue
         children = [c for c in data.get("children") or [] if c not in removed_uuids]

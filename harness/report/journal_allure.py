@@ -39,7 +39,7 @@ from harness.config.scenarios import Scenario
 from harness.outcomes import MESSAGE_PREFIX, Outcome
 from harness.private_files import write_private
 from harness.report.allure_files import OBSERVATION_LABEL
-from harness.report.allure_prune import scenario_of
+from harness.report.allure_prune import load_result, scenario_of
 from harness.report.journal import Journal, JournalEntry
 from harness.report.run_dir import RunDir
 from harness.report.run_pages import MATRIX_LINK_NAME, boot_state
@@ -101,16 +101,8 @@ def shown_message(entry: JournalEntry) -> str:
     return f"{prefix} {text}" if prefix else text
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _results(results_dir: Path) -> list[dict[str, Any]]:
-    found = (_load(p) for p in sorted(results_dir.glob("*-result.json")))
+    found = (load_result(p) for p in sorted(results_dir.glob("*-result.json")))
     return [d for d in found if d is not None]
 
 
