@@ -2,7 +2,8 @@
 
 The endpoints listen while the machine is powered and no `refuse-connections` fault is active;
 otherwise they are stopped (new connections refused, open ones dropped) and, when both hold
-again, they listen on the same ports as before. `reconcile()` applies that rule; the runtime
+again, they listen on the same ports as before: while stopped, each port is held
+(`port_hold.py`), so no other socket on the machine takes it meanwhile. `reconcile()` applies that rule; the runtime
 calls it from its single worker thread only, never from a machine thread (a machine's power
 callback may come from inside a command that a WinRM connection thread is running, and stopping
 the endpoint joins that thread).
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from harness.config.endpoints import DutEndpoints, SshEndpointInfo, WinRmEndpoint
 from harness.config.lab_models import VirtualFault
+from harness.virtual_lab.port_hold import PortHold, start_on
 from harness.virtual_lab.ssh_server import LOOPBACK, SshEndpoint
 from harness.virtual_lab.winrm.executor import Executor
 from harness.virtual_lab.winrm.server import WinRMEndpoint
@@ -114,6 +116,8 @@ class DutNode:
         self.powered = True
         self.refusing = False
         self._listening = False
+        #: each endpoint's port while it is stopped (none before the first start)
+        self._holds: dict[str, PortHold | None] = {}
         self._changed = threading.Condition()
         #: reconcile() runs on this DUT's worker (power events) and on the runtime's (faults,
         #: clear): one at a time
@@ -142,13 +146,17 @@ class DutNode:
     def _reconcile(self) -> None:
         want = self.powered and not self.refusing
         if want and not self._listening:
-            self.winrm_http.start()
-            self.winrm_https.start()
-            self.ssh.start()
+            for name, endpoint in self._endpoints().items():
+                start_on(self._holds.pop(name, None), endpoint.start)
             self._set_listening(True)
             log.info("%s: endpoints listening", self.name)
         elif not want and self._listening:
             self._stop_endpoints()
+            # kept while down, and before the DUT is seen down: on a busy machine another
+            # socket could take a port meanwhile, and the endpoint would not listen at boot
+            for name, endpoint in self._endpoints().items():
+                self._holds[name] = PortHold.take(LOOPBACK, endpoint.port)
+            self._set_listening(False)
             log.info("%s: endpoints down (powered=%s)", self.name, self.powered)
 
     def on_power(self, state: str) -> None:
@@ -174,14 +182,21 @@ class DutNode:
 
     def close(self) -> None:
         self._stop_endpoints()
+        self._set_listening(False)
+        for hold in self._holds.values():
+            if hold is not None:
+                hold.release()
+        self._holds.clear()
+
+    def _endpoints(self) -> dict[str, WinRMEndpoint | SshEndpoint]:
+        return {"winrm-http": self.winrm_http, "winrm-https": self.winrm_https, "ssh": self.ssh}
 
     def _stop_endpoints(self) -> None:
-        for ep in (self.winrm_http, self.winrm_https, self.ssh):
+        for ep in self._endpoints().values():
             try:
                 ep.stop()
             except Exception:  # one endpoint's trouble must not keep the others up
                 log.exception("%s: stopping an endpoint failed", self.name)
-        self._set_listening(False)
 
     # -- facts ----------------------------------------------------------------------------------
     def endpoints(self, control_url: str) -> DutEndpoints:

@@ -33,6 +33,7 @@ from harness.errors import InfrastructureError
 from harness.virtual_lab.control import ControlClient, ControlError
 from harness.virtual_lab.launcher import start_virtual_lab
 from harness.virtual_lab.runtime import VirtualLabRuntime
+from harness.virtual_lab.ssh_server import LOOPBACK
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +198,38 @@ def test_a_dut_slow_to_stop_does_not_hold_up_another_duts_reboot(
     # down to be seen by polling `listening`: that raced)
     assert stopped.wait(BOOT_DEADLINE_S), "tb-01's endpoints never stopped"
     assert tb.wait_listening(True, BOOT_DEADLINE_S)
+
+
+def test_a_dut_keeps_its_ports_while_it_is_down(
+    runtime: VirtualLabRuntime, control: ControlClient
+) -> None:
+    """While a DUT reboots its ports stay reserved (bound, not listening: connections are
+    refused), so no other socket of the machine takes one and the DUT comes back on each.
+    Before, a port was free while the DUT was down; under a parallel test run another
+    process's socket took one, the DUT's endpoints failed to start at boot and it never came
+    back (a fault-campaign bystander, m2-01, "did not come back": connection refused)."""
+    m2 = runtime.nodes["m2-01"]
+    ports = [m2.winrm_http.port, m2.winrm_https.port, m2.ssh.port]
+    taken: list[socket.socket] = []
+    try:
+        control.reboot("m2-01")
+        assert m2.wait_listening(False, BOOT_DEADLINE_S)
+        for port in ports:
+            other = socket.socket()
+            try:
+                other.bind((LOOPBACK, port))  # what a client socket's bind would do
+            except OSError:
+                other.close()
+            else:
+                taken.append(other)
+        assert not taken, "a port of the DUT was free while it was down"
+        assert m2.wait_listening(True, BOOT_DEADLINE_S), "m2-01 did not come back"
+    finally:
+        for sock in taken:
+            sock.close()
+    assert [m2.winrm_http.port, m2.winrm_https.port, m2.ssh.port] == ports
+    with socket.create_connection((LOOPBACK, m2.ssh.port), timeout=5) as conn:
+        assert conn.recv(64).startswith(b"SSH-2.0-")
 
 
 def test_settle_waits_for_each_duts_power_events(runtime: VirtualLabRuntime) -> None:
