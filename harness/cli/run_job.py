@@ -235,7 +235,9 @@ class RunJob:
                 from harness.virtual_lab.launcher import start_virtual_lab
 
                 self.out.write("starting the virtual lab ...\n")
-                running = stack.enter_context(start_virtual_lab(self.lab.path))
+                running = stack.enter_context(
+                    start_virtual_lab(self.lab.path, keep_log=rd.virtual_lab_log)
+                )
                 endpoints = running.tempdir / "endpoints.json"
                 attempt["lab_tempdir"] = str(running.tempdir)
                 note_process(rd, info, attempt, "lab_pid", running.pid)

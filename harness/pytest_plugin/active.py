@@ -91,10 +91,13 @@ class Coordinator:
             return  # reported again, with file and line, when the tests are collected
         if lab_config.virtual is None:
             return
+        from harness.report.run_dir import RunDir
         from harness.virtual_lab.launcher import start_virtual_lab
 
         try:
-            self.running = start_virtual_lab(lab_config.path)
+            run_dir = read_options(config).run_dir
+            keep = RunDir(run_dir).virtual_lab_log if run_dir else None
+            self.running = start_virtual_lab(lab_config.path, keep_log=keep)
         except (InfrastructureError, ConfigError) as exc:
             raise pytest.UsageError(f"harness: {exc}") from None
         config.stash[LAB_ENDPOINTS] = self.running.tempdir / "endpoints.json"

@@ -88,7 +88,8 @@ def lab(pytestconfig: pytest.Config) -> Iterator[LabSession]:
     elif config.virtual is not None:
         from harness.virtual_lab.launcher import start_virtual_lab
 
-        running = start_virtual_lab(config.path)
+        keep = RunDir(Path(run_dir)).virtual_lab_log if run_dir else None
+        running = start_virtual_lab(config.path, keep_log=keep)
         endpoints = running.endpoints
     try:
         yield LabSession(

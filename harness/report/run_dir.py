@@ -11,6 +11,7 @@
       progress/.run.lock  held by the controller of the attempt in progress (outside the
                           qualification manifest, like the rest of progress/)
       pytest.log          pytest's own output
+      virtual-lab.log     the virtual lab's log, one section per attempt (virtual labs only)
       report.html         the single-file Allure report
       qualification/      summary.html, results.json, manifest.json (qualification plans)
     reports/latest -> <run-id>
@@ -67,6 +68,10 @@ class RunDir:
     @property
     def pytest_log(self) -> Path:
         return self.path / "pytest.log"
+
+    @property
+    def virtual_lab_log(self) -> Path:
+        return self.path / "virtual-lab.log"
 
     @property
     def selected(self) -> Path:

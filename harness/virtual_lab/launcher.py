@@ -5,7 +5,8 @@
 
 The child is `python -m harness.virtual_lab LAB --endpoints-file F --workdir W --ready-fd N`
 in its own session (so a Ctrl-C at the terminal reaches the parent only, and the whole process
-group can be signalled), with stdout and stderr in a log file in a private temp directory. The
+group can be signalled), with stdout and stderr in a log file in a private temp directory (copied
+to `keep_log`, when given, as the lab stops: `harness run` keeps it in the run directory). The
 child writes one line to the inherited pipe `N` once the endpoints file is written; the parent
 waits on that pipe with a deadline (EOF means the child died). `RunningLab.stop()` sends SIGTERM
 to the group, SIGKILL after its deadline, and removes the temp directory. The child also gets a
@@ -30,6 +31,7 @@ from types import TracebackType
 
 from harness.config.endpoints import LabEndpoints
 from harness.errors import InfrastructureError
+from harness.private_files import append_private
 from harness.virtual_lab.winrm.auth import NTLM_USER_FILE_ENV
 
 _LOG_TAIL_LINES = 30
@@ -44,10 +46,13 @@ class RunningLab:
         endpoints: LabEndpoints,
         tempdir: Path,
         lifeline_fd: int | None = None,
+        keep_log: Path | None = None,
     ) -> None:
         self.process = process
         self.endpoints = endpoints
         self.tempdir = tempdir
+        #: where the lab's log is appended when it stops (None: it goes with the temp directory)
+        self.keep_log = keep_log
         #: write end of the lab's lifeline (lifeline.py): the lab stops once no process holds it
         self.lifeline_fd = lifeline_fd
 
@@ -64,11 +69,24 @@ class RunningLab:
         try:
             return _terminate(self.process, timeout_s)
         finally:
+            self._keep_log()
             shutil.rmtree(self.tempdir, ignore_errors=True)
             if self.lifeline_fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(self.lifeline_fd)
                 self.lifeline_fd = None
+
+    def _keep_log(self) -> None:
+        """Append the lab's log to `keep_log` (once: a second stop finds no log)."""
+        if self.keep_log is None or not self.log_file.is_file():
+            return
+        try:
+            data = self.log_file.read_bytes()
+            header = f"=== virtual lab pid {self.process.pid} ===\n".encode()
+            append_private(self.keep_log, header + data)
+            self.log_file.unlink()
+        except OSError as exc:  # a full reports disk: the run's own files come first
+            sys.stderr.write(f"the virtual lab's log was not kept in {self.keep_log}: {exc}\n")
 
     def __enter__(self) -> RunningLab:
         return self
@@ -201,10 +219,12 @@ def start_virtual_lab(
     *,
     timeout_s: float = 30.0,
     password: str | None = None,
+    keep_log: Path | None = None,
 ) -> RunningLab:
     """Start the lab of `lab_path` in a child process; InfrastructureError if it does not come up.
 
-    `password` (if given) becomes every DUT's password, passed in the child's environment.
+    `password` (if given) becomes every DUT's password, passed in the child's environment;
+    `keep_log` (if given) is where the lab's log is appended when it stops.
     """
     remove_stale_secrets()
     tempdir = Path(tempfile.mkdtemp(prefix="harness-vlab-"))
@@ -255,7 +275,7 @@ def start_virtual_lab(
     try:
         if _wait_ready(read_fd, timeout_s):
             endpoints = LabEndpoints.read(endpoints_file)
-            return RunningLab(process, endpoints, tempdir, life_write)
+            return RunningLab(process, endpoints, tempdir, life_write, keep_log)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(1.0)  # EOF on the pipe: the child is exiting
         why = "exited" if process.poll() is not None else f"not ready after {timeout_s:.0f} s"

@@ -214,6 +214,13 @@ class Run:
         parts += [p.read_text(errors="replace") for p in sorted(results.glob("*-attachment*"))]
         return "\n".join(parts)
 
+    def lab_problems(self) -> str:
+        """The virtual lab's warnings and errors (its log, kept in the run directory)."""
+        path = self.run_dir / "virtual-lab.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        keep = (" WARNING ", " ERROR ", "Traceback", "Error:")
+        return "\n".join(line for line in text.splitlines() if any(k in line for k in keep))
+
     def outcomes(self) -> dict[str, str]:
         return {line["scenario"]: line["outcome"] for line in self.journal()}
 
@@ -352,7 +359,7 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     run = run_case(case, tmp_path)
     if os.environ.get("UPDATE_RELIABILITY_DOC") == "1":
         update_doc_row(run)
-    where = f"{run.folder}\n{run.output[-3000:]}"
+    where = f"{run.folder}\n{run.output[-3000:]}\nvirtual lab:\n{run.lab_problems()[-3000:]}"
     assert run.returncode != -1, f"the run hung: {where}"
     assert run.duration_s < CASE_TIMEOUT_S - 10, where
     lines = run.journal()
@@ -370,7 +377,7 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     assert td is not None, where
     assert td["ok"] or td["quarantined"], td
     m2 = run.teardown("m2-01")
-    assert m2 is not None and m2["ok"] and not m2["quarantined"], m2
+    assert m2 is not None and m2["ok"] and not m2["quarantined"], (m2, where)
     if case.end == "baseline":
         assert td["ok"] and not td["quarantined"], td
     else:

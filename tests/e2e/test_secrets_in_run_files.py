@@ -171,7 +171,14 @@ def test_no_secret_in_any_file_of_the_run_directory_in_any_encoding(secret_run: 
         if secret_run.run_dir in p.parents
     }
     # the search covers what a leak would hide in, not just an empty directory
-    assert {"run.json", "journal.jsonl", "junit.xml", "pytest.log", "report.html"} <= run_files
+    assert {
+        "run.json",
+        "journal.jsonl",
+        "junit.xml",
+        "pytest.log",
+        "report.html",
+        "virtual-lab.log",
+    } <= run_files
     assert any(f.startswith("allure-results/") and "attachment" in f for f in run_files)
     found = {str(p): leaks(p.read_bytes(), secret_run.secrets) for p in files}
     assert {p: f for p, f in found.items() if f} == {}

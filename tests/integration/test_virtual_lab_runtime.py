@@ -372,8 +372,12 @@ def test_lab_up_refuses_a_lab_without_a_virtual_section(tmp_path: Path) -> None:
     assert r.stderr.startswith("error: ") and "virtual" in r.stderr
 
 
-def test_start_virtual_lab_and_stop_leave_nothing_behind() -> None:
-    with start_virtual_lab(LAB, timeout_s=30, password="Launch-Passw0rd!") as lab:
+def test_start_virtual_lab_and_stop_leave_nothing_behind(tmp_path: Path) -> None:
+    """... but the lab's log, where the caller asked for it (a run directory's
+    virtual-lab.log: what the lab did, its errors included, outlives its temp directory)."""
+    kept = tmp_path / "run" / "virtual-lab.log"
+    kept.parent.mkdir()
+    with start_virtual_lab(LAB, timeout_s=30, password="Launch-Passw0rd!", keep_log=kept) as lab:
         w = lab.endpoints.duts["tb-01"].winrm
         s = winrm.Session(w.http_url, auth=(w.username, "Launch-Passw0rd!"), transport="ntlm")
         assert s.run_cmd("hostname").std_out == b"TB-01\r\n"
@@ -381,6 +385,13 @@ def test_start_virtual_lab_and_stop_leave_nothing_behind() -> None:
     assert lab.process.returncode == 0
     assert _gone(pid)
     assert not tempdir.exists()
+    text = kept.read_text()
+    assert text.startswith(f"=== virtual lab pid {pid} ===\n")
+    assert "tb-01: endpoints listening" in text and "virtual lab ready" in text
+    assert "Launch-Passw0rd!" not in text
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    lab.stop()  # again: nothing appended twice
+    assert kept.read_text() == text
 
 
 def test_start_virtual_lab_reports_a_child_that_dies(tmp_path: Path) -> None:
