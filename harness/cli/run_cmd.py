@@ -21,8 +21,9 @@ now; processes of the killed attempt that outlive their teardown deadline are ex
 Inputs are checked before anything touches the lab (file, line and key; exit 2). The run
 itself is `harness.cli.run_job.RunJob`: reports/<run-id>/ with journal.jsonl, junit.xml,
 allure-results/, report.html (not with `--no-report`: the Allure render takes a few seconds;
-`harness report RUN_DIR` renders it later) and qualification/ for qualification plans; exit code 0 all
-passed, 1 a scenario failed, 2 usage or configuration error, 3 only infrastructure errors.
+`harness report RUN_DIR` renders it later) and qualification/ for qualification plans; exit
+code 0 all passed, 1 a scenario failed, 2 usage or configuration error, 3 only infrastructure
+errors.
 """
 
 from __future__ import annotations

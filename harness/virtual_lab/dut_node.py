@@ -3,8 +3,9 @@
 The endpoints listen while the machine is powered and no `refuse-connections` fault is active;
 otherwise they are stopped (new connections refused, open ones dropped) and, when both hold
 again, they listen on the same ports as before: while stopped, each port is held
-(`port_hold.py`), so no other socket on the machine takes it meanwhile. `reconcile()` applies that rule; the runtime
-calls it from its single worker thread only, never from a machine thread (a machine's power
+(`port_hold.py`), so no other socket on the machine takes it meanwhile. `reconcile()` applies
+that rule; the runtime calls it from its worker threads only (this DUT's own for power events,
+its fault worker for faults; one at a time), never from a machine thread (a machine's power
 callback may come from inside a command that a WinRM connection thread is running, and stopping
 the endpoint joins that thread).
 
