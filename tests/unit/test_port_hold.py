@@ -20,6 +20,13 @@ def _listener(port: int = 0) -> socket.socket:
     return sock
 
 
+def _free_port() -> int:
+    first = _listener()
+    port: int = first.getsockname()[1]
+    first.close()
+    return port
+
+
 def _refused(port: int) -> bool:
     with socket.socket() as client:
         client.settimeout(5)
@@ -27,9 +34,7 @@ def _refused(port: int) -> bool:
 
 
 def test_a_held_port_refuses_connections_and_other_binds() -> None:
-    first = _listener()
-    port = first.getsockname()[1]
-    first.close()
+    port = _free_port()
     hold = PortHold.take(HOST, port)
     assert hold is not None and hold.held
     try:
@@ -45,9 +50,7 @@ def test_a_held_port_refuses_connections_and_other_binds() -> None:
 
 
 def test_the_endpoint_listens_while_the_hold_is_there_then_the_hold_goes() -> None:
-    first = _listener()
-    port = first.getsockname()[1]
-    first.close()
+    port = _free_port()
     hold = PortHold.take(HOST, port)
     seen: list[bool] = []
 
@@ -66,9 +69,7 @@ def test_the_endpoint_listens_while_the_hold_is_there_then_the_hold_goes() -> No
 
 
 def test_where_the_listener_cannot_share_the_port_the_hold_goes_first() -> None:
-    first = _listener()
-    port = first.getsockname()[1]
-    first.close()
+    port = _free_port()
     hold = PortHold.take(HOST, port)
     calls: list[bool] = []
 
