@@ -8,10 +8,10 @@ that shares one virtual lab between its tests kept on one worker.
 - Distribution (`SuiteScheduling`): each test of those slow modules is a unit of its own (each
   starts its own lab), so they spread over every worker; any other module is one unit, since many
   share a module-scoped virtual lab whose state one test leaves for the next.
-- Bytecode: the suite starts some 300 Python processes (workers, `harness run`s, virtual labs,
+- Bytecode: the suite starts some 330 Python processes (workers, `harness run`s, virtual labs,
   scenario pytests), each importing most of `harness`. Where `PYTHONDONTWRITEBYTECODE` is set
   (some CI images do), every one of them compiled every module from source and pytest rewrote
-  every test module again in each worker: about 50 s of CPU of the loop's 480. The suite writes
+  every test module again in each worker: about 65 s of CPU of the loop's 476. The suite writes
   its bytecode caches (the checkout's `__pycache__/`, ignored by git) for itself and the
   processes it starts.
 """
