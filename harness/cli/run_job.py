@@ -190,7 +190,8 @@ class RunJob:
         if self.resume is not None:  # a kill between a journal line and its Allure result
             rebuilt = rebuild_allure_results(rd, self.plan, self.lab)
             if rebuilt:
-                self.out.write(f"rebuilt {len(rebuilt)} Allure results from journal.jsonl\n")
+                noun = "result" if len(rebuilt) == 1 else "results"
+                self.out.write(f"rebuilt {len(rebuilt)} Allure {noun} from journal.jsonl\n")
         code = self._exit_code(rd, info, rc)
         attempt["ended"] = info.finished = now_iso()
         attempt["exit_code"] = info.exit_code = code

@@ -76,7 +76,7 @@ def test_resume_rebuilds_the_allure_result_of_a_scenario_journaled_before_the_ki
     assert sorted(scenario_of(x) for x in results) == sorted(
         json.loads((run_dir / "run.json").read_text())["scenarios"]
     )
-    assert "rebuilt 1 Allure results from journal.jsonl" in r.stdout
+    assert "rebuilt 1 Allure result from journal.jsonl" in r.stdout
     (rebuilt,) = [x for x in results if scenario_of(x) == victim]
     assert (SOURCE_LABEL, SOURCE_VALUE) in _labels(rebuilt)
     assert rebuilt["status"] == "passed" == journal(run_dir)[1]["outcome"]
