@@ -167,6 +167,9 @@ class VisaSession:
         except (VisaIOError, OSError) as e:
             self._drop()
             raise self._io_error(shown if shown is not None else command, e) from e
+        except BaseException:  # Ctrl-C mid-write: what reached the instrument is unknown
+            self._drop()
+            raise
 
     def query(self, command: str, *, shown: str | None = None) -> str:
         """Send one command and read one reply line (terminator stripped)."""
@@ -177,6 +180,11 @@ class VisaSession:
             peer_closed = self._peer_closed()
             self._drop()
             raise self._io_error(shown or command, e, peer_closed=peer_closed) from e
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) between the command and its reply: the reply is still
+            # in flight, and the next query on this connection would read it as its own
+            self._drop()
+            raise
         try:
             reply = raw.decode("ascii").strip()
         except UnicodeDecodeError:

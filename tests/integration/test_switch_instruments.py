@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -379,3 +380,31 @@ def test_fault_garbage_reply_is_an_infrastructure_error_with_its_bytes(
     assert r"\xff\xfe\x00\x9c" in str(err.value)
     scpi.set_fault("none")
     assert "SCPI" in switch.identify() or switch.identify()
+
+
+def test_an_exchange_cut_by_ctrl_c_leaves_no_stale_reply(
+    switch: ScpiSwitch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (KeyboardInterrupt) between a query and its reply leaves the reply in flight. The
+    session must not be reused as it is: the next query would read the stale reply. Seen in the
+    suite: a Ctrl-C during the scenario's plug, then the end-of-run teardown's unplug read
+    '0' for SYST:ERR? and '0,"No error"' for ROUT:CLOS?, and quarantined the DUT."""
+    session = switch.session
+    real_read = session._read_line
+    cut = {"done": False}
+
+    def interrupted(command: str) -> bytes:
+        if cut["done"]:
+            return real_read(command)
+        cut["done"] = True
+        sock = session._socket()
+        assert sock is not None
+        ready, _, _ = select.select([sock], [], [], 5)  # the reply is there, unread
+        assert ready
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "_read_line", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        switch.identify()
+    assert switch.state(1) is False  # its own reply, not *IDN?'s
+    assert switch.identify().startswith("DMALAB")
