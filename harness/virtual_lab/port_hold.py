@@ -29,9 +29,8 @@ __all__ = ["PortHold", "start_on"]
 class PortHold:
     """A TCP port held by a bound, non-listening socket until `release()`."""
 
-    def __init__(self, sock: socket.socket, port: int) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self._sock: socket.socket | None = sock
-        self.port = port
 
     @classmethod
     def take(cls, host: str, port: int) -> PortHold | None:
@@ -46,7 +45,7 @@ class PortHold:
                 "port %s:%d could not be held while its endpoint is down: %s", host, port, exc
             )
             return None
-        return cls(sock, port)
+        return cls(sock)
 
     @property
     def held(self) -> bool:
